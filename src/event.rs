@@ -1,0 +1,230 @@
+//! Events from the runtime thread to the app, and the channel that carries
+//! them with incoming backpressure.
+//!
+//! The channel is unbounded on purpose: nothing is ever dropped. What keeps
+//! memory bounded is that the connection stops reading its socket once the
+//! payload bytes of unpolled events pass `max_unpolled_bytes`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
+
+use crate::state::State;
+
+/// Finer error codes carried by [`Event::Error`] (`ws_event.error`).
+/// Codes 100..=599 are HTTP statuses of a refused upgrade instead.
+pub mod error_code {
+    /// DNS or TCP connect failed (refused, unreachable, unknown host).
+    pub const CONNECT: i32 = -100;
+    /// The attempt exceeded `connect_timeout_ms`.
+    pub const CONNECT_TIMEOUT: i32 = -101;
+    /// TLS failed (handshake, trust, hostname).
+    pub const TLS: i32 = -102;
+    /// The HTTP upgrade failed without a usable status (malformed answer).
+    pub const HANDSHAKE: i32 = -103;
+    /// The server chose a subprotocol that was not offered, or none of them.
+    pub const SUBPROTOCOL: i32 = -104;
+    /// The peer broke RFC 6455 (bad frame, bad UTF-8 in text, …).
+    pub const PROTOCOL: i32 = -105;
+    /// An incoming message or frame exceeded `max_message_bytes` /
+    /// `max_frame_bytes`.
+    pub const MESSAGE_TOO_BIG: i32 = -106;
+    /// The connection broke (reset, EOF without close handshake, I/O error).
+    pub const CONNECTION_LOST: i32 = -107;
+    /// No Pong or other frame within `pong_timeout_ms` of a Ping.
+    pub const HEARTBEAT_TIMEOUT: i32 = -108;
+    /// The peer did not answer our Close frame within `close_timeout_ms`.
+    pub const CLOSE_TIMEOUT: i32 = -109;
+    /// `queue.overflow = "drop_oldest"` dropped a queued message.
+    pub const MESSAGE_DROPPED: i32 = -110;
+    /// The client ended with messages still queued; they were never sent.
+    pub const UNSENT: i32 = -111;
+}
+
+/// One thing that happened to a client, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The state changed.
+    State(State),
+    /// A handshake completed; the negotiated subprotocol, if any.
+    Open { protocol: Option<String> },
+    /// A complete text message.
+    Text(Utf8Bytes),
+    /// A complete binary message.
+    Binary(Bytes),
+    /// A connection ended: the close code (1006 when there was no close
+    /// handshake) and reason.
+    Closed { code: u16, reason: String },
+    /// A reconnection attempt is scheduled after `delay`.
+    Reconnecting { attempt: u32, delay: Duration },
+    /// Something failed; `code` is an [`error_code`] or an HTTP status.
+    Error { code: i32, message: String },
+    /// The last event: no more will come.
+    Terminated,
+}
+
+impl Event {
+    /// Payload bytes counted against `max_unpolled_bytes`.
+    fn message_bytes(&self) -> usize {
+        match self {
+            Event::Text(text) => text.len(),
+            Event::Binary(bytes) => bytes.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// Accounting of received, not yet polled message bytes.
+#[derive(Debug)]
+struct Unpolled {
+    bytes: AtomicUsize,
+    limit: usize,
+    /// Signalled when `bytes` falls back to or under `limit`.
+    drained: Notify,
+}
+
+/// The runtime side of an event channel.
+#[derive(Debug, Clone)]
+pub(crate) struct EventSender {
+    tx: crossbeam_channel::Sender<Event>,
+    unpolled: Arc<Unpolled>,
+}
+
+/// The app side of an event channel.
+#[derive(Debug)]
+pub(crate) struct EventReceiver {
+    rx: crossbeam_channel::Receiver<Event>,
+    unpolled: Arc<Unpolled>,
+}
+
+pub(crate) fn channel(max_unpolled_bytes: usize) -> (EventSender, EventReceiver) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let unpolled = Arc::new(Unpolled {
+        bytes: AtomicUsize::new(0),
+        limit: max_unpolled_bytes,
+        drained: Notify::new(),
+    });
+    (
+        EventSender {
+            tx,
+            unpolled: unpolled.clone(),
+        },
+        EventReceiver { rx, unpolled },
+    )
+}
+
+impl EventSender {
+    /// Queues an event. If the app is blocked in a poll this wakes it;
+    /// otherwise it costs no system call.
+    pub fn send(&self, event: Event) {
+        let n = event.message_bytes();
+        if n > 0 {
+            self.unpolled.bytes.fetch_add(n, Ordering::AcqRel);
+        }
+        // Fails only when the receiver is gone (client freed): nobody to tell.
+        let _ = self.tx.send(event);
+    }
+
+    pub fn over_limit(&self) -> bool {
+        self.unpolled.bytes.load(Ordering::Acquire) > self.unpolled.limit
+    }
+
+    /// Resolves once the unpolled bytes are back within the limit.
+    pub async fn wait_until_drained(&self) {
+        loop {
+            let notified = self.unpolled.drained.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a release in between is not missed.
+            notified.as_mut().enable();
+            if !self.over_limit() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl EventReceiver {
+    /// Waits up to `timeout` (`None`: forever) for the next event.
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
+        let event = match timeout {
+            Some(t) if t.is_zero() => self.rx.try_recv().map_err(|e| match e {
+                crossbeam_channel::TryRecvError::Empty => RecvError::Timeout,
+                crossbeam_channel::TryRecvError::Disconnected => RecvError::Disconnected,
+            })?,
+            Some(t) => self.rx.recv_timeout(t).map_err(|e| match e {
+                crossbeam_channel::RecvTimeoutError::Timeout => RecvError::Timeout,
+                crossbeam_channel::RecvTimeoutError::Disconnected => RecvError::Disconnected,
+            })?,
+            None => self.rx.recv().map_err(|_| RecvError::Disconnected)?,
+        };
+        self.release(event.message_bytes());
+        Ok(event)
+    }
+
+    fn release(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let before = self.unpolled.bytes.fetch_sub(n, Ordering::AcqRel);
+        let limit = self.unpolled.limit;
+        if before > limit && before - n <= limit {
+            self.unpolled.drained.notify_one();
+        }
+    }
+
+    /// Unpolled message bytes right now.
+    pub fn unpolled_bytes(&self) -> usize {
+        self.unpolled.bytes.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvError {
+    Timeout,
+    Disconnected,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_arrive_in_order_and_release_their_bytes() {
+        let (tx, rx) = channel(10);
+        tx.send(Event::State(State::Open));
+        tx.send(Event::Binary(Bytes::from_static(b"12345678")));
+        tx.send(Event::Text(Utf8Bytes::from_static("abc")));
+        assert!(tx.over_limit());
+        assert_eq!(rx.recv(Some(Duration::ZERO)), Ok(Event::State(State::Open)));
+        assert_eq!(rx.unpolled_bytes(), 11);
+        assert!(matches!(rx.recv(None), Ok(Event::Binary(_))));
+        assert!(!tx.over_limit());
+        assert!(matches!(rx.recv(None), Ok(Event::Text(_))));
+        assert_eq!(rx.unpolled_bytes(), 0);
+        assert_eq!(rx.recv(Some(Duration::ZERO)), Err(RecvError::Timeout));
+        drop(tx);
+        assert_eq!(rx.recv(None), Err(RecvError::Disconnected));
+    }
+
+    #[tokio::test]
+    async fn a_reader_over_the_limit_resumes_when_the_app_polls() {
+        let (tx, rx) = channel(4);
+        tx.send(Event::Binary(Bytes::from_static(b"0123456789")));
+        let waiter = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.wait_until_drained().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        let poller = std::thread::spawn(move || rx.recv(None).map(|_| ()));
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("reader was not woken")
+            .unwrap();
+        poller.join().unwrap().unwrap();
+    }
+}

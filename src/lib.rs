@@ -1,0 +1,27 @@
+//! Tether: one resilient WebSocket client for Android, iOS and C/C++ apps.
+//!
+//! The Rust API ([`Client`]) is what the C ABI in [`ffi`] wraps. All
+//! connection work runs on one shared runtime thread; callers poll events.
+
+pub mod backoff;
+mod client;
+mod connection;
+pub mod error;
+pub mod event;
+pub mod ffi;
+mod heartbeat;
+pub mod options;
+mod queue;
+mod runtime;
+pub mod state;
+mod tls;
+mod transport;
+
+pub use client::{Client, Stats};
+pub use error::Error;
+pub use event::{error_code, Event};
+pub use options::Options;
+pub use state::State;
+
+/// The library version, as in Cargo.toml.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,362 @@
+//! The options JSON of `ws_connect`: parsing, defaults and validation.
+//!
+//! Every key is optional; unknown keys are rejected so that a typo in an
+//! app's configuration is an error at connect time, not a silent default.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// All options of one client. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Extra HTTP headers of the upgrade request (Authorization, Cookie, …).
+    pub headers: BTreeMap<String, String>,
+    /// Subprotocols offered, in order of preference.
+    pub subprotocols: Vec<String>,
+    /// Bound on DNS + TCP + TLS + HTTP upgrade of one attempt.
+    pub connect_timeout_ms: u64,
+    /// Interval between protocol Ping frames; 0 disables the heartbeat.
+    pub ping_interval_ms: u64,
+    /// Silence after a Ping after which the link is declared dead.
+    pub pong_timeout_ms: u64,
+    /// How long a close handshake may wait for the peer's Close frame.
+    pub close_timeout_ms: u64,
+    pub reconnect: ReconnectOptions,
+    pub queue: QueueOptions,
+    /// Largest incoming message (after reassembly of fragments).
+    pub max_message_bytes: usize,
+    /// Largest single incoming frame payload.
+    pub max_frame_bytes: usize,
+    /// Bytes of received, not yet polled messages past which the socket is
+    /// no longer read (incoming backpressure). Nothing is dropped.
+    pub max_unpolled_bytes: usize,
+    pub tls: TlsOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconnectOptions {
+    pub enabled: bool,
+    pub initial_delay_ms: u64,
+    pub max_delay_ms: u64,
+    pub multiplier: f64,
+    /// Fraction of each delay that is randomised: 0 = none, 1 = full jitter.
+    pub jitter: f64,
+    /// `None` retries forever.
+    pub max_attempts: Option<u32>,
+    /// A connection that stayed open this long resets the attempt counter.
+    pub reset_after_ms: u64,
+    /// Seed of the jitter source; `None` seeds from the clock. For tests.
+    pub jitter_seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// `ws_send` fails with `WS_ERR_QUEUE_FULL` and takes nothing.
+    Reject,
+    /// The oldest queued message is dropped (and reported) to make room.
+    DropOldest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flush {
+    /// The backlog goes out as soon as a connection opens.
+    OnOpen,
+    /// The backlog waits after an open until `ws_flush`.
+    Manual,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueOptions {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+    pub overflow: Overflow,
+    pub flush: Flush,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Roots {
+    /// Mozilla's roots, bundled (webpki-roots).
+    Webpki,
+    /// The operating system's trust store.
+    Platform,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsOptions {
+    pub roots: Roots,
+    /// PEM text of extra trusted CA certificates.
+    pub extra_ca_pem: Option<String>,
+    /// Base64 SHA-256 hashes of SubjectPublicKeyInfo, one of which the
+    /// server's chain must contain.
+    pub pin_sha256: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            headers: BTreeMap::new(),
+            subprotocols: Vec::new(),
+            connect_timeout_ms: 10_000,
+            ping_interval_ms: 30_000,
+            pong_timeout_ms: 10_000,
+            close_timeout_ms: 5_000,
+            reconnect: ReconnectOptions::default(),
+            queue: QueueOptions::default(),
+            max_message_bytes: 64 << 20,
+            max_frame_bytes: 16 << 20,
+            max_unpolled_bytes: 16 << 20,
+            tls: TlsOptions::default(),
+        }
+    }
+}
+
+impl Default for ReconnectOptions {
+    fn default() -> Self {
+        ReconnectOptions {
+            enabled: true,
+            initial_delay_ms: 1_000,
+            max_delay_ms: 30_000,
+            multiplier: 2.0,
+            jitter: 0.5,
+            max_attempts: None,
+            reset_after_ms: 5_000,
+            jitter_seed: None,
+        }
+    }
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            max_messages: 1_000,
+            max_bytes: 16 << 20,
+            overflow: Overflow::Reject,
+            flush: Flush::OnOpen,
+        }
+    }
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            roots: Roots::Webpki,
+            extra_ca_pem: None,
+            pin_sha256: Vec::new(),
+        }
+    }
+}
+
+impl Options {
+    /// Parses and validates the options JSON. `None`, an empty string and
+    /// `{}` all give the defaults.
+    pub fn from_json(json: Option<&str>) -> Result<Options, Error> {
+        let text = json.map(str::trim).unwrap_or("");
+        if text.is_empty() {
+            return Ok(Options::default());
+        }
+        let options: Options = serde_json::from_str(text)
+            .map_err(|e| Error::InvalidArgument(format!("options JSON: {e}")))?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Checks what the types alone cannot. Messages name the offending key
+    /// but never echo a header value (it may be a secret).
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |msg: String| Err(Error::InvalidArgument(format!("options: {msg}")));
+        for (name, value) in &self.headers {
+            if tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .is_err()
+            {
+                return invalid(format!("headers: {name:?} is not a valid header name"));
+            }
+            if tokio_tungstenite::tungstenite::http::HeaderValue::from_str(value).is_err() {
+                return invalid(format!(
+                    "headers: the value of {name:?} has characters not allowed in a header"
+                ));
+            }
+        }
+        for protocol in &self.subprotocols {
+            if protocol.is_empty() || !protocol.bytes().all(is_token_byte) {
+                return invalid(format!(
+                    "subprotocols: {protocol:?} is not a valid token (RFC 6455 §4.1)"
+                ));
+            }
+        }
+        if self.connect_timeout_ms == 0 {
+            return invalid("connect_timeout_ms must be greater than 0".into());
+        }
+        if self.ping_interval_ms > 0 && self.pong_timeout_ms == 0 {
+            return invalid("pong_timeout_ms must be greater than 0 when pings are on".into());
+        }
+        let r = &self.reconnect;
+        if r.initial_delay_ms > r.max_delay_ms {
+            return invalid(format!(
+                "reconnect.initial_delay_ms ({}) is above reconnect.max_delay_ms ({})",
+                r.initial_delay_ms, r.max_delay_ms
+            ));
+        }
+        if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
+            return invalid("reconnect.multiplier must be a number ≥ 1".into());
+        }
+        if !(0.0..=1.0).contains(&r.jitter) {
+            return invalid("reconnect.jitter must be between 0 and 1".into());
+        }
+        if self.queue.max_messages == 0 || self.queue.max_bytes == 0 {
+            return invalid("queue.max_messages and queue.max_bytes must be greater than 0".into());
+        }
+        if self.max_message_bytes == 0 || self.max_frame_bytes == 0 {
+            return invalid("max_message_bytes and max_frame_bytes must be greater than 0".into());
+        }
+        if self.max_unpolled_bytes == 0 {
+            return invalid("max_unpolled_bytes must be greater than 0".into());
+        }
+        if self.tls.roots == Roots::Platform {
+            return invalid(
+                "tls.roots \"platform\" is not available in this build yet; use \"webpki\" \
+                 with tls.extra_ca_pem"
+                    .into(),
+            );
+        }
+        if !self.tls.pin_sha256.is_empty() {
+            return invalid("tls.pin_sha256 is not available in this build yet".into());
+        }
+        if let Some(pem) = &self.tls.extra_ca_pem {
+            crate::tls::parse_pem_certificates(pem)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub(crate) fn close_timeout(&self) -> Duration {
+        Duration::from_millis(self.close_timeout_ms)
+    }
+}
+
+/// RFC 7230 token characters (what a subprotocol name may contain).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        match Options::from_json(Some(json)) {
+            Err(Error::InvalidArgument(msg)) => msg,
+            other => panic!("expected InvalidArgument for {json}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn absent_or_empty_gives_defaults() {
+        assert_eq!(Options::from_json(None).unwrap(), Options::default());
+        assert_eq!(Options::from_json(Some("")).unwrap(), Options::default());
+        assert_eq!(Options::from_json(Some(" {} ")).unwrap(), Options::default());
+    }
+
+    #[test]
+    fn defaults_match_design() {
+        let o = Options::default();
+        assert_eq!(o.connect_timeout_ms, 10_000);
+        assert_eq!(o.ping_interval_ms, 30_000);
+        assert_eq!(o.pong_timeout_ms, 10_000);
+        assert!(o.reconnect.enabled);
+        assert_eq!(o.reconnect.initial_delay_ms, 1_000);
+        assert_eq!(o.reconnect.max_delay_ms, 30_000);
+        assert_eq!(o.reconnect.multiplier, 2.0);
+        assert_eq!(o.reconnect.jitter, 0.5);
+        assert_eq!(o.reconnect.max_attempts, None);
+        assert_eq!(o.queue.max_messages, 1_000);
+        assert_eq!(o.queue.max_bytes, 16_777_216);
+        assert_eq!(o.queue.overflow, Overflow::Reject);
+        assert_eq!(o.max_message_bytes, 67_108_864);
+        assert_eq!(o.tls.roots, Roots::Webpki);
+    }
+
+    #[test]
+    fn full_design_example_parses() {
+        let o = Options::from_json(Some(
+            r#"{
+              "headers": {"Authorization": "Bearer abc"},
+              "subprotocols": ["chat.v2"],
+              "connect_timeout_ms": 5000,
+              "ping_interval_ms": 15000,
+              "pong_timeout_ms": 5000,
+              "reconnect": {"enabled": true, "initial_delay_ms": 500,
+                            "max_delay_ms": 10000, "multiplier": 1.5,
+                            "jitter": 0.2, "max_attempts": 7},
+              "queue": {"max_messages": 10, "max_bytes": 1024,
+                        "overflow": "drop_oldest", "flush": "manual"},
+              "max_message_bytes": 1048576,
+              "tls": {"roots": "webpki", "extra_ca_pem": null, "pin_sha256": []}
+            }"#,
+        ))
+        .unwrap();
+        assert_eq!(o.headers["Authorization"], "Bearer abc");
+        assert_eq!(o.subprotocols, vec!["chat.v2"]);
+        assert_eq!(o.reconnect.max_attempts, Some(7));
+        assert_eq!(o.reconnect.multiplier, 1.5);
+        assert_eq!(o.queue.overflow, Overflow::DropOldest);
+        assert_eq!(o.queue.flush, Flush::Manual);
+        assert_eq!(o.max_message_bytes, 1 << 20);
+        // Keys not given keep their defaults.
+        assert_eq!(o.close_timeout_ms, 5_000);
+        assert_eq!(o.reconnect.reset_after_ms, 5_000);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_at_every_level() {
+        assert!(err(r#"{"ping_intervall_ms": 1}"#).contains("unknown field"));
+        assert!(err(r#"{"reconnect": {"enable": true}}"#).contains("unknown field"));
+        assert!(err(r#"{"queue": {"max": 1}}"#).contains("unknown field"));
+        assert!(err(r#"{"tls": {"root": "webpki"}}"#).contains("unknown field"));
+    }
+
+    #[test]
+    fn malformed_json_and_wrong_types_are_rejected() {
+        assert!(err("{").contains("options JSON"));
+        assert!(err("[]").contains("options JSON"));
+        assert!(err(r#"{"ping_interval_ms": -1}"#).contains("options JSON"));
+        assert!(err(r#"{"queue": {"overflow": "explode"}}"#).contains("unknown variant"));
+    }
+
+    #[test]
+    fn inconsistent_values_are_rejected() {
+        assert!(err(r#"{"reconnect": {"initial_delay_ms": 5, "max_delay_ms": 1}}"#)
+            .contains("initial_delay_ms"));
+        assert!(err(r#"{"reconnect": {"multiplier": 0.5}}"#).contains("multiplier"));
+        assert!(err(r#"{"reconnect": {"jitter": 1.5}}"#).contains("jitter"));
+        assert!(err(r#"{"queue": {"max_messages": 0}}"#).contains("max_messages"));
+        assert!(err(r#"{"connect_timeout_ms": 0}"#).contains("connect_timeout_ms"));
+        assert!(err(r#"{"subprotocols": ["a b"]}"#).contains("subprotocols"));
+        assert!(err(r#"{"headers": {"Bad Name": "x"}}"#).contains("Bad Name"));
+    }
+
+    #[test]
+    fn header_value_errors_do_not_echo_the_value() {
+        let msg = err(r#"{"headers": {"Authorization": "Bearer sec\nret"}}"#);
+        assert!(msg.contains("Authorization"));
+        assert!(!msg.contains("sec"), "secret leaked: {msg}");
+    }
+
+    #[test]
+    fn bad_pem_is_rejected() {
+        assert!(err(r#"{"tls": {"extra_ca_pem": "not a pem"}}"#).contains("extra_ca_pem"));
+    }
+}

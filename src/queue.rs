@@ -1,0 +1,212 @@
+//! The outgoing queue: what the app handed to `ws_send` and the connection
+//! has not written yet. Bounded in messages and bytes; never drops silently.
+//!
+//! Any thread pushes (under a short lock, no I/O); the connection task
+//! takes everything queued in one batch and wakes on `notified()`.
+
+use std::collections::VecDeque;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::error::Error;
+use crate::options::{Overflow, QueueOptions};
+
+#[derive(Debug)]
+pub(crate) struct OutgoingQueue {
+    inner: Mutex<Inner>,
+    max_messages: usize,
+    max_bytes: usize,
+    overflow: Overflow,
+    /// Wakes the connection task when something was pushed.
+    pushed: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    messages: VecDeque<Message>,
+    bytes: usize,
+}
+
+/// What a successful push did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// `drop_oldest` made room by dropping this many older messages.
+    DroppedOldest(usize),
+}
+
+/// Bytes a message counts for against `max_bytes`.
+pub(crate) fn message_len(message: &Message) -> usize {
+    match message {
+        Message::Text(text) => text.len(),
+        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
+        Message::Close(_) | Message::Frame(_) => 0,
+    }
+}
+
+impl OutgoingQueue {
+    pub fn new(options: &QueueOptions) -> OutgoingQueue {
+        OutgoingQueue {
+            inner: Mutex::new(Inner::default()),
+            max_messages: options.max_messages,
+            max_bytes: options.max_bytes,
+            overflow: options.overflow,
+            pushed: Notify::new(),
+        }
+    }
+
+    /// Appends a message, or refuses it whole when the limits are reached.
+    pub fn push(&self, message: Message) -> Result<Pushed, Error> {
+        let len = message_len(&message);
+        if len > self.max_bytes {
+            return Err(Error::QueueFull(format!(
+                "message of {len} bytes is larger than queue.max_bytes ({})",
+                self.max_bytes
+            )));
+        }
+        let mut dropped = 0;
+        {
+            let mut inner = self.inner.lock();
+            let fits = |inner: &Inner| {
+                inner.messages.len() < self.max_messages && inner.bytes + len <= self.max_bytes
+            };
+            if !fits(&inner) {
+                if self.overflow == Overflow::Reject {
+                    return Err(Error::QueueFull(format!(
+                        "outgoing queue is full ({} messages, {} bytes queued; limits {} and {})",
+                        inner.messages.len(),
+                        inner.bytes,
+                        self.max_messages,
+                        self.max_bytes
+                    )));
+                }
+                while !fits(&inner) {
+                    let Some(old) = inner.messages.pop_front() else {
+                        break;
+                    };
+                    inner.bytes -= message_len(&old);
+                    dropped += 1;
+                }
+            }
+            inner.bytes += len;
+            inner.messages.push_back(message);
+        }
+        self.pushed.notify_one();
+        Ok(if dropped == 0 {
+            Pushed::Queued
+        } else {
+            Pushed::DroppedOldest(dropped)
+        })
+    }
+
+    /// Takes everything queued, oldest first.
+    pub fn take_all(&self) -> VecDeque<Message> {
+        let mut inner = self.inner.lock();
+        inner.bytes = 0;
+        std::mem::take(&mut inner.messages)
+    }
+
+    /// Puts back messages that were taken but not written, ahead of
+    /// anything pushed since, so order is kept across a lost connection.
+    pub fn requeue_front(&self, mut unsent: VecDeque<Message>) {
+        if unsent.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        inner.bytes += unsent.iter().map(message_len).sum::<usize>();
+        unsent.append(&mut inner.messages);
+        inner.messages = unsent;
+    }
+
+    /// Resolves after a push (or at once if one happened since last time).
+    pub async fn notified(&self) {
+        self.pushed.notified().await
+    }
+
+    /// (messages, bytes) queued now.
+    pub fn len(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        (inner.messages.len(), inner.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(max_messages: usize, max_bytes: usize, overflow: Overflow) -> OutgoingQueue {
+        OutgoingQueue::new(&QueueOptions {
+            max_messages,
+            max_bytes,
+            overflow,
+            ..QueueOptions::default()
+        })
+    }
+
+    fn text(s: &str) -> Message {
+        Message::text(s)
+    }
+
+    #[test]
+    fn keeps_order_and_counts() {
+        let q = queue(10, 100, Overflow::Reject);
+        q.push(text("a")).unwrap();
+        q.push(Message::binary(vec![1, 2, 3])).unwrap();
+        assert_eq!(q.len(), (2, 4));
+        let all: Vec<_> = q.take_all().into_iter().collect();
+        assert_eq!(all, vec![text("a"), Message::binary(vec![1, 2, 3])]);
+        assert_eq!(q.len(), (0, 0));
+    }
+
+    #[test]
+    fn full_by_count_refuses_and_takes_nothing() {
+        let q = queue(2, 100, Overflow::Reject);
+        q.push(text("1")).unwrap();
+        q.push(text("2")).unwrap();
+        assert!(matches!(q.push(text("3")), Err(Error::QueueFull(_))));
+        assert_eq!(q.len(), (2, 2));
+    }
+
+    #[test]
+    fn full_by_bytes_refuses_and_takes_nothing() {
+        let q = queue(10, 5, Overflow::Reject);
+        q.push(text("1234")).unwrap();
+        assert!(matches!(q.push(text("56")), Err(Error::QueueFull(_))));
+        q.push(text("5")).unwrap();
+        assert_eq!(q.len(), (2, 5));
+    }
+
+    #[test]
+    fn a_message_larger_than_the_queue_is_refused_even_with_drop_oldest() {
+        let q = queue(10, 5, Overflow::DropOldest);
+        q.push(text("1")).unwrap();
+        assert!(matches!(q.push(text("123456")), Err(Error::QueueFull(_))));
+        assert_eq!(q.len(), (1, 1));
+    }
+
+    #[test]
+    fn drop_oldest_makes_room_and_says_how_much() {
+        let q = queue(2, 100, Overflow::DropOldest);
+        q.push(text("1")).unwrap();
+        q.push(text("2")).unwrap();
+        assert_eq!(q.push(text("3")).unwrap(), Pushed::DroppedOldest(1));
+        let all: Vec<_> = q.take_all().into_iter().collect();
+        assert_eq!(all, vec![text("2"), text("3")]);
+    }
+
+    #[test]
+    fn requeued_messages_go_before_newer_ones() {
+        let q = queue(10, 100, Overflow::Reject);
+        q.push(text("1")).unwrap();
+        q.push(text("2")).unwrap();
+        let mut taken = q.take_all();
+        taken.pop_front(); // "1" was written
+        q.push(text("3")).unwrap();
+        q.requeue_front(taken);
+        assert_eq!(q.len(), (2, 2));
+        let all: Vec<_> = q.take_all().into_iter().collect();
+        assert_eq!(all, vec![text("2"), text("3")]);
+    }
+}
