@@ -100,7 +100,10 @@ mod tests {
     fn base_delay_grows_exponentially_up_to_the_cap() {
         let b = Backoff::new(&options(0.0, 1));
         let ms: Vec<u128> = (0..8).map(|a| b.base_delay(a).as_millis()).collect();
-        assert_eq!(ms, vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
+        assert_eq!(
+            ms,
+            vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]
+        );
         assert_eq!(b.base_delay(u32::MAX).as_millis(), 30_000);
     }
 
@@ -118,7 +121,10 @@ mod tests {
         for attempt in 0..20 {
             let base = b.base_delay(attempt).as_millis();
             let d = b.delay(attempt).as_millis();
-            assert!(d * 2 >= base && d <= base, "attempt {attempt}: {d} of {base}");
+            assert!(
+                d * 2 >= base && d <= base,
+                "attempt {attempt}: {d} of {base}"
+            );
         }
     }
 

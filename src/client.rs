@@ -52,6 +52,8 @@ pub struct Stats {
     pub messages_in: u64,
     pub messages_out: u64,
     pub dropped_messages: u64,
+    /// Received message bytes the app has not polled yet.
+    pub unpolled_bytes: u64,
 }
 
 /// What the app side and the connection task share.
@@ -91,7 +93,8 @@ impl Client {
         });
         let (event_tx, events) = event::channel(options.max_unpolled_bytes);
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let connection = Connection::new(endpoint, options, tls, shared.clone(), event_tx, command_rx);
+        let connection =
+            Connection::new(endpoint, options, tls, shared.clone(), event_tx, command_rx);
         crate::runtime::spawn(connection.run())?;
         LIVE_CLIENTS.fetch_add(1, Ordering::Relaxed);
         Ok(Client {
@@ -189,6 +192,7 @@ impl Client {
             messages_in: c.messages_in.load(Ordering::Relaxed),
             messages_out: c.messages_out.load(Ordering::Relaxed),
             dropped_messages: c.dropped.load(Ordering::Relaxed),
+            unpolled_bytes: self.events.unpolled_bytes() as u64,
         }
     }
 
@@ -243,7 +247,9 @@ mod tests {
 
     #[test]
     fn close_codes_follow_rfc_6455() {
-        for ok in [1000, 1001, 1002, 1003, 1007, 1008, 1011, 1012, 1013, 1014, 3000, 4999] {
+        for ok in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1011, 1012, 1013, 1014, 3000, 4999,
+        ] {
             assert!(validate_close(ok, "").is_ok(), "{ok}");
         }
         for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {

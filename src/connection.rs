@@ -128,7 +128,10 @@ impl Connection {
                 Next::Stop => break,
                 Next::Reconnect { attempt } => {
                     let delay = self.backoff.delay(attempt - 1);
-                    self.shared.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .counters
+                        .reconnects
+                        .fetch_add(1, Ordering::Relaxed);
                     self.report_state();
                     self.events.send(Event::Reconnecting { attempt, delay });
                     if !self.wait_before_retry(delay).await {
@@ -260,7 +263,8 @@ impl Connection {
             self.machine.closing(user_close.is_some());
             self.reported = State::Closing;
         }
-        let stayed = opened_at.elapsed() >= Duration::from_millis(self.options.reconnect.reset_after_ms);
+        let stayed =
+            opened_at.elapsed() >= Duration::from_millis(self.options.reconnect.reset_after_ms);
         if stayed {
             self.machine.stayed_open();
         }
@@ -436,12 +440,16 @@ struct Writer<'a, 'l> {
 impl Writer<'_, '_> {
     async fn run(&mut self, sink: &mut SplitSink<Ws, Message>) -> Ending {
         let ping_every = Duration::from_millis(self.options.ping_interval_ms);
-        let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every.max(Duration::from_millis(1)));
+        let mut ticker = tokio::time::interval_at(
+            Instant::now() + ping_every,
+            ping_every.max(Duration::from_millis(1)),
+        );
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut heartbeat = Heartbeat::new(Duration::from_millis(self.options.pong_timeout_ms));
         let mut close_deadline: Option<Instant> = None;
         loop {
-            let peer_closing = self.link.closing.load(Ordering::Acquire) && self.user_close.is_none();
+            let peer_closing =
+                self.link.closing.load(Ordering::Acquire) && self.user_close.is_none();
             if self.pending.is_empty() && !peer_closing && self.user_close.is_none() {
                 *self.pending = self.shared.queue.take_all();
             }
@@ -563,16 +571,12 @@ async fn handshake(
             ConnectError::Tcp(e) => Ending::failed(
                 End::ConnectFailed,
                 error_code::CONNECT,
-                format!(
-                    "cannot connect to {}:{}: {e}",
-                    endpoint.host, endpoint.port
-                ),
+                format!("cannot connect to {}:{}: {e}", endpoint.host, endpoint.port),
             ),
             ConnectError::Tls(e) => tls_ending(e),
         })?;
-    let request = upgrade_request(endpoint, options).map_err(|message| {
-        Ending::failed(End::Configuration, error_code::HANDSHAKE, message)
-    })?;
+    let request = upgrade_request(endpoint, options)
+        .map_err(|message| Ending::failed(End::Configuration, error_code::HANDSHAKE, message))?;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(options.max_message_bytes))
@@ -610,8 +614,8 @@ fn upgrade_request(
     }
     if !options.subprotocols.is_empty() {
         let offered = options.subprotocols.join(", ");
-        let value = HeaderValue::from_str(&offered)
-            .map_err(|_| "invalid subprotocols".to_string())?;
+        let value =
+            HeaderValue::from_str(&offered).map_err(|_| "invalid subprotocols".to_string())?;
         headers.insert("sec-websocket-protocol", value);
     }
     Ok(request)
@@ -628,8 +632,16 @@ fn tls_ending(error: std::io::Error) -> Ending {
             error_code::TLS,
             format!("TLS: the server's certificate was rejected: {e}"),
         ),
-        Some(e) => Ending::failed(End::Lost, error_code::TLS, format!("TLS handshake failed: {e}")),
-        None => Ending::failed(End::Lost, error_code::TLS, format!("TLS handshake failed: {error}")),
+        Some(e) => Ending::failed(
+            End::Lost,
+            error_code::TLS,
+            format!("TLS handshake failed: {e}"),
+        ),
+        None => Ending::failed(
+            End::Lost,
+            error_code::TLS,
+            format!("TLS handshake failed: {error}"),
+        ),
     }
 }
 

@@ -165,8 +165,15 @@ impl Options {
         if text.is_empty() {
             return Ok(Options::default());
         }
-        let options: Options = serde_json::from_str(text)
-            .map_err(|e| Error::InvalidArgument(format!("options JSON: {e}")))?;
+        let bad = |e: serde_json::Error| Error::InvalidArgument(format!("options JSON: {e}"));
+        let value: serde_json::Value = serde_json::from_str(text).map_err(bad)?;
+        // serde would also accept a struct written as an array.
+        if !value.is_object() {
+            return Err(Error::InvalidArgument(
+                "options JSON: expected an object like {\"ping_interval_ms\": 15000}".into(),
+            ));
+        }
+        let options: Options = serde_json::from_value(value).map_err(bad)?;
         options.validate()?;
         Ok(options)
     }
@@ -267,7 +274,10 @@ mod tests {
     fn absent_or_empty_gives_defaults() {
         assert_eq!(Options::from_json(None).unwrap(), Options::default());
         assert_eq!(Options::from_json(Some("")).unwrap(), Options::default());
-        assert_eq!(Options::from_json(Some(" {} ")).unwrap(), Options::default());
+        assert_eq!(
+            Options::from_json(Some(" {} ")).unwrap(),
+            Options::default()
+        );
     }
 
     #[test]
@@ -338,8 +348,10 @@ mod tests {
 
     #[test]
     fn inconsistent_values_are_rejected() {
-        assert!(err(r#"{"reconnect": {"initial_delay_ms": 5, "max_delay_ms": 1}}"#)
-            .contains("initial_delay_ms"));
+        assert!(
+            err(r#"{"reconnect": {"initial_delay_ms": 5, "max_delay_ms": 1}}"#)
+                .contains("initial_delay_ms")
+        );
         assert!(err(r#"{"reconnect": {"multiplier": 0.5}}"#).contains("multiplier"));
         assert!(err(r#"{"reconnect": {"jitter": 1.5}}"#).contains("jitter"));
         assert!(err(r#"{"queue": {"max_messages": 0}}"#).contains("max_messages"));

@@ -104,7 +104,10 @@ impl Machine {
 
     /// The handshake completed.
     pub fn opened(&mut self) -> State {
-        debug_assert!(matches!(self.state, State::Connecting | State::Reconnecting));
+        debug_assert!(matches!(
+            self.state,
+            State::Connecting | State::Reconnecting
+        ));
         self.state = State::Open;
         self.state
     }
@@ -245,7 +248,10 @@ mod tests {
         m.opened();
         assert_eq!(m.closing(false), Some(State::Closing));
         assert!(!m.close_requested());
-        assert_eq!(m.ended(&End::PeerClose(1012)), Next::Reconnect { attempt: 1 });
+        assert_eq!(
+            m.ended(&End::PeerClose(1012)),
+            Next::Reconnect { attempt: 1 }
+        );
     }
 
     #[test]

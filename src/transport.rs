@@ -104,7 +104,11 @@ impl AsyncRead for Transport {
 }
 
 impl AsyncWrite for Transport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -153,7 +157,10 @@ mod tests {
         let e = Endpoint::parse("ws://example.com/chat?x=1").unwrap();
         assert_eq!((e.host.as_str(), e.port, e.tls), ("example.com", 80, false));
         let e = Endpoint::parse("wss://example.com:8443/").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.tls), ("example.com", 8443, true));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls),
+            ("example.com", 8443, true)
+        );
         let e = Endpoint::parse("ws://[::1]:9000").unwrap();
         assert_eq!((e.host.as_str(), e.port), ("::1", 9000));
     }

@@ -1,1 +1,614 @@
-//! C ABI
+//! The C ABI (`include/tether.h` is generated from this module by cbindgen).
+//!
+//! The only place with `unsafe extern "C"`-facing code. Every function
+//! checks its pointers, catches panics (`panic::guard`), writes its
+//! out-parameters only on success and records failures for `ws_last_error`.
+#![allow(non_camel_case_types)]
+// Entry points for C: they check every pointer they can (NULL) and state
+// the rest of the contract in their docs, as C functions do.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+mod last_error;
+mod panic;
+mod ptr;
+
+use std::ffi::{c_char, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::event::Event;
+use crate::options::Options;
+use crate::state::State;
+use ptr::Out;
+
+/// Major version of this header; checked against the library's Cargo.toml.
+pub const TETHER_VERSION_MAJOR: u32 = 0;
+/// Minor version of this header.
+pub const TETHER_VERSION_MINOR: u32 = 1;
+/// Patch version of this header.
+pub const TETHER_VERSION_PATCH: u32 = 0;
+
+/// A WebSocket client: one logical connection that Tether keeps up,
+/// reconnecting as configured, until `ws_close`.
+///
+/// Opaque. Thread-safe: any thread may call `ws_send`, `ws_close` and
+/// `ws_stats` while another thread polls. Only one thread may be inside
+/// `ws_poll_event` at a time. Created by `ws_connect`, released by `ws_free`.
+pub struct ws_client {
+    client: Client,
+    /// The event last returned by `ws_poll_event`: `ws_event.data` points
+    /// into it, so it lives until the next poll or `ws_free`.
+    held: Mutex<Held>,
+    /// Set while a thread is inside `ws_poll_event`.
+    polling: AtomicBool,
+}
+
+#[derive(Default)]
+struct Held {
+    event: Option<Event>,
+    /// NUL-terminated copy of a textual payload (protocol, reason, error).
+    text: Option<CString>,
+    state: Option<State>,
+}
+
+/// Kind of an outgoing message (`ws_send`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsMessageKind {
+    /// UTF-8 text; `ws_send` checks the encoding.
+    WS_TEXT = 1,
+    /// Arbitrary bytes.
+    WS_BINARY = 2,
+}
+
+/// Received as a plain integer so that a value outside the enum from C is
+/// an error, not undefined behaviour. The header names it `ws_message_kind`
+/// (see cbindgen.toml).
+pub type ws_message_kind = i32;
+
+/// Result of every fallible call. Stable values, never renumbered.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ws_status {
+    /// Success.
+    WS_OK = 0,
+    /// `ws_poll_event`: no event within the timeout. Not a failure.
+    WS_TIMEOUT = 1,
+    /// A required pointer argument was NULL.
+    WS_ERR_NULL_ARGUMENT = -1,
+    /// Bad URL, bad options JSON, unknown option key, text that is not
+    /// UTF-8, a close code RFC 6455 forbids, a bad message kind, …
+    WS_ERR_INVALID_ARGUMENT = -2,
+    /// The outgoing queue is at its limit; nothing was taken.
+    WS_ERR_QUEUE_FULL = -3,
+    /// The client was closed by `ws_close`, or has terminated.
+    WS_ERR_CLOSED = -4,
+    /// A caught panic or a runtime failure (a bug: please report it).
+    WS_ERR_INTERNAL = -5,
+}
+
+/// State of a client, reported by `WS_EVENT_STATE`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ws_state {
+    /// First connection attempt under way.
+    WS_STATE_CONNECTING,
+    /// Connected: messages flow.
+    WS_STATE_OPEN,
+    /// Connection lost; waiting (`WS_EVENT_RECONNECTING`) or retrying.
+    WS_STATE_RECONNECTING,
+    /// Close handshake under way (asked by the app or by the server).
+    WS_STATE_CLOSING,
+    /// Finished: no more connections. `WS_EVENT_TERMINATED` follows.
+    WS_STATE_CLOSED,
+}
+
+/// What a `ws_event` reports.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ws_event_kind {
+    /// The state changed: `.state` is the new state.
+    WS_EVENT_STATE,
+    /// A handshake completed: `.data`/`.len` is the negotiated subprotocol
+    /// (NUL-terminated; `.len` 0 and `.data` NULL when none).
+    WS_EVENT_OPEN,
+    /// A complete text message: `.data`/`.len`, valid UTF-8, not
+    /// NUL-terminated.
+    WS_EVENT_TEXT,
+    /// A complete binary message: `.data`/`.len`.
+    WS_EVENT_BINARY,
+    /// A connection ended: `.close_code` (1006 if it ended without a close
+    /// handshake, 1005 if the Close frame had no code) and the reason in
+    /// `.data`/`.len` (NUL-terminated, possibly empty).
+    WS_EVENT_CLOSED,
+    /// A reconnection is scheduled: attempt number `.attempt` (from 1)
+    /// will start after `.delay_ms`.
+    WS_EVENT_RECONNECTING,
+    /// Something failed: `.error` is a `ws_error_code`, or an HTTP status
+    /// (100..599) when the server refused the upgrade; `.data`/`.len` is a
+    /// NUL-terminated message. Header values never appear in it.
+    WS_EVENT_ERROR,
+    /// The last event of this client: none will follow, and the next
+    /// `ws_poll_event` returns `WS_ERR_CLOSED`.
+    WS_EVENT_TERMINATED,
+}
+
+/// Finer error codes of `WS_EVENT_ERROR` (`ws_event.error`). Codes
+/// 100..599 are HTTP statuses instead.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ws_error_code {
+    /// DNS or TCP connect failed (refused, unreachable, unknown host).
+    WS_ERROR_CONNECT = -100,
+    /// The attempt exceeded `connect_timeout_ms`.
+    WS_ERROR_CONNECT_TIMEOUT = -101,
+    /// TLS failed (handshake, untrusted certificate, wrong hostname).
+    WS_ERROR_TLS = -102,
+    /// The HTTP upgrade failed without a usable status.
+    WS_ERROR_HANDSHAKE = -103,
+    /// The server chose a subprotocol that was not offered, or none.
+    WS_ERROR_SUBPROTOCOL = -104,
+    /// The server broke RFC 6455 (bad frame, text that is not UTF-8, …).
+    WS_ERROR_PROTOCOL = -105,
+    /// An incoming message or frame exceeded `max_message_bytes` or
+    /// `max_frame_bytes`; the connection was closed with 1009.
+    WS_ERROR_MESSAGE_TOO_BIG = -106,
+    /// The connection broke (reset, or closed without a close handshake).
+    WS_ERROR_CONNECTION_LOST = -107,
+    /// No answer to a Ping within `pong_timeout_ms`: the link was dead.
+    WS_ERROR_HEARTBEAT_TIMEOUT = -108,
+    /// The server did not finish the close handshake in `close_timeout_ms`.
+    WS_ERROR_CLOSE_TIMEOUT = -109,
+    /// `queue.overflow` "drop_oldest" dropped queued messages.
+    WS_ERROR_MESSAGE_DROPPED = -110,
+    /// The client ended with queued messages that were never sent.
+    WS_ERROR_UNSENT = -111,
+}
+
+/// One event. Filled by `ws_poll_event`.
+///
+/// `data` points into memory owned by the client: it stays valid until the
+/// next `ws_poll_event` on the same client, or `ws_free`. Copy what you
+/// keep. Fields that do not apply to `kind` are 0 (or NULL).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ws_event {
+    pub kind: ws_event_kind,
+    /// The client's state after this event (the new state for
+    /// `WS_EVENT_STATE`).
+    pub state: ws_state,
+    pub data: *const u8,
+    pub len: usize,
+    pub close_code: u16,
+    pub error: i32,
+    pub attempt: u32,
+    pub delay_ms: u64,
+}
+
+/// Counters of one client, filled by `ws_stats`. (Named apart from the
+/// function: C has one namespace for both.)
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ws_client_stats {
+    /// Messages waiting in the outgoing queue, and their payload bytes.
+    pub queued_messages: u64,
+    pub queued_bytes: u64,
+    /// Reconnection attempts scheduled so far.
+    pub reconnects: u64,
+    /// Last Ping round trip in microseconds; 0 before the first Pong.
+    pub last_rtt_us: u64,
+    /// Payload bytes received, and handed to the socket. Bytes handed to
+    /// a socket that then died are counted: whether they arrived cannot be
+    /// known (the server must deduplicate or acknowledge if it matters).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Messages received, and handed to the socket.
+    pub messages_in: u64,
+    pub messages_out: u64,
+    /// Messages dropped by `queue.overflow` "drop_oldest".
+    pub dropped_messages: u64,
+    /// Payload bytes received but not yet polled (see `max_unpolled_bytes`).
+    pub unpolled_bytes: u64,
+}
+
+fn status(code: i32) -> ws_status {
+    match code {
+        0 => ws_status::WS_OK,
+        1 => ws_status::WS_TIMEOUT,
+        -1 => ws_status::WS_ERR_NULL_ARGUMENT,
+        -2 => ws_status::WS_ERR_INVALID_ARGUMENT,
+        -3 => ws_status::WS_ERR_QUEUE_FULL,
+        -4 => ws_status::WS_ERR_CLOSED,
+        _ => ws_status::WS_ERR_INTERNAL,
+    }
+}
+
+fn ffi_state(state: State) -> ws_state {
+    match state {
+        State::Connecting => ws_state::WS_STATE_CONNECTING,
+        State::Open => ws_state::WS_STATE_OPEN,
+        State::Reconnecting => ws_state::WS_STATE_RECONNECTING,
+        State::Closing => ws_state::WS_STATE_CLOSING,
+        State::Closed => ws_state::WS_STATE_CLOSED,
+    }
+}
+
+/// Opens a client for `url` and starts connecting in the background.
+///
+/// - `url`: NUL-terminated `ws://` or `wss://` URL. Required.
+/// - `options_json`: NUL-terminated JSON object of options (see README),
+///   or NULL for the defaults. Unknown keys are rejected.
+/// - `out`: receives the new client on success; untouched on failure.
+///
+/// Returns at once: connection progress arrives as events
+/// (`ws_poll_event`), starting with `WS_EVENT_STATE` (CONNECTING). Fails
+/// with `WS_ERR_INVALID_ARGUMENT` for a malformed URL, an unsupported
+/// scheme or bad options, `WS_ERR_NULL_ARGUMENT` for a NULL `url` or
+/// `out`. The strings are copied: the caller keeps ownership. The client
+/// must be released with `ws_free`. Any thread may call this.
+#[no_mangle]
+pub extern "C" fn ws_connect(
+    url: *const c_char,
+    options_json: *const c_char,
+    out: *mut *mut ws_client,
+) -> ws_status {
+    status(panic::guard(|| {
+        // SAFETY: the caller passes NUL-terminated strings or NULL, and a
+        // writable pointer (or NULL) as documented above.
+        let (url, options, out) = unsafe {
+            (
+                ptr::required_str(url, "url")?,
+                ptr::optional_str(options_json, "options_json")?,
+                Out::new(out, "out")?,
+            )
+        };
+        let options = Options::from_json(options)?;
+        let client = Client::connect(url, options)?;
+        let handle = Box::new(ws_client {
+            client,
+            held: Mutex::new(Held::default()),
+            polling: AtomicBool::new(false),
+        });
+        out.write(Box::into_raw(handle));
+        Ok(())
+    }))
+}
+
+/// Waits for the next event of `client` and writes it to `out`.
+///
+/// - `timeout_ms`: 0 polls without waiting, -1 waits forever, otherwise
+///   milliseconds. Other negative values are invalid.
+///
+/// Returns `WS_OK` with `*out` filled, `WS_TIMEOUT` if nothing came in time
+/// (`*out` untouched), or `WS_ERR_CLOSED` once `WS_EVENT_TERMINATED` has
+/// been returned. Events come in order; nothing is dropped. While events
+/// are not polled, Tether stops reading the socket once their payload
+/// passes `max_unpolled_bytes`, and resumes as they are polled.
+///
+/// `out->data` stays valid until the next `ws_poll_event` on this client or
+/// `ws_free`. Only one thread at a time may poll a client (a second one
+/// gets `WS_ERR_INVALID_ARGUMENT`); `ws_close` from another thread wakes
+/// a blocked poller (the events then drain to `WS_EVENT_TERMINATED`). Do not
+/// call this from a context that must not block unless `timeout_ms` is 0.
+#[no_mangle]
+pub extern "C" fn ws_poll_event(
+    client: *mut ws_client,
+    timeout_ms: i32,
+    out: *mut ws_event,
+) -> ws_status {
+    let mut timed_out = false;
+    let code = panic::guard(|| {
+        // SAFETY: the caller passes a live handle (or NULL) and a writable
+        // ws_event (or NULL).
+        let (handle, out) = unsafe { (ptr::client(client)?, Out::new(out, "out")?) };
+        let timeout = match timeout_ms {
+            -1 => None,
+            t if t < 0 => {
+                return Err(Error::InvalidArgument(format!(
+                    "timeout_ms {t} is invalid: use -1 (forever), 0 or a positive number"
+                )))
+            }
+            t => Some(Duration::from_millis(t as u64)),
+        };
+        if handle.polling.swap(true, Ordering::AcqRel) {
+            return Err(Error::InvalidArgument(
+                "another thread is already polling this client".into(),
+            ));
+        }
+        let result = handle.poll_into(timeout, out);
+        handle.polling.store(false, Ordering::Release);
+        timed_out = !result?;
+        Ok(())
+    });
+    if code == 0 && timed_out {
+        ws_status::WS_TIMEOUT
+    } else {
+        status(code)
+    }
+}
+
+impl ws_client {
+    /// Polls one event into `out`; false if none came in time.
+    fn poll_into(&self, timeout: Option<Duration>, out: Out<ws_event>) -> Result<bool, Error> {
+        let mut held = self.held.lock();
+        // The previous event's data may be released now.
+        held.event = None;
+        held.text = None;
+        let Some(event) = self.client.poll_event(timeout)? else {
+            return Ok(false);
+        };
+        let mut ev = ws_event {
+            kind: ws_event_kind::WS_EVENT_STATE,
+            state: ws_state::WS_STATE_CONNECTING,
+            data: std::ptr::null(),
+            len: 0,
+            close_code: 0,
+            error: 0,
+            attempt: 0,
+            delay_ms: 0,
+        };
+        let mut text = None;
+        match &event {
+            Event::State(state) => {
+                held.state = Some(*state);
+            }
+            Event::Open { protocol } => {
+                ev.kind = ws_event_kind::WS_EVENT_OPEN;
+                text = protocol.clone();
+            }
+            Event::Text(message) => {
+                ev.kind = ws_event_kind::WS_EVENT_TEXT;
+                ev.data = message.as_ptr();
+                ev.len = message.len();
+            }
+            Event::Binary(message) => {
+                ev.kind = ws_event_kind::WS_EVENT_BINARY;
+                ev.data = message.as_ptr();
+                ev.len = message.len();
+            }
+            Event::Closed { code, reason } => {
+                ev.kind = ws_event_kind::WS_EVENT_CLOSED;
+                ev.close_code = *code;
+                text = Some(reason.clone());
+            }
+            Event::Reconnecting { attempt, delay } => {
+                ev.kind = ws_event_kind::WS_EVENT_RECONNECTING;
+                ev.attempt = *attempt;
+                ev.delay_ms = delay.as_millis() as u64;
+            }
+            Event::Error { code, message } => {
+                ev.kind = ws_event_kind::WS_EVENT_ERROR;
+                ev.error = *code;
+                text = Some(message.clone());
+            }
+            Event::Terminated => {
+                ev.kind = ws_event_kind::WS_EVENT_TERMINATED;
+            }
+        }
+        ev.state = ffi_state(held.state.unwrap_or(State::Connecting));
+        if let Some(text) = text {
+            let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
+            ev.data = text.as_ptr().cast();
+            ev.len = text.as_bytes().len();
+            held.text = Some(text);
+        }
+        // Moving the event into `held` does not move its heap payload, so
+        // `ev.data` stays valid.
+        held.event = Some(event);
+        out.write(ev);
+        Ok(true)
+    }
+}
+
+/// Queues a message for sending; returns at once.
+///
+/// - `kind`: `WS_TEXT` (then `data` must be UTF-8) or `WS_BINARY`.
+/// - `data`/`len`: the payload, copied before return: the caller keeps
+///   ownership. `data` may be NULL only when `len` is 0.
+///
+/// While the connection is down the message waits in the outgoing queue,
+/// in order, and goes out after the next open. When the queue is at
+/// `queue.max_messages` or `queue.max_bytes`, returns `WS_ERR_QUEUE_FULL`
+/// and takes nothing (unless `queue.overflow` is "drop_oldest"). After
+/// `ws_close`, returns `WS_ERR_CLOSED`. Any thread may call this.
+///
+/// `WS_OK` means queued, not delivered: a message handed to a socket that
+/// then dies may or may not have arrived (see `ws_stats`).
+#[no_mangle]
+pub extern "C" fn ws_send(
+    client: *mut ws_client,
+    kind: ws_message_kind,
+    data: *const u8,
+    len: usize,
+) -> ws_status {
+    status(panic::guard(|| {
+        // SAFETY: the caller passes a live handle (or NULL) and `len`
+        // readable bytes at `data` (or NULL with len 0).
+        let (handle, payload) = unsafe { (ptr::client(client)?, ptr::bytes(data, len, "data")?) };
+        match kind {
+            k if k == WsMessageKind::WS_TEXT as i32 => {
+                let text = std::str::from_utf8(payload).map_err(|e| {
+                    Error::InvalidArgument(format!(
+                        "text message is not valid UTF-8 (at byte {}); send it as WS_BINARY",
+                        e.valid_up_to()
+                    ))
+                })?;
+                handle.client.send_text(text)
+            }
+            k if k == WsMessageKind::WS_BINARY as i32 => handle.client.send_binary(payload),
+            other => Err(Error::InvalidArgument(format!(
+                "message kind {other} is invalid: use WS_TEXT (1) or WS_BINARY (2)"
+            ))),
+        }
+    }))
+}
+
+/// Closes the client: sends a Close frame with `code` and `reason` after
+/// the messages already queued, waits (up to `close_timeout_ms`) for the
+/// server's answer, and stops reconnecting for good.
+///
+/// - `code`: 1000 (normal), 1001, 1002, 1003, 1007-1014 or 3000-4999.
+///   Codes RFC 6455 forbids on the wire (1005, 1006, 1015, below 1000, …)
+///   give `WS_ERR_INVALID_ARGUMENT`.
+/// - `reason`: NUL-terminated UTF-8 of at most 123 bytes, or NULL.
+///
+/// Returns at once. The events then drain to `WS_EVENT_TERMINATED` (a
+/// thread blocked in `ws_poll_event` is woken by them). A second call
+/// returns `WS_ERR_CLOSED`. Any thread may call this. The client must
+/// still be released with `ws_free`.
+#[no_mangle]
+pub extern "C" fn ws_close(client: *mut ws_client, code: u16, reason: *const c_char) -> ws_status {
+    status(panic::guard(|| {
+        // SAFETY: the caller passes a live handle (or NULL) and a
+        // NUL-terminated string (or NULL).
+        let (handle, reason) =
+            unsafe { (ptr::client(client)?, ptr::optional_str(reason, "reason")?) };
+        handle.client.close(code, reason.unwrap_or(""))
+    }))
+}
+
+/// Releases a client and everything it owns, including the `data` of its
+/// last event. If it was not closed, the connection is closed politely
+/// (code 1001) in the background.
+///
+/// Must come after every other call on this client has returned (no
+/// thread may still be in `ws_poll_event`, `ws_send`, …): wake a blocked
+/// poller with `ws_close` and join it first. Calling with NULL is fine.
+/// Must not be called twice.
+#[no_mangle]
+pub extern "C" fn ws_free(client: *mut ws_client) {
+    panic::guard_void(|| {
+        if !client.is_null() {
+            // SAFETY: a handle from ws_connect, not freed before, with no
+            // call in flight (the documented contract).
+            drop(unsafe { Box::from_raw(client) });
+        }
+    })
+}
+
+/// The message of the last call that failed on this thread, or NULL if
+/// none has. NUL-terminated UTF-8, owned by Tether: valid until the next
+/// failing call on the same thread. Successful calls leave it unchanged.
+#[no_mangle]
+pub extern "C" fn ws_last_error() -> *const c_char {
+    last_error::last()
+}
+
+/// Writes the client's counters to `out`. Any thread may call this.
+#[no_mangle]
+pub extern "C" fn ws_stats(client: *mut ws_client, out: *mut ws_client_stats) -> ws_status {
+    status(panic::guard(|| {
+        // SAFETY: the caller passes a live handle (or NULL) and a writable
+        // ws_stats (or NULL).
+        let (handle, out) = unsafe { (ptr::client(client)?, Out::new(out, "out")?) };
+        let s = handle.client.stats();
+        out.write(ws_client_stats {
+            queued_messages: s.queued_messages,
+            queued_bytes: s.queued_bytes,
+            reconnects: s.reconnects,
+            last_rtt_us: s.last_rtt.map_or(0, |d| d.as_micros() as u64),
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            messages_in: s.messages_in,
+            messages_out: s.messages_out,
+            dropped_messages: s.dropped_messages,
+            unpolled_bytes: s.unpolled_bytes,
+        });
+        Ok(())
+    }))
+}
+
+/// The library's version, e.g. "0.1.0": a static NUL-terminated string.
+/// Compare with `TETHER_VERSION_MAJOR`/`_MINOR`/`_PATCH` of the header.
+#[no_mangle]
+pub extern "C" fn ws_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Clients created by `ws_connect` and not yet released by `ws_free`, in
+/// this process. For leak checks in tests.
+#[no_mangle]
+pub extern "C" fn ws_live_clients() -> usize {
+    Client::live_count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::error_code;
+
+    #[test]
+    fn header_version_matches_cargo() {
+        assert_eq!(
+            TETHER_VERSION_MAJOR.to_string(),
+            env!("CARGO_PKG_VERSION_MAJOR")
+        );
+        assert_eq!(
+            TETHER_VERSION_MINOR.to_string(),
+            env!("CARGO_PKG_VERSION_MINOR")
+        );
+        assert_eq!(
+            TETHER_VERSION_PATCH.to_string(),
+            env!("CARGO_PKG_VERSION_PATCH")
+        );
+    }
+
+    #[test]
+    fn error_codes_match_the_core() {
+        use ws_error_code::*;
+        let pairs = [
+            (WS_ERROR_CONNECT, error_code::CONNECT),
+            (WS_ERROR_CONNECT_TIMEOUT, error_code::CONNECT_TIMEOUT),
+            (WS_ERROR_TLS, error_code::TLS),
+            (WS_ERROR_HANDSHAKE, error_code::HANDSHAKE),
+            (WS_ERROR_SUBPROTOCOL, error_code::SUBPROTOCOL),
+            (WS_ERROR_PROTOCOL, error_code::PROTOCOL),
+            (WS_ERROR_MESSAGE_TOO_BIG, error_code::MESSAGE_TOO_BIG),
+            (WS_ERROR_CONNECTION_LOST, error_code::CONNECTION_LOST),
+            (WS_ERROR_HEARTBEAT_TIMEOUT, error_code::HEARTBEAT_TIMEOUT),
+            (WS_ERROR_CLOSE_TIMEOUT, error_code::CLOSE_TIMEOUT),
+            (WS_ERROR_MESSAGE_DROPPED, error_code::MESSAGE_DROPPED),
+            (WS_ERROR_UNSENT, error_code::UNSENT),
+        ];
+        for (c, rust) in pairs {
+            assert_eq!(c as i32, rust, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_match_the_core_errors() {
+        assert_eq!(
+            status(Error::NullArgument("x").status()),
+            ws_status::WS_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            status(Error::InvalidArgument(String::new()).status()),
+            ws_status::WS_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            status(Error::QueueFull(String::new()).status()),
+            ws_status::WS_ERR_QUEUE_FULL
+        );
+        assert_eq!(
+            status(Error::Closed(String::new()).status()),
+            ws_status::WS_ERR_CLOSED
+        );
+        assert_eq!(
+            status(Error::Internal(String::new()).status()),
+            ws_status::WS_ERR_INTERNAL
+        );
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_a_message() {
+        let code = panic::guard(|| panic!("boom"));
+        assert_eq!(status(code), ws_status::WS_ERR_INTERNAL);
+        // SAFETY: ws_last_error returns NULL or a valid C string.
+        let msg = unsafe { std::ffi::CStr::from_ptr(ws_last_error()) };
+        assert!(msg.to_str().unwrap().contains("boom"));
+    }
+}

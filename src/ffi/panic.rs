@@ -1,0 +1,36 @@
+//! The panic boundary: a panic inside an exported function becomes
+//! `WS_ERR_INTERNAL` and a `ws_last_error` message, never an unwind into C.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::error::Error;
+
+/// Runs `body`; a panic becomes `WS_ERR_INTERNAL`, an `Err` its status.
+/// Both set this thread's last error.
+pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> i32 {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => 0,
+        Ok(Err(error)) => super::last_error::fail(error),
+        Err(payload) => super::last_error::fail(Error::Internal(format!(
+            "internal error (caught panic): {}",
+            panic_message(&payload)
+        ))),
+    }
+}
+
+/// Like `guard`, for functions that return no status.
+pub(crate) fn guard_void(body: impl FnOnce()) {
+    let _ = guard(|| {
+        body();
+        Ok(())
+    });
+}
+
+fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("unknown panic")
+}
