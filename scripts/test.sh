@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Works on a fresh machine: each step
+# installs what it needs (cbindgen, npm/PyPI peers, Maven dependencies, …).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "format (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "lint (cargo clippy -D warnings)"
+cargo clippy --all-targets -- -D warnings
+
+step "header (include/tether.h matches cbindgen)"
+scripts/gen-header.sh --check
+
+step "build (libtether.a / libtether.so for the C tests)"
+cargo build --lib
+
+step "Rust unit and integration tests"
+cargo test
+
+step "C ABI tests (gcc, AddressSanitizer)"
+scripts/test-c.sh
+
+echo
+echo "all test steps passed"
