@@ -3,17 +3,19 @@
 //! A `Client` is `Send + Sync`: any thread may send or close while another
 //! polls. The work happens on the runtime thread, in the connection task.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::event::{self, Event, EventReceiver, RecvError};
+use crate::event::{self, error_code, Event, EventReceiver, EventSender, RecvError};
 use crate::options::Options;
 use crate::queue::{OutgoingQueue, Pushed};
 use crate::transport::Endpoint;
@@ -21,7 +23,19 @@ use crate::transport::Endpoint;
 /// Requests from the app to its connection task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
+    /// App went to the background: close politely, keep the queue, do not
+    /// reconnect until `Resume`.
+    Pause,
+    /// Reconnect now (after a pause, or to cut a backoff wait short).
+    Resume,
+    /// The OS says the network went away (false) or came back (true).
+    NetworkChanged(bool),
+    /// Drop the current connection (politely) and open a fresh one now.
+    Reconnect,
 }
 
 /// Counters of one client, updated by the connection task.
@@ -61,6 +75,8 @@ pub struct Stats {
 pub(crate) struct Shared {
     pub queue: OutgoingQueue,
     pub counters: Counters,
+    /// Headers of the next handshake (`set_header` changes them).
+    pub headers: Mutex<BTreeMap<String, String>>,
 }
 
 /// Clients alive in this process (created and not yet dropped).
@@ -72,6 +88,8 @@ pub struct Client {
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
     events: EventReceiver,
+    /// For events raised on the app's thread (drop-oldest reports).
+    event_tx: EventSender,
     close_requested: AtomicBool,
     terminated: AtomicBool,
 }
@@ -90,17 +108,25 @@ impl Client {
         let shared = Arc::new(Shared {
             queue: OutgoingQueue::new(&options.queue),
             counters: Counters::default(),
+            headers: Mutex::new(options.headers.clone()),
         });
         let (event_tx, events) = event::channel(options.max_unpolled_bytes);
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let connection =
-            Connection::new(endpoint, options, tls, shared.clone(), event_tx, command_rx);
+        let connection = Connection::new(
+            endpoint,
+            options,
+            tls,
+            shared.clone(),
+            event_tx.clone(),
+            command_rx,
+        );
         crate::runtime::spawn(connection.run())?;
         LIVE_CLIENTS.fetch_add(1, Ordering::Relaxed);
         Ok(Client {
             shared,
             commands,
             events,
+            event_tx,
             close_requested: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
         })
@@ -158,8 +184,76 @@ impl Client {
                 .counters
                 .dropped
                 .fetch_add(n as u64, Ordering::Relaxed);
+            self.event_tx.send(Event::Error {
+                code: error_code::MESSAGE_DROPPED,
+                message: format!("outgoing queue full: dropped the {n} oldest queued message(s)"),
+            });
         }
         Ok(())
+    }
+
+    /// The app went to the background: the connection is closed politely
+    /// (1001) and not reopened until [`Client::resume`]. The queue is kept;
+    /// `send` still queues. The state stays `Reconnecting` meanwhile.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.command(Command::Pause)
+    }
+
+    /// Ends a pause, or cuts a backoff wait short: connects now.
+    pub fn resume(&self) -> Result<(), Error> {
+        self.command(Command::Resume)
+    }
+
+    /// Network hint from the OS. `true`: the network is back, skip the rest
+    /// of the backoff and try at once (an open connection is checked with a
+    /// Ping). `false`: it is gone, make no attempts until it returns.
+    pub fn network_changed(&self, available: bool) -> Result<(), Error> {
+        self.command(Command::NetworkChanged(available))
+    }
+
+    /// Closes the current connection (1001) if any and connects again now,
+    /// e.g. after `set_header` refreshed a token.
+    pub fn reconnect(&self) -> Result<(), Error> {
+        self.command(Command::Reconnect)
+    }
+
+    /// With `"queue": {"flush": "manual"}`: lets the backlog held since
+    /// the last open go out (after what was sent since the open).
+    pub fn flush(&self) -> Result<(), Error> {
+        self.check_not_closed()?;
+        self.shared.queue.release_backlog();
+        Ok(())
+    }
+
+    /// Sets (or with `None` removes) a header of the next handshakes.
+    /// The value never appears in errors, events or logs.
+    pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
+        self.check_not_closed()?;
+        let mut probe = Options::default();
+        if let Some(value) = value {
+            probe.headers.insert(name.to_string(), value.to_string());
+            probe.validate()?;
+        } else if tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            .is_err()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{name:?} is not a valid header name"
+            )));
+        }
+        let mut headers = self.shared.headers.lock();
+        // Header names are case-insensitive: replace any spelling of it.
+        headers.retain(|k, _| !k.eq_ignore_ascii_case(name));
+        if let Some(value) = value {
+            headers.insert(name.to_string(), value.to_string());
+        }
+        Ok(())
+    }
+
+    fn command(&self, command: Command) -> Result<(), Error> {
+        self.check_not_closed()?;
+        self.commands
+            .send(command)
+            .map_err(|_| Error::Closed("the client has terminated".into()))
     }
 
     /// Starts the close handshake with `code` and `reason`. Messages queued

@@ -6,7 +6,7 @@
 //! the one task, so a large write never stops reading (which would deadlock
 //! against a peer that echoes while we write).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::poll_fn;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,7 +29,7 @@ use crate::backoff::Backoff;
 use crate::client::{Command, Counters, Shared};
 use crate::event::{error_code, Event, EventSender};
 use crate::heartbeat::{self, Heartbeat, Liveness};
-use crate::options::Options;
+use crate::options::{Flush, Options};
 use crate::queue::message_len;
 use crate::state::{End, Machine, Next, State};
 use crate::transport::{ConnectError, Endpoint, Transport};
@@ -53,6 +53,10 @@ pub(crate) struct Connection {
     reported: State,
     /// Set once the app asked to close (or dropped the client).
     close_asked: bool,
+    /// Paused by the app (`ws_pause`) until `ws_resume`.
+    paused: bool,
+    /// The OS's last network hint (`ws_network_changed`).
+    network_available: bool,
 }
 
 /// How one connection (or attempt) ended, with what to report.
@@ -62,6 +66,9 @@ struct Ending {
     /// established, so no `Closed` event.
     closed: Option<(u16, String)>,
     error: Option<(i32, String)>,
+    /// A server's `Retry-After` (429/503): the next attempt waits at least
+    /// this long.
+    retry_after: Option<Duration>,
 }
 
 impl Ending {
@@ -70,6 +77,16 @@ impl Ending {
             end,
             closed: None,
             error: Some((code, message)),
+            retry_after: None,
+        }
+    }
+
+    fn quiet(end: End) -> Ending {
+        Ending {
+            end,
+            closed: None,
+            error: None,
+            retry_after: None,
         }
     }
 }
@@ -94,6 +111,8 @@ impl Connection {
             commands,
             reported: State::Connecting,
             close_asked: false,
+            paused: false,
+            network_available: true,
         }
     }
 
@@ -124,21 +143,32 @@ impl Connection {
             if let Some((code, reason)) = ending.closed {
                 self.events.send(Event::Closed { code, reason });
             }
-            match self.machine.ended(&ending.end) {
+            let wait = match self.machine.ended(&ending.end) {
                 Next::Stop => break,
+                Next::ReconnectNow => {
+                    self.report_state();
+                    Some(Duration::ZERO)
+                }
+                Next::Suspend => {
+                    self.paused = true;
+                    self.report_state();
+                    None
+                }
                 Next::Reconnect { attempt } => {
-                    let delay = self.backoff.delay(attempt - 1);
+                    let backoff = self.backoff.delay(attempt - 1);
+                    let delay = backoff.max(ending.retry_after.unwrap_or_default());
                     self.shared
                         .counters
                         .reconnects
                         .fetch_add(1, Ordering::Relaxed);
                     self.report_state();
                     self.events.send(Event::Reconnecting { attempt, delay });
-                    if !self.wait_before_retry(delay).await {
-                        self.machine.close_while_down();
-                        break;
-                    }
+                    Some(delay)
                 }
+            };
+            if !self.wait_before_retry(wait).await {
+                self.machine.close_while_down();
+                break;
             }
         }
         self.report_unsent();
@@ -167,44 +197,76 @@ impl Connection {
         }
     }
 
-    /// Sleeps out a backoff delay. False if the app closed meanwhile.
-    async fn wait_before_retry(&mut self, delay: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => true,
-            command = self.commands.recv() => match command {
-                Some(Command::Close { .. }) | None => {
-                    self.close_asked = true;
-                    false
-                }
-            },
+    /// Waits out `delay` (`None`: until resumed) while paused or offline
+    /// waits are extended and app hints cut them short. False if the app
+    /// closed meanwhile.
+    async fn wait_before_retry(&mut self, delay: Option<Duration>) -> bool {
+        let deadline = delay.map(|d| Instant::now() + d);
+        let mut suspensions = crate::runtime::suspensions();
+        loop {
+            let may_try = !self.paused && self.network_available;
+            let timer = deadline.filter(|_| may_try);
+            tokio::select! {
+                _ = sleep_until(timer.unwrap_or_else(far_future)), if timer.is_some() => return true,
+                // The process slept through part of the wait: the timer
+                // could not run, so try now rather than wait more.
+                Ok(()) = suspensions.changed(), if may_try => return true,
+                command = self.commands.recv() => match command {
+                    Some(Command::Close { .. }) | None => {
+                        self.close_asked = true;
+                        return false;
+                    }
+                    Some(Command::Pause) => self.paused = true,
+                    Some(Command::Resume) | Some(Command::Reconnect) => {
+                        self.paused = false;
+                        if self.network_available {
+                            return true;
+                        }
+                    }
+                    Some(Command::NetworkChanged(available)) => {
+                        self.network_available = available;
+                        if available && !self.paused {
+                            return true;
+                        }
+                    }
+                },
+            }
         }
     }
 
     /// One connection attempt, bounded by `connect_timeout_ms`, abandoned
-    /// if the app closes meanwhile.
+    /// if the app closes, pauses or asks for a fresh attempt meanwhile.
     async fn attempt(&mut self) -> Result<(Ws, Option<String>), Ending> {
+        let headers = self.shared.headers.lock().clone();
         let handshake = tokio::time::timeout(
             self.options.connect_timeout(),
-            handshake(&self.endpoint, &self.options, self.tls.as_ref()),
+            handshake(&self.endpoint, &self.options, &headers, self.tls.as_ref()),
         );
-        tokio::select! {
-            result = handshake => match result {
-                Ok(result) => result,
-                Err(_) => Err(Ending::failed(
-                    End::ConnectFailed,
-                    error_code::CONNECT_TIMEOUT,
-                    format!(
-                        "connect timed out after {} ms (DNS, TCP, TLS and upgrade)",
-                        self.options.connect_timeout_ms
-                    ),
-                )),
-            },
-            command = self.commands.recv() => match command {
-                Some(Command::Close { .. }) | None => {
-                    self.close_asked = true;
-                    Err(Ending { end: End::UserClose, closed: None, error: None })
-                }
-            },
+        tokio::pin!(handshake);
+        loop {
+            tokio::select! {
+                result = &mut handshake => return match result {
+                    Ok(result) => result,
+                    Err(_) => Err(Ending::failed(
+                        End::ConnectFailed,
+                        error_code::CONNECT_TIMEOUT,
+                        format!(
+                            "connect timed out after {} ms (DNS, TCP, TLS and upgrade)",
+                            self.options.connect_timeout_ms
+                        ),
+                    )),
+                },
+                command = self.commands.recv() => match command {
+                    Some(Command::Close { .. }) | None => {
+                        self.close_asked = true;
+                        return Err(Ending::quiet(End::UserClose));
+                    }
+                    Some(Command::Pause) => return Err(Ending::quiet(End::Paused)),
+                    Some(Command::Reconnect) => return Err(Ending::quiet(End::Restart)),
+                    Some(Command::NetworkChanged(available)) => self.network_available = available,
+                    Some(Command::Resume) => {}
+                },
+            }
         }
     }
 
@@ -213,6 +275,9 @@ impl Connection {
         self.machine.opened();
         self.report_state();
         self.events.send(Event::Open { protocol });
+        if self.options.queue.flush == Flush::Manual {
+            self.shared.queue.hold_backlog();
+        }
 
         let opened_at = Instant::now();
         let link = Link {
@@ -231,13 +296,14 @@ impl Connection {
             commands: &mut self.commands,
             options: &self.options,
             pending: &mut pending,
-            user_close: None,
+            network_available: &mut self.network_available,
+            requested: None,
         };
         let mut ending = tokio::select! {
             ending = read_loop(&mut stream, &link) => ending,
             ending = writer.run(&mut sink) => ending,
         };
-        let user_close = writer.user_close.take();
+        let requested = writer.requested.take();
 
         // A protocol violation by the peer: tell it why before hanging up.
         if let Some(code) = violation_close_code(&ending) {
@@ -256,11 +322,12 @@ impl Connection {
         // front, for the next connection.
         self.shared.queue.requeue_front(pending);
 
-        if user_close.is_some() {
+        let by_user = requested == Some(End::UserClose);
+        if by_user {
             self.close_asked = true;
         }
         if link.closing.load(Ordering::Acquire) {
-            self.machine.closing(user_close.is_some());
+            self.machine.closing(by_user);
             self.reported = State::Closing;
         }
         let stayed =
@@ -268,8 +335,12 @@ impl Connection {
         if stayed {
             self.machine.stayed_open();
         }
-        if self.close_asked && ending.end != End::UserClose && ending.error.is_none() {
-            ending.end = End::UserClose;
+        // The connection ended after the app asked it to (close, pause,
+        // reconnect): that request, not the peer's echo, says what is next.
+        if let Some(end) = requested {
+            if ending.error.is_none() || end != End::UserClose {
+                ending.end = end;
+            }
         }
         ending
     }
@@ -316,6 +387,7 @@ async fn read_loop(stream: &mut SplitStream<Ws>, link: &Link<'_>) -> Ending {
                 return Ending {
                     end: End::PeerClose(code),
                     closed: Some((code, reason)),
+                    retry_after: None,
                     error: None,
                 };
             }
@@ -370,6 +442,7 @@ fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Endin
     let lost = |detail: String| Ending {
         end: End::Lost,
         closed: Some((1006, String::new())),
+        retry_after: None,
         error: Some((
             error_code::CONNECTION_LOST,
             format!("connection lost: {detail}"),
@@ -384,6 +457,7 @@ fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Endin
             Ending {
                 end: End::PeerClose(code),
                 closed: Some((code, reason)),
+                retry_after: None,
                 error: None,
             }
         }
@@ -402,12 +476,14 @@ fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Endin
             Ending {
                 end: End::ProtocolViolation,
                 closed: None,
+                retry_after: None,
                 error: Some((error_code::MESSAGE_TOO_BIG, detail)),
             }
         }
         WsError::Utf8(detail) => Ending {
             end: End::ProtocolViolation,
             closed: None,
+            retry_after: None,
             error: Some((
                 error_code::PROTOCOL,
                 format!("peer sent text that is not UTF-8: {detail}"),
@@ -416,6 +492,7 @@ fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Endin
         other => Ending {
             end: End::ProtocolViolation,
             closed: None,
+            retry_after: None,
             error: Some((
                 error_code::PROTOCOL,
                 format!("peer broke the WebSocket protocol: {other}"),
@@ -425,7 +502,7 @@ fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Endin
 }
 
 /// The writing half of an open connection: drains the queue, sends Pings,
-/// carries out the app's close.
+/// carries out the app's requests (close, pause, reconnect, hints).
 struct Writer<'a, 'l> {
     link: &'a Link<'l>,
     shared: &'a Shared,
@@ -433,58 +510,89 @@ struct Writer<'a, 'l> {
     options: &'a Options,
     /// Taken from the queue, not yet handed to the socket.
     pending: &'a mut VecDeque<Message>,
-    /// The app's close, once asked.
-    user_close: Option<(u16, String)>,
+    network_available: &'a mut bool,
+    /// What the app asked this connection to end for, once asked.
+    requested: Option<End>,
 }
 
 impl Writer<'_, '_> {
     async fn run(&mut self, sink: &mut SplitSink<Ws, Message>) -> Ending {
-        let ping_every = Duration::from_millis(self.options.ping_interval_ms);
-        let mut ticker = tokio::time::interval_at(
-            Instant::now() + ping_every,
-            ping_every.max(Duration::from_millis(1)),
-        );
+        let ping_every = Duration::from_millis(self.options.ping_interval_ms.max(1));
+        let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut heartbeat = Heartbeat::new(Duration::from_millis(self.options.pong_timeout_ms));
+        let mut suspensions = crate::runtime::suspensions();
         let mut close_deadline: Option<Instant> = None;
         loop {
-            let peer_closing =
-                self.link.closing.load(Ordering::Acquire) && self.user_close.is_none();
-            if self.pending.is_empty() && !peer_closing && self.user_close.is_none() {
+            let asked = self.requested.is_some();
+            let peer_closing = self.link.closing.load(Ordering::Acquire) && !asked;
+            if self.pending.is_empty() && !peer_closing && !asked {
                 *self.pending = self.shared.queue.take_all();
             }
             let may_write = !self.pending.is_empty() && !peer_closing;
             let heartbeat_deadline = heartbeat.deadline();
             tokio::select! {
                 biased;
-                result = drain(sink, self.pending, self.link, self.user_close.is_some()), if may_write => {
+                result = drain(sink, self.pending, self.link, asked), if may_write => {
                     if let Err(e) = result {
                         return write_error_ending(e);
                     }
                 }
-                command = self.commands.recv(), if self.user_close.is_none() => {
-                    // None: the app dropped the client without closing.
-                    let (code, reason) = match command {
-                        Some(Command::Close { code, reason }) => (code, reason),
-                        None => (1001, String::new()),
+                command = self.commands.recv(), if !asked => {
+                    let (end, code, reason) = match command {
+                        Some(Command::Close { code, reason }) => (End::UserClose, code, reason),
+                        // The app dropped the client without closing.
+                        None => (End::UserClose, 1001, String::new()),
+                        Some(Command::Pause) => (End::Paused, 1001, "paused".to_string()),
+                        Some(Command::Reconnect) => (End::Restart, 1001, "reconnecting".to_string()),
+                        Some(Command::Resume) => continue,
+                        Some(Command::NetworkChanged(available)) => {
+                            *self.network_available = available;
+                            // The route may have changed: check the link now.
+                            if !heartbeat.awaiting() && !peer_closing {
+                                self.ping_now(&mut heartbeat);
+                            }
+                            continue;
+                        }
                     };
                     self.link.start_closing();
                     if !peer_closing {
-                        // Everything queued before the close goes out first.
-                        self.pending.extend(self.shared.queue.take_all());
+                        // Everything queued before the close goes out first
+                        // (on pause or reconnect it stays queued instead).
+                        if end == End::UserClose {
+                            self.pending.extend(self.shared.queue.take_all());
+                        } else {
+                            self.shared.queue.requeue_front(std::mem::take(self.pending));
+                        }
                         self.pending.push_back(Message::Close(Some(CloseFrame {
                             code: CloseCode::from(code),
                             reason: reason.as_str().into(),
                         })));
                     }
-                    self.user_close = Some((code, reason));
+                    self.requested = Some(end);
                     close_deadline = Some(Instant::now() + self.options.close_timeout());
                 }
-                _ = self.shared.queue.notified(), if !may_write && !peer_closing && self.user_close.is_none() => {}
+                _ = self.shared.queue.notified(), if !may_write && !peer_closing && !asked => {}
                 _ = ticker.tick(), if self.options.ping_interval_ms > 0 && !heartbeat.awaiting() && !peer_closing => {
-                    let payload = heartbeat::ping_payload(self.link.base, Instant::now());
-                    self.pending.push_front(Message::Ping(payload.to_vec().into()));
-                    heartbeat.ping_sent(Instant::now(), self.link.frames.load(Ordering::Relaxed));
+                    self.ping_now(&mut heartbeat);
+                }
+                Ok(()) = suspensions.changed(), if !peer_closing && !asked => {
+                    let slept = *suspensions.borrow_and_update();
+                    let limit = Duration::from_millis(self.options.ping_interval_ms + self.options.pong_timeout_ms);
+                    if slept >= limit {
+                        return Ending {
+                            end: End::HeartbeatTimeout,
+                            closed: Some((1006, String::new())),
+                            error: Some((error_code::HEARTBEAT_TIMEOUT, format!(
+                                "the process was suspended for {} s: the link is stale",
+                                slept.as_secs()
+                            ))),
+                            retry_after: None,
+                        };
+                    }
+                    if !heartbeat.awaiting() {
+                        self.ping_now(&mut heartbeat);
+                    }
                 }
                 _ = sleep_until(heartbeat_deadline.unwrap_or_else(far_future)), if heartbeat_deadline.is_some() => {
                     let frames = self.link.frames.load(Ordering::Relaxed);
@@ -497,22 +605,31 @@ impl Writer<'_, '_> {
                                 "no answer to a Ping within {} ms: the link is dead",
                                 self.options.pong_timeout_ms
                             ))),
+                            retry_after: None,
                         };
                     }
                 }
                 _ = sleep_until(close_deadline.unwrap_or_else(far_future)), if close_deadline.is_some() => {
-                    let (code, reason) = self.user_close.clone().unwrap_or((1000, String::new()));
                     return Ending {
-                        end: End::UserClose,
-                        closed: Some((code, reason)),
+                        end: self.requested.clone().unwrap_or(End::UserClose),
+                        closed: Some((1006, String::new())),
                         error: Some((error_code::CLOSE_TIMEOUT, format!(
                             "the peer did not finish the close handshake within {} ms",
                             self.options.close_timeout_ms
                         ))),
+                        retry_after: None,
                     };
                 }
             }
         }
+    }
+
+    /// Queues a Ping ahead of data and starts its deadline.
+    fn ping_now(&mut self, heartbeat: &mut Heartbeat) {
+        let payload = heartbeat::ping_payload(self.link.base, Instant::now());
+        self.pending
+            .push_front(Message::Ping(payload.to_vec().into()));
+        heartbeat.ping_sent(Instant::now(), self.link.frames.load(Ordering::Relaxed));
     }
 }
 
@@ -552,6 +669,7 @@ fn write_error_ending(error: WsError) -> Ending {
     Ending {
         end: End::Lost,
         closed: Some((1006, String::new())),
+        retry_after: None,
         error: Some((
             error_code::CONNECTION_LOST,
             format!("connection lost while writing: {error}"),
@@ -563,6 +681,7 @@ fn write_error_ending(error: WsError) -> Ending {
 async fn handshake(
     endpoint: &Endpoint,
     options: &Options,
+    headers: &BTreeMap<String, String>,
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<(Ws, Option<String>), Ending> {
     let transport = Transport::connect(endpoint, tls)
@@ -575,7 +694,7 @@ async fn handshake(
             ),
             ConnectError::Tls(e) => tls_ending(e),
         })?;
-    let request = upgrade_request(endpoint, options)
+    let request = upgrade_request(endpoint, options, headers)
         .map_err(|message| Ending::failed(End::Configuration, error_code::HANDSHAKE, message))?;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
@@ -596,27 +715,28 @@ async fn handshake(
 fn upgrade_request(
     endpoint: &Endpoint,
     options: &Options,
+    headers: &BTreeMap<String, String>,
 ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
     let mut request = endpoint
         .uri
         .clone()
         .into_client_request()
         .map_err(|e| format!("cannot build the upgrade request: {e}"))?;
-    let headers = request.headers_mut();
-    for (name, value) in &options.headers {
+    let request_headers = request.headers_mut();
+    for (name, value) in headers {
         // Validated with the options; checked again rather than unwrapped.
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| format!("invalid header name {name:?}"))?;
         let mut value = HeaderValue::from_str(value)
             .map_err(|_| format!("invalid value for header {name:?}"))?;
         value.set_sensitive(true);
-        headers.insert(name, value);
+        request_headers.insert(name, value);
     }
     if !options.subprotocols.is_empty() {
         let offered = options.subprotocols.join(", ");
         let value =
             HeaderValue::from_str(&offered).map_err(|_| "invalid subprotocols".to_string())?;
-        headers.insert("sec-websocket-protocol", value);
+        request_headers.insert("sec-websocket-protocol", value);
     }
     Ok(request)
 }
@@ -649,7 +769,12 @@ fn handshake_ending(error: WsError) -> Ending {
     match error {
         WsError::Http(response) => {
             let status = response.status();
-            Ending::failed(
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let mut ending = Ending::failed(
                 End::HandshakeStatus(status.as_u16()),
                 i32::from(status.as_u16()),
                 format!(
@@ -659,7 +784,9 @@ fn handshake_ending(error: WsError) -> Ending {
                 )
                 .trim_end()
                 .to_string(),
-            )
+            );
+            ending.retry_after = retry_after;
+            ending
         }
         WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => Ending::failed(
             End::Configuration,
@@ -681,5 +808,40 @@ fn handshake_ending(error: WsError) -> Ending {
             error_code::HANDSHAKE,
             format!("the WebSocket upgrade failed: {other}"),
         ),
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(61);
+        let d = parse_retry_after(&httpdate::fmt_http_date(in_a_minute)).unwrap();
+        assert!(
+            d > Duration::from_secs(55) && d <= Duration::from_secs(61),
+            "{d:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }

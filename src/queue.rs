@@ -3,6 +3,11 @@
 //!
 //! Any thread pushes (under a short lock, no I/O); the connection task
 //! takes everything queued in one batch and wakes on `notified()`.
+//!
+//! With `"flush": "manual"`, what was queued when a connection opened is
+//! the backlog: it is held back (still counted against the limits) while
+//! newer messages (the app's auth or resubscribe) go first, until
+//! `release_backlog` (`ws_flush`).
 
 use std::collections::VecDeque;
 
@@ -27,6 +32,8 @@ pub(crate) struct OutgoingQueue {
 struct Inner {
     messages: VecDeque<Message>,
     bytes: usize,
+    /// The first `held` messages are a backlog waiting for `ws_flush`.
+    held: usize,
 }
 
 /// What a successful push did.
@@ -87,6 +94,7 @@ impl OutgoingQueue {
                         break;
                     };
                     inner.bytes -= message_len(&old);
+                    inner.held = inner.held.saturating_sub(1);
                     dropped += 1;
                 }
             }
@@ -101,23 +109,46 @@ impl OutgoingQueue {
         })
     }
 
-    /// Takes everything queued, oldest first.
+    /// Takes everything queued and not held back, oldest first.
     pub fn take_all(&self) -> VecDeque<Message> {
         let mut inner = self.inner.lock();
-        inner.bytes = 0;
-        std::mem::take(&mut inner.messages)
+        if inner.held == 0 {
+            inner.bytes = 0;
+            return std::mem::take(&mut inner.messages);
+        }
+        let held = inner.held;
+        let taken = inner.messages.split_off(held);
+        inner.bytes -= taken.iter().map(message_len).sum::<usize>();
+        taken
     }
 
     /// Puts back messages that were taken but not written, ahead of
-    /// anything pushed since, so order is kept across a lost connection.
+    /// anything pushed since (but behind a held backlog, which is older),
+    /// so order is kept across a lost connection.
+    /// Control frames (Ping, Close) of the old connection are discarded.
     pub fn requeue_front(&self, mut unsent: VecDeque<Message>) {
+        unsent.retain(|m| matches!(m, Message::Text(_) | Message::Binary(_)));
         if unsent.is_empty() {
             return;
         }
         let mut inner = self.inner.lock();
         inner.bytes += unsent.iter().map(message_len).sum::<usize>();
-        unsent.append(&mut inner.messages);
-        inner.messages = unsent;
+        let held = inner.held;
+        let mut newer = inner.messages.split_off(held);
+        inner.messages.extend(unsent);
+        inner.messages.append(&mut newer);
+    }
+
+    /// A connection opened in manual-flush mode: hold back what is queued.
+    pub fn hold_backlog(&self) {
+        let mut inner = self.inner.lock();
+        inner.held = inner.messages.len();
+    }
+
+    /// `ws_flush`: let the held backlog go, ahead of newer messages.
+    pub fn release_backlog(&self) {
+        self.inner.lock().held = 0;
+        self.pushed.notify_one();
     }
 
     /// Resolves after a push (or at once if one happened since last time).
@@ -194,6 +225,36 @@ mod tests {
         assert_eq!(q.push(text("3")).unwrap(), Pushed::DroppedOldest(1));
         let all: Vec<_> = q.take_all().into_iter().collect();
         assert_eq!(all, vec![text("2"), text("3")]);
+    }
+
+    #[test]
+    fn a_held_backlog_waits_while_newer_messages_go() {
+        let q = queue(10, 100, Overflow::Reject);
+        q.push(text("old1")).unwrap();
+        q.push(text("old2")).unwrap();
+        q.hold_backlog();
+        assert!(q.take_all().is_empty());
+        q.push(text("auth")).unwrap();
+        assert_eq!(q.take_all(), vec![text("auth")]);
+        assert_eq!(q.len(), (2, 8));
+        q.push(text("new")).unwrap();
+        q.release_backlog();
+        let all: Vec<_> = q.take_all().into_iter().collect();
+        assert_eq!(all, vec![text("old1"), text("old2"), text("new")]);
+    }
+
+    #[test]
+    fn unsent_messages_go_back_behind_the_held_backlog() {
+        let q = queue(10, 100, Overflow::Reject);
+        q.push(text("old")).unwrap();
+        q.hold_backlog();
+        q.push(text("auth")).unwrap();
+        let taken = q.take_all();
+        q.push(text("later")).unwrap();
+        q.requeue_front(taken);
+        q.release_backlog();
+        let all: Vec<_> = q.take_all().into_iter().collect();
+        assert_eq!(all, vec![text("old"), text("auth"), text("later")]);
     }
 
     #[test]

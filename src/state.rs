@@ -43,6 +43,8 @@ pub enum End {
     Configuration,
     /// The app paused the client (`ws_pause`): no retry until resumed.
     Paused,
+    /// The app asked for a fresh connection (`ws_reconnect`).
+    Restart,
 }
 
 impl End {
@@ -50,7 +52,7 @@ impl End {
     pub fn is_retryable(&self) -> bool {
         match self {
             End::UserClose | End::Paused | End::Configuration | End::ProtocolViolation => false,
-            End::Lost | End::ConnectFailed | End::HeartbeatTimeout => true,
+            End::Lost | End::ConnectFailed | End::HeartbeatTimeout | End::Restart => true,
             End::PeerClose(code) => matches!(code, 1001 | 1006 | 1011 | 1012 | 1013),
             // 4xx is a configuration error, except "come back later" answers.
             End::HandshakeStatus(status) => *status >= 500 || *status == 429,
@@ -63,6 +65,11 @@ impl End {
 pub enum Next {
     /// Wait, then try attempt number `attempt` (1-based).
     Reconnect { attempt: u32 },
+    /// Connect again at once, without counting an attempt (`ws_reconnect`).
+    ReconnectNow,
+    /// Paused by the app: no attempt until it resumes. The state is
+    /// `Reconnecting`.
+    Suspend,
     /// Stop: the state is now `Closed`.
     Stop,
 }
@@ -142,6 +149,19 @@ impl Machine {
     pub fn ended(&mut self, end: &End) -> Next {
         if self.state == State::Closed {
             return Next::Stop;
+        }
+        if !self.close_requested {
+            match end {
+                End::Paused => {
+                    self.state = State::Reconnecting;
+                    return Next::Suspend;
+                }
+                End::Restart => {
+                    self.state = State::Reconnecting;
+                    return Next::ReconnectNow;
+                }
+                _ => {}
+            }
         }
         let retry = !self.close_requested && self.reconnect_enabled && end.is_retryable();
         let exhausted = self.max_attempts.is_some_and(|max| self.attempts >= max);
@@ -234,7 +254,6 @@ mod tests {
             End::PeerClose(4000),
             End::ProtocolViolation,
             End::Configuration,
-            End::Paused,
         ] {
             let mut m = machine(None);
             assert_eq!(m.ended(&end), Next::Stop, "{end:?}");
@@ -282,6 +301,27 @@ mod tests {
         assert_eq!(m.ended(&End::Lost), Next::Reconnect { attempt: 2 });
         m.opened();
         assert_eq!(m.ended(&End::Lost), Next::Stop);
+    }
+
+    #[test]
+    fn pause_suspends_and_restart_reconnects_now_without_counting() {
+        let mut m = machine(Some(1));
+        m.opened();
+        assert_eq!(m.ended(&End::Paused), Next::Suspend);
+        assert_eq!(m.state(), State::Reconnecting);
+        m.opened();
+        assert_eq!(m.ended(&End::Restart), Next::ReconnectNow);
+        assert_eq!(m.attempts(), 0);
+        m.opened();
+        assert_eq!(m.ended(&End::Lost), Next::Reconnect { attempt: 1 });
+    }
+
+    #[test]
+    fn a_close_during_pause_or_restart_stops() {
+        let mut m = machine(None);
+        m.opened();
+        m.closing(true);
+        assert_eq!(m.ended(&End::Paused), Next::Stop);
     }
 
     #[test]
