@@ -356,6 +356,69 @@ ws_status ws_send(ws_client *client, ws_message_kind kind, const uint8_t *data, 
 ws_status ws_close(ws_client *client, uint16_t code, const char *reason);
 
 /**
+ * The app went to the background (or otherwise wants no connection for
+ * now): closes the connection politely (code 1001) and makes no new one
+ * until `ws_resume`. The outgoing queue is kept and `ws_send` still
+ * queues. Meanwhile the state is `WS_STATE_RECONNECTING` and no
+ * `WS_EVENT_RECONNECTING` is reported. Returns at once; any thread.
+ */
+ws_status ws_pause(ws_client *client);
+
+/**
+ * Ends a pause and connects now; also cuts a running backoff wait short.
+ * Returns at once; any thread.
+ */
+ws_status ws_resume(ws_client *client);
+
+/**
+ * Network hint from the OS (e.g. Android's ConnectivityManager, iOS's
+ * NWPathMonitor). `available` non-zero: the network is back: skip the rest
+ * of any backoff and try at once, or if a connection is open, check it
+ * with a Ping now. Zero: the network is gone: make no attempts until it
+ * returns (an open connection is checked with a Ping and dropped if dead).
+ * Returns at once; any thread.
+ */
+ws_status ws_network_changed(ws_client *client, int32_t available);
+
+/**
+ * Forces a fresh connection now: closes the current one politely (1001)
+ * if open, then connects at once, without backoff and without counting a
+ * failed attempt. Use it after `ws_set_header` refreshed a token. Queued
+ * messages are kept. Returns at once; any thread.
+ */
+ws_status ws_reconnect(ws_client *client);
+
+/**
+ * With option `"queue": {"flush": "manual"}`: after an open, the messages
+ * queued before it (the backlog) wait until this call, while what the app
+ * sends meanwhile (its auth or resubscribe message) goes out first.
+ * Then the backlog goes, in order, before anything sent later. Without
+ * that option there is nothing to flush and this does nothing.
+ * Returns at once; any thread.
+ */
+ws_status ws_flush(ws_client *client);
+
+/**
+ * Sets header `name` to `value` for the next handshakes (`value` NULL
+ * removes it; names are case-insensitive). The current connection is not
+ * affected: call `ws_reconnect` to use it now, e.g. after refreshing an
+ * expired token on a 401. Values never appear in errors, events or logs.
+ * Both strings are copied. Returns at once; any thread.
+ */
+ws_status ws_set_header(ws_client *client, const char *name, const char *value);
+
+/**
+ * A file descriptor that is readable whenever events are pending, so the
+ * app can wait in its own run loop (epoll, kqueue, ALooper_addFd,
+ * DispatchSource) instead of a thread blocked in `ws_poll_event`. When it
+ * is readable, call `ws_poll_event(client, 0, …)` until `WS_TIMEOUT`:
+ * that also clears it. Do not read, write or close it: it belongs to the
+ * client and is closed by `ws_free`. Returns the descriptor (≥ 0), or -1
+ * with `ws_last_error` set. Any thread.
+ */
+int32_t ws_event_fd(ws_client *client);
+
+/**
  * Releases a client and everything it owns, including the `data` of its
  * last event. If it was not closed, the connection is closed politely
  * (code 1001) in the background.

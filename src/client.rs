@@ -249,6 +249,15 @@ impl Client {
         Ok(())
     }
 
+    /// A file descriptor that is readable whenever events are pending, for
+    /// waiting in the app's own run loop. Owned by the client.
+    #[cfg(unix)]
+    pub fn event_fd(&self) -> Result<std::os::unix::io::RawFd, Error> {
+        self.events
+            .readiness_fd()
+            .map_err(|e| Error::Internal(format!("cannot create the event descriptor: {e}")))
+    }
+
     fn command(&self, command: Command) -> Result<(), Error> {
         self.check_not_closed()?;
         self.commands

@@ -77,13 +77,65 @@ impl Event {
     }
 }
 
-/// Accounting of received, not yet polled message bytes.
+/// Accounting of received, not yet polled message bytes, and the optional
+/// readiness descriptor.
 #[derive(Debug)]
 struct Unpolled {
     bytes: AtomicUsize,
     limit: usize,
     /// Signalled when `bytes` falls back to or under `limit`.
     drained: Notify,
+    /// Created on the first `ws_event_fd`.
+    #[cfg(unix)]
+    readiness: std::sync::OnceLock<Readiness>,
+}
+
+/// A descriptor that is readable while events are pending, for apps that
+/// wait in their own run loop (epoll, kqueue, ALooper, DispatchSource).
+///
+/// A socket pair: one byte in it means "events pending". `signalled` keeps
+/// it to one byte and one write per batch, not per event.
+#[cfg(unix)]
+#[derive(Debug)]
+struct Readiness {
+    read: std::os::unix::net::UnixStream,
+    write: std::os::unix::net::UnixStream,
+    signalled: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(unix)]
+impl Readiness {
+    fn new() -> std::io::Result<Readiness> {
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        Ok(Readiness {
+            read,
+            write,
+            signalled: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Runtime side, after queueing an event.
+    fn signal(&self) {
+        use std::io::Write;
+        if !self.signalled.swap(true, Ordering::AcqRel) {
+            // WouldBlock means a byte is already there: readable either way.
+            let _ = (&self.write).write(&[1]);
+        }
+    }
+
+    /// App side, after a poll left the channel empty: clear, then re-arm if
+    /// an event slipped in meanwhile.
+    fn rearm(&self, pending: impl Fn() -> bool) {
+        use std::io::Read;
+        let mut sink = [0u8; 64];
+        while matches!((&self.read).read(&mut sink), Ok(n) if n > 0) {}
+        self.signalled.store(false, Ordering::Release);
+        if pending() {
+            self.signal();
+        }
+    }
 }
 
 /// The runtime side of an event channel.
@@ -106,6 +158,8 @@ pub(crate) fn channel(max_unpolled_bytes: usize) -> (EventSender, EventReceiver)
         bytes: AtomicUsize::new(0),
         limit: max_unpolled_bytes,
         drained: Notify::new(),
+        #[cfg(unix)]
+        readiness: std::sync::OnceLock::new(),
     });
     (
         EventSender {
@@ -126,6 +180,10 @@ impl EventSender {
         }
         // Fails only when the receiver is gone (client freed): nobody to tell.
         let _ = self.tx.send(event);
+        #[cfg(unix)]
+        if let Some(readiness) = self.unpolled.readiness.get() {
+            readiness.signal();
+        }
     }
 
     pub fn over_limit(&self) -> bool {
@@ -150,6 +208,34 @@ impl EventSender {
 impl EventReceiver {
     /// Waits up to `timeout` (`None`: forever) for the next event.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
+        let result = self.recv_inner(timeout);
+        #[cfg(unix)]
+        if let Some(readiness) = self.unpolled.readiness.get() {
+            if self.rx.is_empty() {
+                readiness.rearm(|| !self.rx.is_empty());
+            }
+        }
+        result
+    }
+
+    /// The readiness descriptor (created on first use): readable while
+    /// events are pending.
+    #[cfg(unix)]
+    pub fn readiness_fd(&self) -> std::io::Result<std::os::unix::io::RawFd> {
+        use std::os::unix::io::AsRawFd;
+        if self.unpolled.readiness.get().is_none() {
+            let readiness = Readiness::new()?;
+            // A racing first call may have set it: then ours is dropped.
+            let _ = self.unpolled.readiness.set(readiness);
+        }
+        let readiness = self.unpolled.readiness.get().expect("set just above");
+        if !self.rx.is_empty() {
+            readiness.signal();
+        }
+        Ok(readiness.read.as_raw_fd())
+    }
+
+    fn recv_inner(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
         let event = match timeout {
             Some(t) if t.is_zero() => self.rx.try_recv().map_err(|e| match e {
                 crossbeam_channel::TryRecvError::Empty => RecvError::Timeout,
@@ -208,6 +294,39 @@ mod tests {
         assert_eq!(rx.recv(Some(Duration::ZERO)), Err(RecvError::Timeout));
         drop(tx);
         assert_eq!(rx.recv(None), Err(RecvError::Disconnected));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_readiness_fd_is_readable_exactly_while_events_are_pending() {
+        use std::io::{Read, Write};
+        let (tx, rx) = channel(1 << 20);
+        tx.send(Event::State(State::Connecting));
+        rx.readiness_fd().unwrap();
+        let r = rx.unpolled.readiness.get().unwrap();
+        // Reads what is there and puts it back: a non-destructive probe.
+        let readable = || {
+            let mut b = [0u8; 8];
+            match (&r.read).read(&mut b) {
+                Ok(n) if n > 0 => {
+                    (&r.write).write_all(&b[..n]).unwrap();
+                    true
+                }
+                _ => false,
+            }
+        };
+        assert!(readable(), "pending event before the fd existed");
+        rx.recv(Some(Duration::ZERO)).unwrap();
+        assert!(!readable(), "drained channel must clear readiness");
+        tx.send(Event::State(State::Open));
+        tx.send(Event::State(State::Closing));
+        assert!(readable());
+        rx.recv(None).unwrap();
+        assert!(readable(), "one event still pending");
+        rx.recv(None).unwrap();
+        assert!(!readable());
+        assert_eq!(rx.recv(Some(Duration::ZERO)), Err(RecvError::Timeout));
+        assert!(!readable());
     }
 
     #[tokio::test]

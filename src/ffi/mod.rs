@@ -471,6 +471,119 @@ pub extern "C" fn ws_close(client: *mut ws_client, code: u16, reason: *const c_c
     }))
 }
 
+/// The app went to the background (or otherwise wants no connection for
+/// now): closes the connection politely (code 1001) and makes no new one
+/// until `ws_resume`. The outgoing queue is kept and `ws_send` still
+/// queues. Meanwhile the state is `WS_STATE_RECONNECTING` and no
+/// `WS_EVENT_RECONNECTING` is reported. Returns at once; any thread.
+#[no_mangle]
+pub extern "C" fn ws_pause(client: *mut ws_client) -> ws_status {
+    with_client(client, Client::pause)
+}
+
+/// Ends a pause and connects now; also cuts a running backoff wait short.
+/// Returns at once; any thread.
+#[no_mangle]
+pub extern "C" fn ws_resume(client: *mut ws_client) -> ws_status {
+    with_client(client, Client::resume)
+}
+
+/// Network hint from the OS (e.g. Android's ConnectivityManager, iOS's
+/// NWPathMonitor). `available` non-zero: the network is back: skip the rest
+/// of any backoff and try at once, or if a connection is open, check it
+/// with a Ping now. Zero: the network is gone: make no attempts until it
+/// returns (an open connection is checked with a Ping and dropped if dead).
+/// Returns at once; any thread.
+#[no_mangle]
+pub extern "C" fn ws_network_changed(client: *mut ws_client, available: i32) -> ws_status {
+    with_client(client, |c| c.network_changed(available != 0))
+}
+
+/// Forces a fresh connection now: closes the current one politely (1001)
+/// if open, then connects at once, without backoff and without counting a
+/// failed attempt. Use it after `ws_set_header` refreshed a token. Queued
+/// messages are kept. Returns at once; any thread.
+#[no_mangle]
+pub extern "C" fn ws_reconnect(client: *mut ws_client) -> ws_status {
+    with_client(client, Client::reconnect)
+}
+
+/// With option `"queue": {"flush": "manual"}`: after an open, the messages
+/// queued before it (the backlog) wait until this call, while what the app
+/// sends meanwhile (its auth or resubscribe message) goes out first.
+/// Then the backlog goes, in order, before anything sent later. Without
+/// that option there is nothing to flush and this does nothing.
+/// Returns at once; any thread.
+#[no_mangle]
+pub extern "C" fn ws_flush(client: *mut ws_client) -> ws_status {
+    with_client(client, Client::flush)
+}
+
+/// Sets header `name` to `value` for the next handshakes (`value` NULL
+/// removes it; names are case-insensitive). The current connection is not
+/// affected: call `ws_reconnect` to use it now, e.g. after refreshing an
+/// expired token on a 401. Values never appear in errors, events or logs.
+/// Both strings are copied. Returns at once; any thread.
+#[no_mangle]
+pub extern "C" fn ws_set_header(
+    client: *mut ws_client,
+    name: *const c_char,
+    value: *const c_char,
+) -> ws_status {
+    status(panic::guard(|| {
+        // SAFETY: the caller passes a live handle (or NULL) and
+        // NUL-terminated strings (or NULL).
+        let (handle, name, value) = unsafe {
+            (
+                ptr::client(client)?,
+                ptr::required_str(name, "name")?,
+                ptr::optional_str(value, "value")?,
+            )
+        };
+        handle.client.set_header(name, value)
+    }))
+}
+
+/// A file descriptor that is readable whenever events are pending, so the
+/// app can wait in its own run loop (epoll, kqueue, ALooper_addFd,
+/// DispatchSource) instead of a thread blocked in `ws_poll_event`. When it
+/// is readable, call `ws_poll_event(client, 0, …)` until `WS_TIMEOUT`:
+/// that also clears it. Do not read, write or close it: it belongs to the
+/// client and is closed by `ws_free`. Returns the descriptor (≥ 0), or -1
+/// with `ws_last_error` set. Any thread.
+#[no_mangle]
+pub extern "C" fn ws_event_fd(client: *mut ws_client) -> i32 {
+    let mut fd = -1;
+    panic::guard(|| {
+        // SAFETY: the caller passes a live handle (or NULL).
+        let handle = unsafe { ptr::client(client)? };
+        fd = event_fd(&handle.client)?;
+        Ok(())
+    });
+    fd
+}
+
+#[cfg(unix)]
+fn event_fd(client: &Client) -> Result<i32, Error> {
+    client.event_fd()
+}
+
+#[cfg(not(unix))]
+fn event_fd(_client: &Client) -> Result<i32, Error> {
+    Err(Error::InvalidArgument(
+        "ws_event_fd is available on Unix-like systems only".into(),
+    ))
+}
+
+/// Runs `call` on the client behind `client`, as a status.
+fn with_client(client: *mut ws_client, call: impl FnOnce(&Client) -> Result<(), Error>) -> ws_status {
+    status(panic::guard(|| {
+        // SAFETY: the caller passes a live handle (or NULL).
+        let handle = unsafe { ptr::client(client)? };
+        call(&handle.client)
+    }))
+}
+
 /// Releases a client and everything it owns, including the `data` of its
 /// last event. If it was not closed, the connection is closed politely
 /// (code 1001) in the background.
