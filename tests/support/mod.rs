@@ -1,5 +1,6 @@
 //! Real WebSocket servers on 127.0.0.1 for the integration tests.
 #![allow(dead_code)]
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -111,6 +112,8 @@ fn bind_with_retry(addr: SocketAddr) -> std::net::TcpListener {
 
 #[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
 async fn serve(tcp: tokio::net::TcpStream, seen: Handshakes) {
+    // Echoes are small writes in a row: don't let Nagle hold them back.
+    let _ = tcp.set_nodelay(true);
     let record = |req: &Request, mut resp: Response| {
         let headers = req
             .headers()
