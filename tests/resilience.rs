@@ -77,7 +77,11 @@ fn messages_sent_while_the_server_is_down_arrive_once_in_order_after_restarts() 
     for round in 0..2 {
         server.kill();
         let down = poll_until(&client, T, |e| matches!(e, Event::Reconnecting { .. }));
-        assert!(down.iter().any(|e| matches!(e, Event::Closed { code: 1006, .. })), "{down:?}");
+        assert!(
+            down.iter()
+                .any(|e| matches!(e, Event::Closed { code: 1006, .. })),
+            "{down:?}"
+        );
         let batch: Vec<String> = (0..20).map(|i| format!("r{round}-m{i}")).collect();
         for m in &batch {
             client.send_text(m).unwrap();
@@ -171,7 +175,10 @@ fn a_4xx_handshake_is_reported_and_not_retried() {
     .unwrap();
     let ev = poll_until(&client, T, |e| *e == Event::Terminated);
     assert!(has_error(&ev, 401), "{ev:?}");
-    assert!(!ev.iter().any(|e| matches!(e, Event::Reconnecting { .. })), "{ev:?}");
+    assert!(
+        !ev.iter().any(|e| matches!(e, Event::Reconnecting { .. })),
+        "{ev:?}"
+    );
     assert_eq!(states(&ev), vec![State::Connecting, State::Closed]);
     assert_eq!(server.hits(), 1);
 }
@@ -191,7 +198,10 @@ fn a_503_with_retry_after_is_retried_no_sooner_than_asked() {
     let Some(Event::Reconnecting { attempt: 1, delay }) = ev.last() else {
         panic!("{ev:?}")
     };
-    assert!(*delay >= Duration::from_secs(1), "Retry-After ignored: {delay:?}");
+    assert!(
+        *delay >= Duration::from_secs(1),
+        "Retry-After ignored: {delay:?}"
+    );
     client.close(1000, "").unwrap();
     poll_until(&client, T, |e| *e == Event::Terminated);
 }
@@ -202,11 +212,18 @@ fn a_429_is_retried() {
         HttpResponder::start("HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n");
     let client = Client::connect(
         &format!("ws://{}/", server.addr),
-        options(r#"{"reconnect": {"initial_delay_ms": 10, "max_delay_ms": 10, "max_attempts": 2}}"#),
+        options(
+            r#"{"reconnect": {"initial_delay_ms": 10, "max_delay_ms": 10, "max_attempts": 2}}"#,
+        ),
     )
     .unwrap();
     let ev = poll_until(&client, T, |e| *e == Event::Terminated);
-    assert_eq!(ev.iter().filter(|e| matches!(e, Event::Reconnecting { .. })).count(), 2);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e, Event::Reconnecting { .. }))
+            .count(),
+        2
+    );
     assert_eq!(server.hits(), 3);
 }
 
@@ -218,7 +235,11 @@ fn pause_closes_politely_keeps_the_queue_and_resume_reconnects() {
     wait_open(&client);
     client.pause().unwrap();
     let ev = poll_until(&client, T, |e| *e == Event::State(State::Reconnecting));
-    assert!(ev.iter().any(|e| matches!(e, Event::Closed { code: 1001, .. })), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Closed { code: 1001, .. })),
+        "{ev:?}"
+    );
     client.send_text("while paused").unwrap();
     // No attempt while paused, however long.
     let quiet = poll_for(&client, Duration::from_millis(600));
@@ -241,7 +262,9 @@ fn network_back_skips_the_backoff_and_network_gone_stops_attempts() {
     // A long backoff: only the hint can make the retry come early.
     let client = Client::connect(
         &proxy.url("/"),
-        options(r#"{"reconnect": {"initial_delay_ms": 60000, "max_delay_ms": 60000, "jitter": 0}}"#),
+        options(
+            r#"{"reconnect": {"initial_delay_ms": 60000, "max_delay_ms": 60000, "jitter": 0}}"#,
+        ),
     )
     .unwrap();
     poll_until(&client, T, |e| matches!(e, Event::Reconnecting { .. }));
@@ -249,7 +272,10 @@ fn network_back_skips_the_backoff_and_network_gone_stops_attempts() {
     let start = Instant::now();
     client.network_changed(true).unwrap();
     wait_open(&client);
-    assert!(start.elapsed() < Duration::from_secs(30), "the hint did not cut the backoff");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "the hint did not cut the backoff"
+    );
 
     // Offline: after the link drops, no attempt is made until it returns.
     client.network_changed(false).unwrap();
@@ -271,12 +297,18 @@ fn reconnect_after_set_header_uses_the_new_token() {
     )
     .unwrap();
     wait_open(&client);
-    client.set_header("authorization", Some("Bearer new")).unwrap();
+    client
+        .set_header("authorization", Some("Bearer new"))
+        .unwrap();
     client.set_header("X-Extra", Some("1")).unwrap();
     client.set_header("X-Extra", None).unwrap();
     client.reconnect().unwrap();
     let ev = poll_until(&client, T, |e| matches!(e, Event::Open { .. }));
-    assert!(ev.iter().any(|e| matches!(e, Event::Closed { code: 1001, .. })), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Closed { code: 1001, .. })),
+        "{ev:?}"
+    );
     let handshakes = server.handshakes.lock().unwrap().clone();
     assert_eq!(handshakes.len(), 2);
     let auth = |h: &Vec<(String, String)>| {
@@ -366,7 +398,10 @@ fn a_full_queue_refuses_or_drops_the_oldest_with_a_report() {
     .unwrap();
     reject.send_text("1").unwrap();
     reject.send_text("2").unwrap();
-    assert!(matches!(reject.send_text("3"), Err(tether::Error::QueueFull(_))));
+    assert!(matches!(
+        reject.send_text("3"),
+        Err(tether::Error::QueueFull(_))
+    ));
     assert_eq!(reject.stats().queued_messages, 2);
 
     let drop_oldest = Client::connect(
@@ -377,7 +412,11 @@ fn a_full_queue_refuses_or_drops_the_oldest_with_a_report() {
     for m in ["1", "2", "3"] {
         drop_oldest.send_text(m).unwrap();
     }
-    let ev = poll_until(&drop_oldest, T, |e| matches!(e, Event::Error { code, .. } if *code == error_code::MESSAGE_DROPPED));
+    let ev = poll_until(
+        &drop_oldest,
+        T,
+        |e| matches!(e, Event::Error { code, .. } if *code == error_code::MESSAGE_DROPPED),
+    );
     assert!(!ev.is_empty());
     assert_eq!(drop_oldest.stats().dropped_messages, 1);
     assert_eq!(drop_oldest.stats().queued_messages, 2);

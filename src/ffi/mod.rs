@@ -576,7 +576,10 @@ fn event_fd(_client: &Client) -> Result<i32, Error> {
 }
 
 /// Runs `call` on the client behind `client`, as a status.
-fn with_client(client: *mut ws_client, call: impl FnOnce(&Client) -> Result<(), Error>) -> ws_status {
+fn with_client(
+    client: *mut ws_client,
+    call: impl FnOnce(&Client) -> Result<(), Error>,
+) -> ws_status {
     status(panic::guard(|| {
         // SAFETY: the caller passes a live handle (or NULL).
         let handle = unsafe { ptr::client(client)? };
