@@ -152,6 +152,20 @@ typedef enum {
 } ws_message_kind;
 
 /**
+ * Severity of a log line (`ws_set_log_callback`).
+ */
+typedef enum {
+  /**
+   * No logging (the default).
+   */
+  WS_LOG_OFF = 0,
+  WS_LOG_ERROR = 1,
+  WS_LOG_WARN = 2,
+  WS_LOG_INFO = 3,
+  WS_LOG_DEBUG = 4,
+} ws_log_level;
+
+/**
  * Finer error codes of `WS_EVENT_ERROR` (`ws_event.error`). Codes
  * 100..599 are HTTP statuses instead.
  */
@@ -205,6 +219,30 @@ typedef enum {
    * The client ended with queued messages that were never sent.
    */
   WS_ERROR_UNSENT = -111,
+  /**
+   * The server's certificate chain is not trusted (unknown issuer, bad
+   * signature, …). A configuration error: not retried.
+   */
+  WS_ERROR_TLS_UNTRUSTED = -112,
+  /**
+   * The server's certificate is expired or not yet valid. Not retried.
+   */
+  WS_ERROR_TLS_EXPIRED = -113,
+  /**
+   * The server's certificate is not valid for the URL's host name. Not
+   * retried.
+   */
+  WS_ERROR_TLS_HOSTNAME = -114,
+  /**
+   * No certificate of the server's chain matches `tls.pin_sha256`. Not
+   * retried.
+   */
+  WS_ERROR_TLS_PIN = -115,
+  /**
+   * The HTTP proxy (option `proxy`) could not be reached or refused the
+   * CONNECT; a 407 (bad proxy credentials) is not retried.
+   */
+  WS_ERROR_PROXY = -116,
 } ws_error_code;
 
 /**
@@ -238,6 +276,13 @@ typedef struct {
   uint32_t attempt;
   uint64_t delay_ms;
 } ws_event;
+
+/**
+ * Receives one log line: `message` is NUL-terminated UTF-8, valid only
+ * during the call. Called on Tether's runtime thread (or the thread of the
+ * call that logs): return quickly, and do not call back into Tether.
+ */
+typedef void (*ws_log_callback)(void *user_data, ws_log_level level, const char *message);
 
 /**
  * Counters of one client, filled by `ws_stats`. (Named apart from the
@@ -417,6 +462,17 @@ ws_status ws_set_header(ws_client *client, const char *name, const char *value);
  * with `ws_last_error` set. Any thread.
  */
 int32_t ws_event_fd(ws_client *client);
+
+/**
+ * Routes Tether's log lines (connects, opens, closes, errors, reconnects;
+ * never header values or payloads) to `callback`, for Logcat or os_log.
+ * Lines at `level` or more severe are delivered: `WS_LOG_ERROR` …
+ * `WS_LOG_DEBUG`. `WS_LOG_OFF` or a NULL `callback` turns logging off (the
+ * default). Process-wide: the last call wins. `user_data` is passed back
+ * untouched; it and `callback` must stay valid and usable from any thread
+ * until logging is turned off or replaced.
+ */
+ws_status ws_set_log_callback(ws_log_callback callback, void *user_data, ws_log_level level);
 
 /**
  * Releases a client and everything it owns, including the `data` of its

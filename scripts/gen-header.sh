@@ -14,7 +14,7 @@ fi
 generate() {
   # The exclude/rename trick for ws_message_kind makes cbindgen warn that it
   # cannot find the excluded alias; that warning is expected.
-  cbindgen --quiet --config cbindgen.toml --crate tether --output "$1" 2> >(grep -v "Can't find ws_message_kind" >&2)
+  cbindgen --quiet --config cbindgen.toml --crate tether --output "$1" 2> >(grep -vE "Can.t find ws_(message_kind|log_level)" >&2)
 }
 
 if [ "${1:-}" = "--check" ]; then

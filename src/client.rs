@@ -100,6 +100,12 @@ impl Client {
     pub fn connect(url: &str, options: Options) -> Result<Client, Error> {
         let endpoint = Endpoint::parse(url)?;
         options.validate()?;
+        if !endpoint.tls && !options.allow_insecure {
+            return Err(Error::InvalidArgument(
+                "URL: cleartext ws:// is not allowed (option allow_insecure is false); use wss://"
+                    .into(),
+            ));
+        }
         let tls = if endpoint.tls {
             Some(crate::tls::client_config(&options.tls)?)
         } else {

@@ -29,10 +29,11 @@ use crate::backoff::Backoff;
 use crate::client::{Command, Counters, Shared};
 use crate::event::{error_code, Event, EventSender};
 use crate::heartbeat::{self, Heartbeat, Liveness};
+use crate::logging::log;
 use crate::options::{Flush, Options};
 use crate::queue::message_len;
 use crate::state::{End, Machine, Next, State};
-use crate::transport::{ConnectError, Endpoint, Transport};
+use crate::transport::{ConnectError, Endpoint, Proxy, Transport};
 
 type Ws = WebSocketStream<Transport>;
 
@@ -42,6 +43,7 @@ const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 pub(crate) struct Connection {
     endpoint: Endpoint,
+    proxy: Option<Proxy>,
     options: Options,
     tls: Option<Arc<rustls::ClientConfig>>,
     shared: Arc<Shared>,
@@ -101,6 +103,8 @@ impl Connection {
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> Connection {
         Connection {
+            // Validated with the options.
+            proxy: options.proxy.as_deref().and_then(|p| Proxy::parse(p).ok()),
             machine: Machine::new(&options.reconnect),
             backoff: Backoff::new(&options.reconnect),
             endpoint,
@@ -138,9 +142,15 @@ impl Connection {
                 Err(ending) => ending,
             };
             if let Some((code, message)) = ending.error {
+                log!(Warn, "{}: {message} (error {code})", self.endpoint.host);
                 self.events.send(Event::Error { code, message });
             }
             if let Some((code, reason)) = ending.closed {
+                log!(
+                    Info,
+                    "{}: connection closed, code {code}",
+                    self.endpoint.host
+                );
                 self.events.send(Event::Closed { code, reason });
             }
             let wait = match self.machine.ended(&ending.end) {
@@ -162,6 +172,12 @@ impl Connection {
                         .reconnects
                         .fetch_add(1, Ordering::Relaxed);
                     self.report_state();
+                    log!(
+                        Info,
+                        "{}: reconnecting, attempt {attempt} in {} ms",
+                        self.endpoint.host,
+                        delay.as_millis()
+                    );
                     self.events.send(Event::Reconnecting { attempt, delay });
                     Some(delay)
                 }
@@ -173,6 +189,7 @@ impl Connection {
         }
         self.report_unsent();
         self.report_state();
+        log!(Info, "{}: terminated", self.endpoint.host);
         self.events.send(Event::Terminated);
     }
 
@@ -237,10 +254,27 @@ impl Connection {
     /// One connection attempt, bounded by `connect_timeout_ms`, abandoned
     /// if the app closes, pauses or asks for a fresh attempt meanwhile.
     async fn attempt(&mut self) -> Result<(Ws, Option<String>), Ending> {
+        log!(
+            Info,
+            "connecting to {}:{}{}",
+            self.endpoint.host,
+            self.endpoint.port,
+            if self.proxy.is_some() {
+                " through the proxy"
+            } else {
+                ""
+            }
+        );
         let headers = self.shared.headers.lock().clone();
         let handshake = tokio::time::timeout(
             self.options.connect_timeout(),
-            handshake(&self.endpoint, &self.options, &headers, self.tls.as_ref()),
+            handshake(
+                &self.endpoint,
+                &self.options,
+                &headers,
+                self.proxy.as_ref(),
+                self.tls.as_ref(),
+            ),
         );
         tokio::pin!(handshake);
         loop {
@@ -274,6 +308,12 @@ impl Connection {
     async fn session(&mut self, ws: Ws, protocol: Option<String>) -> Ending {
         self.machine.opened();
         self.report_state();
+        log!(
+            Info,
+            "{}: open (subprotocol {:?})",
+            self.endpoint.host,
+            protocol.as_deref().unwrap_or("none")
+        );
         self.events.send(Event::Open { protocol });
         if self.options.queue.flush == Flush::Manual {
             self.shared.queue.hold_backlog();
@@ -682,11 +722,20 @@ async fn handshake(
     endpoint: &Endpoint,
     options: &Options,
     headers: &BTreeMap<String, String>,
+    proxy: Option<&Proxy>,
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<(Ws, Option<String>), Ending> {
-    let transport = Transport::connect(endpoint, tls)
+    let transport = Transport::connect(endpoint, proxy, tls)
         .await
         .map_err(|e| match e {
+            // Bad proxy credentials are configuration; anything else from
+            // the proxy may pass.
+            ConnectError::Proxy(message, Some(407)) => {
+                Ending::failed(End::Configuration, error_code::PROXY, message)
+            }
+            ConnectError::Proxy(message, _) => {
+                Ending::failed(End::ConnectFailed, error_code::PROXY, message)
+            }
             ConnectError::Tcp(e) => Ending::failed(
                 End::ConnectFailed,
                 error_code::CONNECT,
@@ -747,11 +796,10 @@ fn tls_ending(error: std::io::Error) -> Ending {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match rustls_error {
         // Trust failures are configuration: retrying cannot fix them.
-        Some(e @ rustls::Error::InvalidCertificate(_)) => Ending::failed(
-            End::Configuration,
-            error_code::TLS,
-            format!("TLS: the server's certificate was rejected: {e}"),
-        ),
+        Some(rustls::Error::InvalidCertificate(e)) => {
+            let (code, what) = crate::tls::classify_certificate_error(e);
+            Ending::failed(End::Configuration, code, format!("TLS: {what} ({e:?})"))
+        }
         Some(e) => Ending::failed(
             End::Lost,
             error_code::TLS,

@@ -42,6 +42,17 @@ pub mod error_code {
     pub const MESSAGE_DROPPED: i32 = -110;
     /// The client ended with messages still queued; they were never sent.
     pub const UNSENT: i32 = -111;
+    /// The server's certificate chain is not trusted (unknown issuer, bad
+    /// signature, revoked, …). Not retried.
+    pub const TLS_UNTRUSTED: i32 = -112;
+    /// The server's certificate is expired or not yet valid. Not retried.
+    pub const TLS_EXPIRED: i32 = -113;
+    /// The server's certificate is not valid for the URL's host. Not retried.
+    pub const TLS_HOSTNAME: i32 = -114;
+    /// No certificate in the chain matches `tls.pin_sha256`. Not retried.
+    pub const TLS_PIN: i32 = -115;
+    /// The HTTP proxy refused the CONNECT or could not be reached.
+    pub const PROXY: i32 = -116;
 }
 
 /// One thing that happened to a client, in order.

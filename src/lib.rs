@@ -10,6 +10,9 @@ pub mod error;
 pub mod event;
 pub mod ffi;
 mod heartbeat;
+#[cfg(feature = "jni")]
+mod jni;
+pub mod logging;
 pub mod options;
 mod queue;
 mod runtime;
@@ -22,6 +25,7 @@ pub use error::Error;
 pub use event::{error_code, Event};
 pub use options::Options;
 pub use state::State;
+pub use tls::spki_sha256_base64;
 
 /// The library version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

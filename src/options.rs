@@ -36,6 +36,11 @@ pub struct Options {
     /// no longer read (incoming backpressure). Nothing is dropped.
     pub max_unpolled_bytes: usize,
     pub tls: TlsOptions,
+    /// Whether cleartext `ws://` is allowed; false accepts only `wss://`
+    /// (like Android's cleartext traffic policy).
+    pub allow_insecure: bool,
+    /// HTTP proxy for CONNECT tunnels: `http://[user:password@]host:port`.
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -117,6 +122,8 @@ impl Default for Options {
             max_frame_bytes: 16 << 20,
             max_unpolled_bytes: 16 << 20,
             tls: TlsOptions::default(),
+            allow_insecure: true,
+            proxy: None,
         }
     }
 }
@@ -229,15 +236,11 @@ impl Options {
         if self.max_unpolled_bytes == 0 {
             return invalid("max_unpolled_bytes must be greater than 0".into());
         }
-        if self.tls.roots == Roots::Platform {
-            return invalid(
-                "tls.roots \"platform\" is not available in this build yet; use \"webpki\" \
-                 with tls.extra_ca_pem"
-                    .into(),
-            );
+        for pin in &self.tls.pin_sha256 {
+            crate::tls::parse_pin(pin)?;
         }
-        if !self.tls.pin_sha256.is_empty() {
-            return invalid("tls.pin_sha256 is not available in this build yet".into());
+        if let Some(proxy) = &self.proxy {
+            crate::transport::Proxy::parse(proxy)?;
         }
         if let Some(pem) = &self.tls.extra_ca_pem {
             crate::tls::parse_pem_certificates(pem)?;
@@ -365,6 +368,22 @@ mod tests {
         let msg = err(r#"{"headers": {"Authorization": "Bearer sec\nret"}}"#);
         assert!(msg.contains("Authorization"));
         assert!(!msg.contains("sec"), "secret leaked: {msg}");
+    }
+
+    #[test]
+    fn security_options_parse_and_validate() {
+        let o = Options::from_json(Some(
+            r#"{"allow_insecure": false, "proxy": "http://u:p@127.0.0.1:3128",
+                "tls": {"roots": "platform",
+                        "pin_sha256": ["sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]}}"#,
+        ))
+        .unwrap();
+        assert!(!o.allow_insecure);
+        assert_eq!(o.tls.roots, Roots::Platform);
+        assert!(Options::default().allow_insecure);
+        assert!(err(r#"{"tls": {"pin_sha256": ["abc"]}}"#).contains("pin_sha256"));
+        assert!(err(r#"{"proxy": "socks5://127.0.0.1:1080"}"#).contains("proxy"));
+        assert!(!err(r#"{"proxy": "ftp://user:s3cret@h:1"}"#).contains("s3cret"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod last_error;
 mod panic;
 mod ptr;
 
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -167,6 +167,20 @@ pub enum ws_error_code {
     WS_ERROR_MESSAGE_DROPPED = -110,
     /// The client ended with queued messages that were never sent.
     WS_ERROR_UNSENT = -111,
+    /// The server's certificate chain is not trusted (unknown issuer, bad
+    /// signature, …). A configuration error: not retried.
+    WS_ERROR_TLS_UNTRUSTED = -112,
+    /// The server's certificate is expired or not yet valid. Not retried.
+    WS_ERROR_TLS_EXPIRED = -113,
+    /// The server's certificate is not valid for the URL's host name. Not
+    /// retried.
+    WS_ERROR_TLS_HOSTNAME = -114,
+    /// No certificate of the server's chain matches `tls.pin_sha256`. Not
+    /// retried.
+    WS_ERROR_TLS_PIN = -115,
+    /// The HTTP proxy (option `proxy`) could not be reached or refused the
+    /// CONNECT; a 407 (bad proxy credentials) is not retried.
+    WS_ERROR_PROXY = -116,
 }
 
 /// One event. Filled by `ws_poll_event`.
@@ -575,6 +589,86 @@ fn event_fd(_client: &Client) -> Result<i32, Error> {
     ))
 }
 
+/// Severity of a log line (`ws_set_log_callback`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsLogLevel {
+    /// No logging (the default).
+    WS_LOG_OFF = 0,
+    WS_LOG_ERROR = 1,
+    WS_LOG_WARN = 2,
+    WS_LOG_INFO = 3,
+    WS_LOG_DEBUG = 4,
+}
+
+/// Received as a plain integer (see `ws_message_kind`); the header shows
+/// the enum.
+pub type ws_log_level = i32;
+
+/// Receives one log line: `message` is NUL-terminated UTF-8, valid only
+/// during the call. Called on Tether's runtime thread (or the thread of the
+/// call that logs): return quickly, and do not call back into Tether.
+pub type ws_log_callback =
+    Option<extern "C" fn(user_data: *mut c_void, level: ws_log_level, message: *const c_char)>;
+
+/// The app's user data pointer, handed back to its callback.
+struct UserData(*mut c_void);
+// SAFETY: Tether never dereferences it; `ws_set_log_callback` requires the
+// app to make its callback and user data usable from any thread.
+unsafe impl Send for UserData {}
+// SAFETY: as above: shared only to be passed back, never dereferenced.
+unsafe impl Sync for UserData {}
+
+impl UserData {
+    fn get(&self) -> *mut c_void {
+        self.0
+    }
+}
+
+/// Routes Tether's log lines (connects, opens, closes, errors, reconnects;
+/// never header values or payloads) to `callback`, for Logcat or os_log.
+/// Lines at `level` or more severe are delivered: `WS_LOG_ERROR` …
+/// `WS_LOG_DEBUG`. `WS_LOG_OFF` or a NULL `callback` turns logging off (the
+/// default). Process-wide: the last call wins. `user_data` is passed back
+/// untouched; it and `callback` must stay valid and usable from any thread
+/// until logging is turned off or replaced.
+#[no_mangle]
+pub extern "C" fn ws_set_log_callback(
+    callback: ws_log_callback,
+    user_data: *mut c_void,
+    level: ws_log_level,
+) -> ws_status {
+    status(panic::guard(|| {
+        use crate::logging::{set_sink, Level};
+        let level = match level {
+            0 => None,
+            1 => Some(Level::Error),
+            2 => Some(Level::Warn),
+            3 => Some(Level::Info),
+            4 => Some(Level::Debug),
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "log level {other} is invalid: use WS_LOG_OFF (0) to WS_LOG_DEBUG (4)"
+                )))
+            }
+        };
+        match (callback, level) {
+            (Some(callback), Some(level)) => {
+                let user_data = UserData(user_data);
+                set_sink(Some((
+                    level,
+                    std::sync::Arc::new(move |level: Level, line: &str| {
+                        let line = CString::new(line.replace('\0', " ")).unwrap_or_default();
+                        callback(user_data.get(), level as i32, line.as_ptr());
+                    }),
+                )));
+            }
+            _ => set_sink(None),
+        }
+        Ok(())
+    }))
+}
+
 /// Runs `call` on the client behind `client`, as a status.
 fn with_client(
     client: *mut ws_client,
@@ -689,6 +783,11 @@ mod tests {
             (WS_ERROR_CLOSE_TIMEOUT, error_code::CLOSE_TIMEOUT),
             (WS_ERROR_MESSAGE_DROPPED, error_code::MESSAGE_DROPPED),
             (WS_ERROR_UNSENT, error_code::UNSENT),
+            (WS_ERROR_TLS_UNTRUSTED, error_code::TLS_UNTRUSTED),
+            (WS_ERROR_TLS_EXPIRED, error_code::TLS_EXPIRED),
+            (WS_ERROR_TLS_HOSTNAME, error_code::TLS_HOSTNAME),
+            (WS_ERROR_TLS_PIN, error_code::TLS_PIN),
+            (WS_ERROR_PROXY, error_code::PROXY),
         ];
         for (c, rust) in pairs {
             assert_eq!(c as i32, rust, "{c:?}");

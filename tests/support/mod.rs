@@ -1,5 +1,7 @@
 //! Real WebSocket servers on 127.0.0.1 for the integration tests.
 #![allow(dead_code)]
+pub mod connect_proxy;
+pub mod pki;
 pub mod proxy;
 
 use std::net::SocketAddr;
@@ -35,6 +37,15 @@ impl EchoServer {
 
     /// Starts on a given address (to restart a server on the same port).
     pub fn start_on(addr: SocketAddr) -> EchoServer {
+        Self::start_with(addr, None)
+    }
+
+    /// A `wss://` echo server with this TLS configuration.
+    pub fn start_tls(tls: Arc<rustls::ServerConfig>) -> EchoServer {
+        Self::start_with("127.0.0.1:0".parse().unwrap(), Some(tls))
+    }
+
+    fn start_with(addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> EchoServer {
         let std_listener = bind_with_retry(addr);
         std_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
@@ -54,7 +65,18 @@ impl EchoServer {
                         _ = &mut stop => break,
                         accepted = listener.accept() => {
                             let Ok((tcp, _)) = accepted else { continue };
-                            tasks.spawn(serve(tcp, seen.clone()));
+                            // Echoes are small writes in a row: no Nagle delay.
+                            let _ = tcp.set_nodelay(true);
+                            let seen = seen.clone();
+                            match tls.clone() {
+                                None => tasks.spawn(serve(tcp, seen)),
+                                Some(config) => tasks.spawn(async move {
+                                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                                    if let Ok(stream) = acceptor.accept(tcp).await {
+                                        serve(stream, seen).await;
+                                    }
+                                }),
+                            };
                         }
                     }
                 }
@@ -72,6 +94,11 @@ impl EchoServer {
 
     pub fn url(&self) -> String {
         format!("ws://{}/echo", self.addr)
+    }
+
+    /// The `wss://` URL with `host` in place of the address.
+    pub fn tls_url(&self, host: &str) -> String {
+        format!("wss://{host}:{}/echo", self.addr.port())
     }
 
     /// Stops listening and kills every connection without a close frame.
@@ -111,9 +138,10 @@ fn bind_with_retry(addr: SocketAddr) -> std::net::TcpListener {
 }
 
 #[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
-async fn serve(tcp: tokio::net::TcpStream, seen: Handshakes) {
-    // Echoes are small writes in a row: don't let Nagle hold them back.
-    let _ = tcp.set_nodelay(true);
+async fn serve<S>(tcp: S, seen: Handshakes)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let record = |req: &Request, mut resp: Response| {
         let headers = req
             .headers()
