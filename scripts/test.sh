@@ -27,5 +27,11 @@ cargo test
 step "C ABI tests (gcc, AddressSanitizer)"
 scripts/test-c.sh
 
+step "interop (Node ws, Python websockets servers)"
+scripts/test-interop.sh
+
+step "conformance (Autobahn TestSuite, cases 1.* to 10.*)"
+scripts/autobahn.sh
+
 echo
 echo "all test steps passed"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Interop: installs the peer servers from their registries, then runs
+# tests/interop.rs against them with TETHER_INTEROP=1 (a missing peer fails).
+#   Node's ws:           npm ci into tests/interop/node_modules (package-lock.json)
+#   Python's websockets: pip into .tools/interop/venv (tests/interop/requirements.txt)
+# Both folders are git-ignored; a second run only checks them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "[interop] $*" >&2; }
+die() { echo "[interop] ERROR: $*" >&2; exit 2; }
+
+# ---- Node's ws
+command -v node >/dev/null && command -v npm >/dev/null \
+  || die "node and npm are needed (apt-get install nodejs npm)"
+if ! (cd tests/interop && node -e 'require("ws")' 2>/dev/null) \
+  || ! cmp -s tests/interop/package-lock.json tests/interop/node_modules/.package-lock.json.installed; then
+  log "npm ci (ws)"
+  (cd tests/interop && timeout 300 npm ci --no-audit --no-fund --loglevel=error) \
+    || die "npm ci failed"
+  cp tests/interop/package-lock.json tests/interop/node_modules/.package-lock.json.installed
+fi
+
+# ---- Python's websockets
+venv=.tools/interop/venv
+stamp="$venv/.requirements.installed"
+if ! cmp -s tests/interop/requirements.txt "$stamp" \
+  || ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
+  log "pip install into $venv (websockets)"
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    # Debian's python3 needs python3-venv for this.
+    rm -rf "$venv"
+    log "installing python3-venv"
+    { apt-get update -q && apt-get install -y -q python3-venv; } >/dev/null \
+      || die "python3 -m venv fails and python3-venv could not be installed"
+    python3 -m venv "$venv" || die "python3 -m venv failed"
+  fi
+  timeout 300 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    -r tests/interop/requirements.txt || die "pip install failed"
+  cp tests/interop/requirements.txt "$stamp"
+fi
+
+log "node $(node --version), ws $(cd tests/interop && node -p 'require("ws/package.json").version'), \
+$("$venv/bin/python" --version), websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)')"
+TETHER_INTEROP=1 cargo test --test interop
