@@ -1,0 +1,100 @@
+package dev.tether
+
+import dev.tether.internal.SessionCore
+import dev.tether.internal.platformBinding
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.channels.ReceiveChannel
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.StateFlow
+
+/**
+ * Opens Tether sessions with one configuration. Cheap: all connections share the core's
+ * runtime thread.
+ *
+ * ```
+ * val client = TetherClient { pingInterval = 15.seconds }
+ * client.webSocket("wss://example.com/chat") {
+ *     send("hello")
+ *     for (frame in incoming) println(frame)
+ * }
+ * ```
+ */
+public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable {
+    private val config = config.copy()
+    private val optionsJson = this.config.toJson()
+    private val job = SupervisorJob()
+
+    /**
+     * Opens a session for [url] (`ws://` or `wss://`) and starts connecting; returns at once.
+     * The session belongs to [scope] when given (cancelling it closes the session), else to
+     * this client ([close] closes it). Throws [TetherError.InvalidArgument] for a bad URL or
+     * a bad option.
+     */
+    public fun connect(url: String, scope: CoroutineScope? = null): TetherSession {
+        val parent = scope?.coroutineContext?.get(Job) ?: job
+        val core = SessionCore(config, parent)
+        val binding = platformBinding()
+        val native = try {
+            binding.open(url, optionsJson, core)
+        } catch (e: Throwable) {
+            core.job.cancel()
+            throw e
+        }
+        core.attach(native)
+        val session = TetherSession(url, core)
+        // The action must not capture `session`, or it would never become unreachable.
+        binding.onUnreachable(session) { core.abandon() }
+        return session
+    }
+
+    /**
+     * Ktor-shaped: connects to [url], runs [block] with the session as receiver, then closes
+     * normally and waits for the close to finish. Cancelling the caller, or an exception in
+     * [block], closes the session (1001).
+     */
+    public suspend fun <T> webSocket(url: String, block: suspend WebSocketScope.() -> T): T = coroutineScope {
+        val session = connect(url, this)
+        val result = WebSocketScope(session, this).block()
+        session.close()
+        result
+    }
+
+    /** Closes (1001) every session opened without a scope of its own. */
+    override fun close() {
+        job.cancel()
+    }
+
+    public companion object {
+        /** Native clients alive in this process: what a leak check compares. */
+        public fun liveNativeClients(): Long = platformBinding().liveClients()
+    }
+}
+
+/** Builds a [TetherClient] with the options DSL. */
+public fun TetherClient(configure: TetherConfig.() -> Unit): TetherClient =
+    TetherClient(TetherConfig().apply(configure))
+
+/** The receiver of [TetherClient.webSocket]: a session plus the block's scope, Ktor style. */
+public class WebSocketScope internal constructor(
+    /** The session behind this block. */
+    public val session: TetherSession,
+    scope: CoroutineScope,
+) : CoroutineScope by scope {
+    /** Received frames; `for (frame in incoming)` ends when the session has ended. */
+    public val incoming: ReceiveChannel<Frame> get() = session.core.frames
+
+    public val state: StateFlow<ConnectionState> get() = session.state
+    public val events: Flow<TetherEvent> get() = session.events
+
+    public suspend fun send(text: String): Unit = session.send(text)
+    public suspend fun send(data: ByteArray): Unit = session.send(data)
+    public suspend fun send(frame: Frame): Unit = session.send(frame)
+    public fun trySend(text: String): Boolean = session.trySend(text)
+    public fun trySend(data: ByteArray): Boolean = session.trySend(data)
+
+    /** Closes the session (see [TetherSession.close]); `for (frame in incoming)` then ends. */
+    public fun close(code: Int = 1000, reason: String = ""): Unit = session.close(code, reason)
+}

@@ -1,0 +1,163 @@
+package dev.tether
+
+import dev.tether.internal.SessionCore
+import dev.tether.internal.keepAlive
+import kotlin.math.min
+import kotlinx.coroutines.ExperimentalForInheritanceCoroutinesApi
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.FlowCollector
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.emitAll
+import kotlinx.coroutines.flow.flow
+import kotlinx.coroutines.flow.receiveAsFlow
+
+/**
+ * One logical WebSocket connection that Tether keeps up: it reconnects with backoff after
+ * ends the app did not ask for, queues what is sent while offline, and reports everything
+ * as [state], [incoming] and [events].
+ *
+ * Thread-safe: any thread or coroutine may send or close. [close] (or cancelling the scope
+ * given to [TetherClient.connect]) ends it and frees its native client; a session the app
+ * forgot is closed and freed once it becomes unreachable.
+ */
+public class TetherSession internal constructor(
+    /** The URL given to [TetherClient.connect]. */
+    public val url: String,
+    internal val core: SessionCore,
+) : AutoCloseable {
+    /** Connecting → Open → (Reconnecting → Open)* → Closing → Closed. */
+    public val state: StateFlow<ConnectionState> = OwnedStateFlow(this, core.state)
+
+    /**
+     * Received messages, in order, across reconnections; completes when the session has
+     * ended. Several collectors share the frames (each frame goes to one of them). Not
+     * collecting makes the session stop reading the socket once [TetherConfig.incomingBuffer]
+     * frames and [TetherConfig.maxUnpolledBytes] are waiting: nothing is dropped.
+     */
+    public val incoming: Flow<Frame> = flow {
+        try {
+            emitAll(core.frames.receiveAsFlow())
+        } finally {
+            keepAlive(this@TetherSession)
+        }
+    }
+
+    /** Opens, closes, scheduled retries and errors, in order; completes after [TetherEvent.Terminated]. */
+    public val events: Flow<TetherEvent> = flow {
+        try {
+            emitAll(core.events.receiveAsFlow())
+        } finally {
+            keepAlive(this@TetherSession)
+        }
+    }
+
+    /** The subprotocol the server chose at the last open, if any. */
+    public val protocol: String? get() = core.protocol
+
+    /** Queues a text message, waiting while the outgoing queue is full. Throws [TetherError.Closed] after [close]. */
+    public suspend fun send(text: String) {
+        sendWaiting { core.client.sendText(text) }
+    }
+
+    /** Queues a binary message (copied), waiting while the outgoing queue is full. */
+    public suspend fun send(data: ByteArray) {
+        sendWaiting { core.client.sendBinary(data) }
+    }
+
+    /** Queues [frame] as [send] does. */
+    public suspend fun send(frame: Frame) {
+        when (frame) {
+            is Frame.Text -> send(frame.text)
+            is Frame.Binary -> send(frame.data)
+        }
+    }
+
+    /**
+     * Queues a text message if the outgoing queue has room. Returns false when it is full or
+     * the session is closed: nothing was taken.
+     */
+    public fun trySend(text: String): Boolean = orFalseWhenClosed { core.client.sendText(text) }
+
+    /** Queues a binary message (copied) if the outgoing queue has room; false otherwise. */
+    public fun trySend(data: ByteArray): Boolean = orFalseWhenClosed { core.client.sendBinary(data) }
+
+    /**
+     * Closes for good: queued messages go out first, then a Close frame with [code] (1000,
+     * 1001, 1002, 1003, 1007-1014 or 3000-4999) and [reason] (≤ 123 UTF-8 bytes). Returns at
+     * once; [state] then reaches [ConnectionState.Closed] and [incoming] completes. Calling
+     * it again does nothing. A bad code throws [TetherError.InvalidArgument].
+     */
+    public fun close(code: Int, reason: String = "") {
+        core.close(code, reason)
+    }
+
+    /** Closes normally (1000). */
+    override fun close() {
+        close(NORMAL_CLOSURE)
+    }
+
+    /** Suspends until the session has ended (after [close], or a final error). */
+    public suspend fun awaitClosed() {
+        core.job.join()
+        keepAlive(this)
+    }
+
+    /** The app went to the background: close politely and do not reconnect until [resume]. Sends still queue. */
+    public fun pause(): Unit = core.client.pause()
+
+    /** Ends a pause, or cuts a backoff wait short: connect now. */
+    public fun resume(): Unit = core.client.resume()
+
+    /** Network hint from the OS: when it returns, retry at once; while it is gone, do not try. */
+    public fun networkChanged(available: Boolean): Unit = core.client.networkChanged(available)
+
+    /** Drops the current connection (if any) and connects again now, e.g. after [setHeader]. */
+    public fun reconnect(): Unit = core.client.reconnect()
+
+    /** With [QueueFlush.MANUAL]: lets the backlog held since the last open go out. */
+    public fun flush(): Unit = core.client.flush()
+
+    /** Sets, or with `null` removes, a header of the next handshakes (e.g. a refreshed token). */
+    public fun setHeader(name: String, value: String?): Unit = core.client.setHeader(name, value)
+
+    /** A snapshot of the session's counters. */
+    public fun stats(): TetherStats = core.client.stats()
+
+    override fun toString(): String = "TetherSession($url, ${state.value})"
+
+    private suspend inline fun sendWaiting(attempt: () -> Boolean) {
+        var wait = 1L
+        while (!attempt()) {
+            // The queue is full: it drains as the connection writes.
+            delay(wait)
+            wait = min(wait * 2, MAX_SEND_WAIT_MS)
+        }
+    }
+
+    private inline fun orFalseWhenClosed(attempt: () -> Boolean): Boolean = try {
+        attempt()
+    } catch (e: TetherError.Closed) {
+        false
+    }
+
+    private companion object {
+        const val NORMAL_CLOSURE = 1000
+        const val MAX_SEND_WAIT_MS = 50L
+    }
+}
+
+/** A [StateFlow] that keeps [owner] reachable while it is held or collected. */
+@OptIn(ExperimentalForInheritanceCoroutinesApi::class)
+private class OwnedStateFlow<T>(private val owner: Any, private val delegate: StateFlow<T>) : StateFlow<T> {
+    override val value: T get() = delegate.value
+    override val replayCache: List<T> get() = delegate.replayCache
+
+    override suspend fun collect(collector: FlowCollector<T>): Nothing {
+        try {
+            delegate.collect(collector)
+        } finally {
+            keepAlive(owner)
+        }
+    }
+}

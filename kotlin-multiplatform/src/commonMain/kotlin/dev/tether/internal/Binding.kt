@@ -1,0 +1,62 @@
+package dev.tether.internal
+
+import dev.tether.TetherStats
+
+/**
+ * The platform binding of the core: JNI on the JVM and Android (jvmMain), cinterop on
+ * iOS and Linux (nativeMain). commonMain sees only these types.
+ */
+internal interface Binding {
+    /**
+     * Opens a native client for [url] with the core's [optionsJson] and starts delivering
+     * its events to [sink], in order, from a platform thread, until [NativeEvent.Terminated].
+     * Throws [dev.tether.TetherError] when the URL or options are bad.
+     */
+    fun open(url: String, optionsJson: String, sink: EventSink): NativeClient
+
+    /** Native clients alive in the process (created and not yet freed). */
+    fun liveClients(): Long
+
+    /** Runs [action] once [owner] becomes unreachable (java.lang.ref.Cleaner on the JVM). */
+    fun onUnreachable(owner: Any, action: () -> Unit)
+}
+
+/** Receives a client's events, in order, on its poller. */
+internal interface EventSink {
+    /** May suspend (the poller then waits: backpressure); never throws. */
+    suspend fun deliver(event: NativeEvent)
+}
+
+/** One native client. Every call throws [dev.tether.TetherError] on failure. */
+internal interface NativeClient {
+    /** Queues a text message; false when the outgoing queue is full (nothing taken). */
+    fun sendText(text: String): Boolean
+
+    /** Queues a binary message; false when the outgoing queue is full (nothing taken). */
+    fun sendBinary(data: ByteArray): Boolean
+
+    fun close(code: Int, reason: String)
+    fun pause()
+    fun resume()
+    fun networkChanged(available: Boolean)
+    fun reconnect()
+    fun flush()
+    fun setHeader(name: String, value: String?)
+    fun stats(): TetherStats
+}
+
+/** An event of the core, decoded by the binding. */
+internal sealed class NativeEvent {
+    /** `ws_state` numbering: 0 connecting, 1 open, 2 reconnecting, 3 closing, 4 closed. */
+    class State(val state: Int) : NativeEvent()
+    class Open(val protocol: String?) : NativeEvent()
+    class Text(val text: String) : NativeEvent()
+    class Binary(val data: ByteArray) : NativeEvent()
+    class Closed(val code: Int, val reason: String) : NativeEvent()
+    class Reconnecting(val attempt: Int, val delayMs: Long) : NativeEvent()
+    class Error(val code: Int, val message: String) : NativeEvent()
+    data object Terminated : NativeEvent()
+}
+
+/** The binding of this platform. */
+internal expect fun platformBinding(): Binding

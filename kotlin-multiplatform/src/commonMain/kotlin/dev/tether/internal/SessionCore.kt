@@ -1,0 +1,150 @@
+package dev.tether.internal
+
+import dev.tether.ConnectionState
+import dev.tether.Frame
+import dev.tether.TetherConfig
+import dev.tether.TetherError
+import dev.tether.TetherEvent
+import kotlin.concurrent.Volatile
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.milliseconds
+import kotlin.time.Duration.Companion.seconds
+import kotlin.time.TimeSource
+import kotlinx.coroutines.CompletableJob
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.channels.BufferOverflow
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.withTimeoutOrNull
+
+/**
+ * The state of one session that the poller, the app and the cleanup share. It never
+ * references the public [dev.tether.TetherSession], so that a session the app forgot can
+ * become unreachable (and be cleaned up) while its poller still runs.
+ */
+internal class SessionCore(config: TetherConfig, parent: Job?) : EventSink {
+    /** Completes when the native client has terminated; cancelled with the session's scope. */
+    val job: CompletableJob = Job(parent)
+    val frames = Channel<Frame>(config.incomingBuffer.coerceAtLeast(1))
+    val events = Channel<TetherEvent>(EVENT_BUFFER, BufferOverflow.DROP_OLDEST)
+    val state = MutableStateFlow<ConnectionState>(ConnectionState.Connecting)
+
+    @Volatile
+    var protocol: String? = null
+        private set
+
+    @Volatile
+    private var native: NativeClient? = null
+
+    /** The app gave the session up (scope cancelled, or it became unreachable). */
+    @Volatile
+    private var abandoned = false
+
+    @Volatile
+    private var closeAskedAt: TimeSource.Monotonic.ValueTimeMark? = null
+
+    @Volatile
+    private var terminated = false
+
+    fun attach(client: NativeClient) {
+        native = client
+        // A cancelled scope ends the session: close politely, stop delivering.
+        job.invokeOnCompletion { cause -> if (cause != null) abandon() }
+    }
+
+    val client: NativeClient
+        get() = native ?: throw TetherError.Closed("the session is not connected")
+
+    /** Starts the close handshake; a second call, or one after the end, does nothing. */
+    fun close(code: Int, reason: String) {
+        if (closeAskedAt != null || terminated) return
+        try {
+            client.close(code, reason)
+        } catch (e: TetherError.Closed) {
+            // Closed already, or ended on its own: nothing to do.
+        }
+        closeAskedAt = TimeSource.Monotonic.markNow()
+    }
+
+    /** Ends the session for an app that no longer listens: close politely (1001), drop what comes. */
+    fun abandon() {
+        if (terminated) return
+        abandoned = true
+        try {
+            native?.close(GOING_AWAY, "")
+        } catch (e: TetherError) {
+            // Closed or freed already.
+        }
+        frames.cancel()
+    }
+
+    override suspend fun deliver(event: NativeEvent) {
+        when (event) {
+            is NativeEvent.State -> state.value = when (event.state) {
+                0 -> ConnectionState.Connecting
+                1 -> ConnectionState.Open
+                // Followed at once by a Reconnecting event with the attempt and delay,
+                // unless paused or offline: then no attempt is scheduled.
+                2 -> ConnectionState.Reconnecting(0, Duration.INFINITE)
+                3 -> ConnectionState.Closing
+                else -> ConnectionState.Closed
+            }
+            is NativeEvent.Open -> {
+                protocol = event.protocol
+                events.trySend(TetherEvent.Opened(event.protocol))
+            }
+            is NativeEvent.Text -> offer(Frame.Text(event.text))
+            is NativeEvent.Binary -> offer(Frame.Binary(event.data))
+            is NativeEvent.Closed -> events.trySend(TetherEvent.Closed(event.code, event.reason))
+            is NativeEvent.Reconnecting -> {
+                val delay = event.delayMs.milliseconds
+                state.value = ConnectionState.Reconnecting(event.attempt, delay)
+                events.trySend(TetherEvent.Reconnecting(event.attempt, delay))
+            }
+            is NativeEvent.Error -> events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
+            NativeEvent.Terminated -> finish()
+        }
+    }
+
+    /**
+     * Hands a frame to [frames], waiting while it is full (the core then stops reading the
+     * socket: nothing is dropped). Waits in slices so that a close or an abandon is noticed;
+     * after a close, frames nobody takes within [CLOSE_DRAIN] are dropped so that the
+     * native client can still end and be freed.
+     */
+    private suspend fun offer(frame: Frame) {
+        if (frames.trySend(frame).isSuccess) return
+        for (slice in 0 until Int.MAX_VALUE) {
+            if (abandoned) return
+            val asked = closeAskedAt
+            if (asked != null && asked.elapsedNow() > CLOSE_DRAIN) return
+            try {
+                if (withTimeoutOrNull(SLICE) { frames.send(frame) } != null) return
+            } catch (e: Exception) {
+                // The app cancelled `incoming`: nobody takes frames any more.
+                return
+            }
+        }
+    }
+
+    private fun finish() {
+        terminated = true
+        state.value = ConnectionState.Closed
+        events.trySend(TetherEvent.Terminated)
+        events.close()
+        frames.close()
+        job.complete()
+    }
+
+    private companion object {
+        const val EVENT_BUFFER = 256
+        const val GOING_AWAY = 1001
+        val SLICE = 100.milliseconds
+        val CLOSE_DRAIN = 5.seconds
+    }
+}
+
+/** Keeps [owner] reachable up to this call (the session while its flows are collected). */
+@Suppress("UNUSED_PARAMETER")
+internal fun keepAlive(owner: Any) {
+}

@@ -1,0 +1,58 @@
+package dev.tether.internal
+
+import java.nio.ByteBuffer
+
+/**
+ * The JNI exports of the Rust crate (`src/jni/`, cargo feature `jni`). Raw: handles are
+ * pointers, so every call on one goes through [NativeHandle.use]. Failures are thrown as
+ * [NativeException] with the `ws_status` numbering.
+ *
+ * The library is `libtether` (`System.loadLibrary("tether")`), or the file named by the
+ * system property `tether.library` (the tests point it at cargo's build).
+ */
+internal object NativeBridge {
+    init {
+        val path = System.getProperty("tether.library")
+        if (path.isNullOrEmpty()) System.loadLibrary("tether") else System.load(path)
+    }
+
+    /** Opens a client; returns its handle. */
+    @JvmStatic external fun connect(url: String, optionsJson: String?): Long
+
+    /** Frees a handle: once, with no other call on it in flight. */
+    @JvmStatic external fun free(handle: Long)
+
+    /** Fills the direct [buffer] with a batch of events (see src/jni/wire.rs); returns the bytes written. */
+    @JvmStatic external fun pollBatch(handle: Long, timeoutMs: Int, buffer: ByteBuffer): Int
+
+    /** The payload of the event a batch flagged pending (too big for the buffer). */
+    @JvmStatic external fun takePending(handle: Long): ByteArray
+
+    /** One event: [fields] gets kind (-1: none), state, close code, code/attempt, delay ms. */
+    @JvmStatic external fun pollOne(handle: Long, timeoutMs: Int, fields: LongArray): ByteArray?
+
+    /** Queues UTF-8 text; 0, or -3 when the queue is full. */
+    @JvmStatic external fun sendText(handle: Long, utf8: ByteArray, offset: Int, length: Int): Int
+
+    /** Queues bytes; 0, or -3 when the queue is full. */
+    @JvmStatic external fun sendBinary(handle: Long, data: ByteArray, offset: Int, length: Int): Int
+
+    @JvmStatic external fun close(handle: Long, code: Int, reason: String?)
+    @JvmStatic external fun pause(handle: Long)
+    @JvmStatic external fun resume(handle: Long)
+    @JvmStatic external fun networkChanged(handle: Long, available: Boolean)
+    @JvmStatic external fun reconnect(handle: Long)
+    @JvmStatic external fun flush(handle: Long)
+    @JvmStatic external fun setHeader(handle: Long, name: String, value: String?)
+
+    /** Fills [out] (10 longs, see src/jni/mod.rs). */
+    @JvmStatic external fun stats(handle: Long, out: LongArray)
+
+    /** Native clients alive in the process. */
+    @JvmStatic external fun liveCount(): Long
+
+    @JvmStatic external fun version(): String
+}
+
+/** Thrown by [NativeBridge]: [status] is a `ws_status` (negative). */
+internal class NativeException(val status: Int, message: String) : RuntimeException(message)

@@ -1,0 +1,84 @@
+package dev.tether
+
+import dev.tether.testing.EchoServer
+import dev.tether.testing.await
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import org.junit.jupiter.api.AfterEach
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.Timeout
+
+@Timeout(60)
+class EchoTest {
+    private val server = EchoServer.start()
+    private val client = TetherClient { pingInterval = 5.seconds }
+
+    @AfterEach
+    fun stop() {
+        client.close()
+        server.kill()
+    }
+
+    @Test
+    fun `text and binary messages echo in order`() = runBlocking {
+        val session = client.connect(server.url)
+        session.state.await { it == ConnectionState.Open }
+        val bytes = ByteArray(300_000) { (it * 7).toByte() }
+        session.send("hello")
+        session.send(bytes)
+        session.send("wörld 🌍")
+        val frames = withTimeout(10.seconds) { session.incoming.take(3).toList() }
+        assertEquals(Frame.Text("hello"), frames[0])
+        assertArrayEquals(bytes, (frames[1] as Frame.Binary).data)
+        assertEquals(Frame.Text("wörld 🌍"), frames[2])
+        session.close()
+        session.awaitClosed()
+    }
+
+    @Test
+    fun `many small messages arrive in order through batches`() = runBlocking {
+        val session = client.connect(server.url)
+        val n = 5_000
+        for (i in 0 until n) session.send("m$i")
+        val frames = withTimeout(30.seconds) { session.incoming.take(n).toList() }
+        assertEquals((0 until n).map { Frame.Text("m$it") }, frames)
+        val stats = session.stats()
+        assertEquals(n.toLong(), stats.messagesIn)
+        session.close()
+        session.awaitClosed()
+    }
+
+    @Test
+    fun `the Ktor-shaped block echoes and ends when the session closes`() = runBlocking {
+        val seen = mutableListOf<Frame>()
+        client.webSocket(server.url) {
+            send("one")
+            send(byteArrayOf(1, 2, 3))
+            for (frame in incoming) {
+                seen += frame
+                if (seen.size == 2) close(1000, "done")
+            }
+        }
+        assertEquals(listOf(Frame.Text("one"), Frame.Binary(byteArrayOf(1, 2, 3))), seen)
+    }
+
+    @Test
+    fun `the negotiated subprotocol and headers reach the server`() = runBlocking {
+        val c = TetherClient {
+            subprotocols("chat.v2", "chat.v1")
+            headers["Authorization"] = "Bearer secret"
+        }
+        c.connect(server.url).use { session ->
+            val opened = session.events.await { it is TetherEvent.Opened } as TetherEvent.Opened
+            assertEquals("chat.v2", opened.protocol)
+            assertEquals("chat.v2", session.protocol)
+            assertEquals("Bearer secret", server.handshakes.single()["authorization"])
+        }
+        c.close()
+    }
+}
