@@ -1,0 +1,329 @@
+//! The C ABI test suite: the C programs of tests/c/, compiled with gcc
+//! against include/tether.h and the static library under AddressSanitizer
+//! (with LeakSanitizer) and UndefinedBehaviorSanitizer, each run against a
+//! local echo server. One `#[test]` per program, so a failure is named.
+//!
+//! The static library comes from `cargo build --lib` (scripts/test-c.sh
+//! and scripts/test.sh run it first): `cargo test` alone does not
+//! guarantee an up-to-date `libtether.a`. Build outputs go to
+//! `<target dir>/c-tests/`.
+//!
+//! Library bugs that are known and reported are checked with `KNOWN_BUG`
+//! in the C programs (tests/c/check.h): a note on the program's stderr
+//! rather than a failure, unless `TETHER_C_TESTS_STRICT=1` is set.
+
+mod support;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use support::EchoServer;
+
+/// A C test that has not finished by then is killed and fails.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A URL where nothing listens: port 1 is privileged and never an
+/// ephemeral port, so on loopback the connection is refused at once.
+const DEAD_URL: &str = "ws://127.0.0.1:1/";
+
+const GCC_FLAGS: &[&str] = &[
+    "-std=c11",
+    "-Wall",
+    "-Wextra",
+    "-Wpedantic",
+    "-Werror",
+    "-fsanitize=address,undefined",
+    "-fno-omit-frame-pointer",
+    "-g",
+];
+
+#[test]
+fn echo() {
+    run_c_test("echo", &[]);
+}
+
+#[test]
+fn bad_input() {
+    run_c_test("bad_input", &[]);
+}
+
+#[test]
+fn threads() {
+    run_c_test("threads", &[]);
+}
+
+#[test]
+fn event_fd() {
+    run_c_test("event_fd", &[]);
+}
+
+#[test]
+fn log() {
+    run_c_test("log", &[DEAD_URL]);
+}
+
+#[test]
+fn pause_resume() {
+    run_c_test("pause_resume", &[]);
+}
+
+#[test]
+fn queue_full() {
+    run_c_test("queue_full", &[DEAD_URL]);
+}
+
+/// The header compiles as C++ (cbindgen's `cpp_compat`), warning-free.
+#[test]
+fn header_cpp() {
+    let src = manifest_dir().join("tests/c/header_cpp.cpp");
+    let mut cmd = Command::new("g++");
+    cmd.args(["-std=c++17", "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
+        .arg("-fsyntax-only")
+        .arg("-I")
+        .arg(manifest_dir().join("include"))
+        .arg(&src);
+    let out = output_of(&mut cmd, "g++");
+    assert!(
+        out.status.success(),
+        "include/tether.h does not compile as C++17 ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Compiles `tests/c/<name>.c`, starts an echo server, runs the program
+/// with the server's URL then `extra_args`, and asserts it exits 0.
+fn run_c_test(name: &str, extra_args: &[&str]) {
+    let exe = compile(name);
+    let server = EchoServer::start();
+    let mut args = vec![server.url()];
+    args.extend(extra_args.iter().map(|s| s.to_string()));
+    let asan = if leak_detection_works() {
+        "detect_leaks=1"
+    } else {
+        // See `leak_detection_works`: LeakSanitizer cannot run here (and
+        // that was reported once on stderr); the rest of ASan still runs.
+        "detect_leaks=0"
+    };
+    let run = run_with_timeout(
+        Command::new(&exe)
+            .args(&args)
+            .env("ASAN_OPTIONS", asan)
+            .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
+        RUN_TIMEOUT,
+    );
+    drop(server);
+    let report = format!(
+        "{name} {args:?} {outcome}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.stdout,
+        run.stderr,
+        outcome = match run.status {
+            _ if run.timed_out => format!("was killed after {RUN_TIMEOUT:?} (timeout)"),
+            Some(s) => format!("exited with {s}"),
+            None => "did not report an exit status".to_string(),
+        },
+    );
+    assert!(
+        !run.timed_out && run.status.is_some_and(|s| s.success()),
+        "C test failed: {report}"
+    );
+    // Shown with --nocapture (known-bug notes go to the program's stderr).
+    println!("{report}");
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `CARGO_TARGET_DIR` if set (relative to the manifest directory, where
+/// the scripts run cargo), else `<manifest dir>/target`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                manifest_dir().join(dir)
+            }
+        }
+        _ => manifest_dir().join("target"),
+    }
+}
+
+fn static_lib() -> PathBuf {
+    let lib = target_dir().join("debug").join("libtether.a");
+    assert!(
+        lib.is_file(),
+        "{} is missing: run `cargo build --lib` first (scripts/test-c.sh does)",
+        lib.display()
+    );
+    lib
+}
+
+fn out_dir() -> PathBuf {
+    let dir = target_dir().join("c-tests");
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// Compiles `tests/c/<name>.c` to `<target dir>/c-tests/<name>`.
+///
+/// The target dir may be shared by several runs at once: each builds under
+/// its own name, then renames it into place (atomic, and never "text file
+/// busy" for a run still executing the previous binary).
+fn compile(name: &str) -> PathBuf {
+    let src = manifest_dir().join("tests/c").join(format!("{name}.c"));
+    let exe = out_dir().join(name);
+    let tmp = out_dir().join(format!("{name}.{}.tmp", std::process::id()));
+    let mut cmd = Command::new("gcc");
+    cmd.args(GCC_FLAGS)
+        .arg("-I")
+        .arg(manifest_dir().join("include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&tmp)
+        .arg(static_lib())
+        .args(["-lpthread", "-ldl", "-lm"]);
+    let out = output_of(&mut cmd, "gcc");
+    assert!(
+        out.status.success(),
+        "compiling {} failed ({}):\n{:?}\n{}{}",
+        src.display(),
+        out.status,
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &exe)
+        .unwrap_or_else(|e| panic!("cannot move {} into place: {e}", tmp.display()));
+    exe
+}
+
+fn output_of(cmd: &mut Command, tool: &str) -> std::process::Output {
+    cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {tool} ({e}): install gcc and g++ \
+             (scripts/test-c.sh does: apt-get install -y gcc g++)"
+        )
+    })
+}
+
+/// Whether LeakSanitizer works in this environment, probed once with a C
+/// program that leaks on purpose. It does not work under ptrace (a
+/// debugger, strace, some sandboxes): then it is disabled for this run and
+/// a note says so on stderr. Any other unexpected probe result fails the
+/// tests rather than silently running without leak checks.
+fn leak_detection_works() -> bool {
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let dir = out_dir();
+        let src = dir.join(format!("lsan_probe.{}.c", std::process::id()));
+        let exe = dir.join(format!("lsan_probe.{}", std::process::id()));
+        std::fs::write(
+            &src,
+            // Sixteen blocks, each pointer overwritten by the next: at
+            // least fifteen are unreachable whatever stays in registers.
+            "#include <stdio.h>\n\
+             #include <stdlib.h>\n\
+             int main(void) {\n\
+             \x20 char *p = NULL;\n\
+             \x20 for (int i = 0; i < 16; i++) { p = malloc(64); p[0] = (char)i; }\n\
+             \x20 printf(\"%d\\n\", p[0]);\n\
+             \x20 p = NULL;\n\
+             \x20 return 0;\n\
+             }\n",
+        )
+        .expect("cannot write the LeakSanitizer probe");
+        let mut cc = Command::new("gcc");
+        cc.args(["-fsanitize=address", "-g", "-O0"])
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe);
+        let out = output_of(&mut cc, "gcc");
+        assert!(
+            out.status.success(),
+            "compiling the LeakSanitizer probe failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let run = run_with_timeout(
+            Command::new(&exe).env("ASAN_OPTIONS", "detect_leaks=1"),
+            RUN_TIMEOUT,
+        );
+        let _ = std::fs::remove_file(&src);
+        let _ = std::fs::remove_file(&exe);
+        if run.stderr.contains("detected memory leaks") {
+            return true;
+        }
+        if run.stderr.contains("does not work under ptrace")
+            || run
+                .stderr
+                .contains("LeakSanitizer has encountered a fatal error")
+        {
+            eprintln!(
+                "NOTE: LeakSanitizer does not work in this environment (probably \
+                 running under ptrace); the C tests run with ASAN_OPTIONS=detect_leaks=0. \
+                 Probe output:\n{}",
+                run.stderr
+            );
+            return false;
+        }
+        panic!(
+            "the LeakSanitizer probe did not report its leak (status {:?}):\n{}",
+            run.status, run.stderr
+        );
+    })
+}
+
+struct Run {
+    status: Option<ExitStatus>,
+    timed_out: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` with its output captured, killing it after `timeout`.
+fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Run {
+    let mut child: Child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                timed_out = true;
+                // Our own child, by its handle (its pid).
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            Err(e) => panic!("waiting for {cmd:?}: {e}"),
+        }
+    };
+    Run {
+        status,
+        timed_out,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
