@@ -165,7 +165,8 @@ fn run(url: &str, options: &Options, reply: Reply) -> Result<Run, String> {
             Event::Closed { code, reason } => run.closed = Some((code, reason)),
             Event::Error { message, .. } => errors.push(message),
             Event::Terminated => break,
-            Event::State(_) | Event::Reconnecting { .. } => {}
+            // State changes; no Reconnecting, since reconnect is off.
+            _ => {}
         }
     }
     run.took = started.elapsed();
