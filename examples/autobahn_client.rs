@@ -144,28 +144,23 @@ fn run(url: &str, options: &Options, reply: Reply) -> Result<Run, String> {
         };
         match event {
             Event::Open { .. } => opened = true,
-            Event::Text(text) => {
-                if reply == Reply::Echo {
-                    if let Err(e) = client.send_text(&text) {
-                        errors.push(e.to_string());
-                    }
-                    run.echoed += 1;
-                } else {
-                    run.texts.push(text.to_string());
+            Event::Text(text) if reply == Reply::Echo => {
+                if let Err(e) = client.send_text(&text) {
+                    errors.push(e.to_string());
                 }
+                run.echoed += 1;
             }
-            Event::Binary(data) => {
-                if reply == Reply::Echo {
-                    if let Err(e) = client.send_binary(&data) {
-                        errors.push(e.to_string());
-                    }
-                    run.echoed += 1;
+            Event::Text(text) => run.texts.push(text.to_string()),
+            Event::Binary(data) if reply == Reply::Echo => {
+                if let Err(e) = client.send_binary(&data) {
+                    errors.push(e.to_string());
                 }
+                run.echoed += 1;
             }
             Event::Closed { code, reason } => run.closed = Some((code, reason)),
             Event::Error { message, .. } => errors.push(message),
             Event::Terminated => break,
-            // State changes; no Reconnecting, since reconnect is off.
+            // State changes, and binary messages when not echoing.
             _ => {}
         }
     }
