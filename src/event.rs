@@ -105,24 +105,30 @@ struct Unpolled {
 /// wait in their own run loop (epoll, kqueue, ALooper, DispatchSource).
 ///
 /// A socket pair: one byte in it means "events pending". `signalled` keeps
-/// it to one byte and one write per batch, not per event.
+/// it to one byte and one write per batch, not per event. Both ends are
+/// closed when the app drops its receiver (`ws_free`), even if the runtime
+/// side lives on for a moment: the write end goes first, under its lock, so
+/// nothing is ever written to a closed pair (no SIGPIPE in the host app).
 #[cfg(unix)]
 #[derive(Debug)]
 struct Readiness {
-    read: std::os::unix::net::UnixStream,
-    write: std::os::unix::net::UnixStream,
+    read: parking_lot::Mutex<Option<std::os::unix::net::UnixStream>>,
+    write: parking_lot::Mutex<Option<std::os::unix::net::UnixStream>>,
+    fd: std::os::unix::io::RawFd,
     signalled: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(unix)]
 impl Readiness {
     fn new() -> std::io::Result<Readiness> {
+        use std::os::unix::io::AsRawFd;
         let (read, write) = std::os::unix::net::UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
         Ok(Readiness {
-            read,
-            write,
+            fd: read.as_raw_fd(),
+            read: parking_lot::Mutex::new(Some(read)),
+            write: parking_lot::Mutex::new(Some(write)),
             signalled: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -131,8 +137,10 @@ impl Readiness {
     fn signal(&self) {
         use std::io::Write;
         if !self.signalled.swap(true, Ordering::AcqRel) {
-            // WouldBlock means a byte is already there: readable either way.
-            let _ = (&self.write).write(&[1]);
+            if let Some(write) = self.write.lock().as_ref() {
+                // WouldBlock means a byte is already there: readable anyway.
+                let _ = (&*write).write(&[1]);
+            }
         }
     }
 
@@ -140,12 +148,20 @@ impl Readiness {
     /// an event slipped in meanwhile.
     fn rearm(&self, pending: impl Fn() -> bool) {
         use std::io::Read;
-        let mut sink = [0u8; 64];
-        while matches!((&self.read).read(&mut sink), Ok(n) if n > 0) {}
+        if let Some(read) = self.read.lock().as_ref() {
+            let mut sink = [0u8; 64];
+            while matches!((&*read).read(&mut sink), Ok(n) if n > 0) {}
+        }
         self.signalled.store(false, Ordering::Release);
         if pending() {
             self.signal();
         }
+    }
+
+    /// Closes both ends: the write end first (see the type's comment).
+    fn close(&self) {
+        drop(self.write.lock().take());
+        drop(self.read.lock().take());
     }
 }
 
@@ -233,7 +249,6 @@ impl EventReceiver {
     /// events are pending.
     #[cfg(unix)]
     pub fn readiness_fd(&self) -> std::io::Result<std::os::unix::io::RawFd> {
-        use std::os::unix::io::AsRawFd;
         if self.unpolled.readiness.get().is_none() {
             let readiness = Readiness::new()?;
             // A racing first call may have set it: then ours is dropped.
@@ -243,7 +258,7 @@ impl EventReceiver {
         if !self.rx.is_empty() {
             readiness.signal();
         }
-        Ok(readiness.read.as_raw_fd())
+        Ok(readiness.fd)
     }
 
     fn recv_inner(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
@@ -276,6 +291,15 @@ impl EventReceiver {
     /// Unpolled message bytes right now.
     pub fn unpolled_bytes(&self) -> usize {
         self.unpolled.bytes.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for EventReceiver {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(readiness) = self.unpolled.readiness.get() {
+            readiness.close();
+        }
     }
 }
 
@@ -318,13 +342,14 @@ mod tests {
         // Reads what is there and puts it back: a non-destructive probe.
         let readable = || {
             let mut b = [0u8; 8];
-            match (&r.read).read(&mut b) {
-                Ok(n) if n > 0 => {
-                    (&r.write).write_all(&b[..n]).unwrap();
-                    true
-                }
-                _ => false,
-            }
+            let n = match r.read.lock().as_ref().map(|mut read| read.read(&mut b)) {
+                Some(Ok(n)) if n > 0 => n,
+                _ => return false,
+            };
+            let write = r.write.lock();
+            let mut write = write.as_ref().unwrap();
+            write.write_all(&b[..n]).unwrap();
+            true
         };
         assert!(readable(), "pending event before the fd existed");
         rx.recv(Some(Duration::ZERO)).unwrap();
@@ -338,6 +363,11 @@ mod tests {
         assert!(!readable());
         assert_eq!(rx.recv(Some(Duration::ZERO)), Err(RecvError::Timeout));
         assert!(!readable());
+        // Dropping the receiver closes both ends; the sender stays harmless.
+        let unpolled = rx.unpolled.clone();
+        drop(rx);
+        assert!(unpolled.readiness.get().unwrap().read.lock().is_none());
+        tx.send(Event::Terminated);
     }
 
     #[tokio::test]

@@ -195,6 +195,16 @@ impl Options {
             {
                 return invalid(format!("headers: {name:?} is not a valid header name"));
             }
+            if is_reserved_header(name) {
+                return invalid(format!(
+                    "headers: {name:?} is set by the WebSocket handshake itself{}",
+                    if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+                        "; use the subprotocols option"
+                    } else {
+                        ""
+                    }
+                ));
+            }
             if tokio_tungstenite::tungstenite::http::HeaderValue::from_str(value).is_err() {
                 return invalid(format!(
                     "headers: the value of {name:?} has characters not allowed in a header"
@@ -255,6 +265,21 @@ impl Options {
     pub(crate) fn close_timeout(&self) -> Duration {
         Duration::from_millis(self.close_timeout_ms)
     }
+}
+
+/// Headers the handshake sets itself; an app value would break it.
+pub(crate) fn is_reserved_header(name: &str) -> bool {
+    const RESERVED: [&str; 8] = [
+        "host",
+        "connection",
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+        "sec-websocket-accept",
+    ];
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(name))
 }
 
 /// RFC 7230 token characters (what a subprotocol name may contain).
@@ -361,6 +386,9 @@ mod tests {
         assert!(err(r#"{"connect_timeout_ms": 0}"#).contains("connect_timeout_ms"));
         assert!(err(r#"{"subprotocols": ["a b"]}"#).contains("subprotocols"));
         assert!(err(r#"{"headers": {"Bad Name": "x"}}"#).contains("Bad Name"));
+        assert!(err(r#"{"headers": {"Sec-WebSocket-Key": "x"}}"#).contains("handshake"));
+        assert!(err(r#"{"headers": {"host": "x"}}"#).contains("handshake"));
+        assert!(err(r#"{"headers": {"Sec-WebSocket-Protocol": "x"}}"#).contains("subprotocols"));
     }
 
     #[test]

@@ -44,7 +44,29 @@ impl Endpoint {
         if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
             return invalid("user info in the URL is not supported; use the headers option");
         }
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        if url.contains('#') {
+            return invalid("fragments (#…) are not allowed in WebSocket URLs (RFC 6455 §3)");
+        }
+        // `Uri::port` hides a port that is not a u16: read it ourselves.
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let host_port = authority.rsplit('@').next().unwrap_or("");
+        let port_text = match host_port.rfind(':') {
+            Some(i) if i > host_port.rfind(']').unwrap_or(0) => Some(&host_port[i + 1..]),
+            _ => None,
+        };
+        let port = match port_text {
+            None | Some("") => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(text) => match text.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return invalid("the port must be between 1 and 65535"),
+            },
+        };
         Ok(Endpoint {
             host: host.to_string(),
             port,
@@ -305,6 +327,10 @@ mod tests {
             "ws://",
             "ws://user:pw@host/",
             "ws://exa mple.com",
+            "ws://127.0.0.1:99999/",
+            "ws://127.0.0.1:65536/",
+            "ws://127.0.0.1:0/",
+            "ws://host/#frag",
         ] {
             assert!(
                 matches!(Endpoint::parse(bad), Err(Error::InvalidArgument(_))),

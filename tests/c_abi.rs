@@ -7,10 +7,6 @@
 //! and scripts/test.sh run it first): `cargo test` alone does not
 //! guarantee an up-to-date `libtether.a`. Build outputs go to
 //! `<target dir>/c-tests/`.
-//!
-//! Library bugs that are known and reported are checked with `KNOWN_BUG`
-//! in the C programs (tests/c/check.h): a note on the program's stderr
-//! rather than a failure, unless `TETHER_C_TESTS_STRICT=1` is set.
 
 mod support;
 
@@ -77,6 +73,76 @@ fn queue_full() {
 }
 
 /// The header compiles as C++ (cbindgen's `cpp_compat`), warning-free.
+/// The README's C example (examples/c/echo.c), as printed there.
+#[test]
+fn readme_example() {
+    let src = manifest_dir().join("examples/c/echo.c");
+    let code = std::fs::read_to_string(&src).unwrap();
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    assert!(
+        readme.contains(code.trim()),
+        "README.md no longer shows examples/c/echo.c as it is"
+    );
+    let exe = compile_source(&src, "readme_example");
+    let server = EchoServer::start();
+    let run = run_with_timeout(
+        Command::new(&exe)
+            .arg(server.url())
+            .env("ASAN_OPTIONS", asan_options()),
+        RUN_TIMEOUT,
+    );
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "README example failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(run.stdout.contains("text: hi"), "{}", run.stdout);
+    assert!(run.stdout.contains("binary: 3 bytes"), "{}", run.stdout);
+}
+
+/// A C client survives its server being killed and restarted twice. The
+/// program says on stdout when to kill ("READY n") and when to restart
+/// ("QUEUED n") the server.
+#[test]
+fn restart() {
+    use std::io::BufRead;
+    let exe = compile("restart");
+    let mut server = Some(EchoServer::start());
+    let addr = server.as_ref().unwrap().addr;
+    let mut child = Command::new(&exe)
+        .arg(server.as_ref().unwrap().url())
+        .env("ASAN_OPTIONS", asan_options())
+        .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = drain(child.stderr.take().unwrap());
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The program's own watchdog (90 s) bounds this loop: it exits, and
+    // its stdout ends.
+    let mut transcript = String::new();
+    for line in stdout.lines().take(10_000) {
+        let Ok(line) = line else { break };
+        transcript.push_str(&line);
+        transcript.push('\n');
+        if line.starts_with("READY ") {
+            server.take().expect("a server to kill").kill();
+        } else if line.starts_with("QUEUED ") {
+            server = Some(EchoServer::start_on(addr));
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "restart failed ({status}):\n{transcript}\n--- stderr ---\n{}",
+        stderr.join().unwrap_or_default()
+    );
+    assert!(transcript.contains("DELIVERED 2"), "{transcript}");
+}
+
 #[test]
 fn header_cpp() {
     let src = manifest_dir().join("tests/c/header_cpp.cpp");
@@ -102,17 +168,10 @@ fn run_c_test(name: &str, extra_args: &[&str]) {
     let server = EchoServer::start();
     let mut args = vec![server.url()];
     args.extend(extra_args.iter().map(|s| s.to_string()));
-    let asan = if leak_detection_works() {
-        "detect_leaks=1"
-    } else {
-        // See `leak_detection_works`: LeakSanitizer cannot run here (and
-        // that was reported once on stderr); the rest of ASan still runs.
-        "detect_leaks=0"
-    };
     let run = run_with_timeout(
         Command::new(&exe)
             .args(&args)
-            .env("ASAN_OPTIONS", asan)
+            .env("ASAN_OPTIONS", asan_options())
             .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
         RUN_TIMEOUT,
     );
@@ -133,6 +192,16 @@ fn run_c_test(name: &str, extra_args: &[&str]) {
     );
     // Shown with --nocapture (known-bug notes go to the program's stderr).
     println!("{report}");
+}
+
+fn asan_options() -> &'static str {
+    if leak_detection_works() {
+        "detect_leaks=1"
+    } else {
+        // See `leak_detection_works`: LeakSanitizer cannot run here (and
+        // that was reported once on stderr); the rest of ASan still runs.
+        "detect_leaks=0"
+    }
 }
 
 fn manifest_dir() -> PathBuf {
@@ -178,14 +247,21 @@ fn out_dir() -> PathBuf {
 /// its own name, then renames it into place (atomic, and never "text file
 /// busy" for a run still executing the previous binary).
 fn compile(name: &str) -> PathBuf {
-    let src = manifest_dir().join("tests/c").join(format!("{name}.c"));
+    compile_source(
+        &manifest_dir().join("tests/c").join(format!("{name}.c")),
+        name,
+    )
+}
+
+/// Compiles any C source of the repository (e.g. the README's example).
+fn compile_source(src: &std::path::Path, name: &str) -> PathBuf {
     let exe = out_dir().join(name);
     let tmp = out_dir().join(format!("{name}.{}.tmp", std::process::id()));
     let mut cmd = Command::new("gcc");
     cmd.args(GCC_FLAGS)
         .arg("-I")
         .arg(manifest_dir().join("include"))
-        .arg(&src)
+        .arg(src)
         .arg("-o")
         .arg(&tmp)
         .arg(static_lib())

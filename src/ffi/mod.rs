@@ -123,7 +123,8 @@ pub enum ws_event_kind {
     WS_EVENT_BINARY,
     /// A connection ended: `.close_code` (1006 if it ended without a close
     /// handshake, 1005 if the Close frame had no code) and the reason in
-    /// `.data`/`.len` (NUL-terminated, possibly empty).
+    /// `.data`/`.len` (NUL-terminated; an empty reason is "" with `.len` 0,
+    /// never NULL).
     WS_EVENT_CLOSED,
     /// A reconnection is scheduled: attempt number `.attempt` (from 1)
     /// will start after `.delay_ms`.
@@ -253,9 +254,24 @@ fn ffi_state(state: State) -> ws_state {
 
 /// Opens a client for `url` and starts connecting in the background.
 ///
-/// - `url`: NUL-terminated `ws://` or `wss://` URL. Required.
-/// - `options_json`: NUL-terminated JSON object of options (see README),
-///   or NULL for the defaults. Unknown keys are rejected.
+/// - `url`: NUL-terminated UTF-8 `ws://` or `wss://` URL, port 1-65535,
+///   no `#fragment`. Required.
+/// - `options_json`: NUL-terminated JSON object of options, or NULL (or an
+///   empty string) for the defaults. Every key is optional; unknown keys
+///   are rejected. Keys (defaults in brackets; README has the full table):
+///   `headers` {} (not Host, Connection, Upgrade or Sec-WebSocket-*),
+///   `subprotocols` [], `connect_timeout_ms` [10000] (DNS+TCP+TLS+upgrade),
+///   `ping_interval_ms` [30000] (0: no heartbeat), `pong_timeout_ms`
+///   [10000], `close_timeout_ms` [5000], `reconnect` {`enabled` [true],
+///   `initial_delay_ms` [1000], `max_delay_ms` [30000], `multiplier` [2.0],
+///   `jitter` [0.5], `max_attempts` [null: forever], `reset_after_ms`
+///   [5000], `jitter_seed` [null]}, `queue` {`max_messages` [1000],
+///   `max_bytes` [16 MiB] (a message that would go past a limit is
+///   refused), `overflow` ["reject" | "drop_oldest"], `flush` ["on_open" |
+///   "manual"]}, `max_message_bytes` [64 MiB], `max_frame_bytes` [16 MiB],
+///   `max_unpolled_bytes` [16 MiB], `tls` {`roots` ["webpki" | "platform"],
+///   `extra_ca_pem` [null], `pin_sha256` []}, `allow_insecure` [true],
+///   `proxy` [null: "http://[user:password@]host:port"].
 /// - `out`: receives the new client on success; untouched on failure.
 ///
 /// Returns at once: connection progress arrives as events
@@ -422,7 +438,8 @@ impl ws_client {
 ///
 /// - `kind`: `WS_TEXT` (then `data` must be UTF-8) or `WS_BINARY`.
 /// - `data`/`len`: the payload, copied before return: the caller keeps
-///   ownership. `data` may be NULL only when `len` is 0.
+///   ownership. `data` may be NULL only when `len` is 0 (NULL with a
+///   length gives `WS_ERR_NULL_ARGUMENT`).
 ///
 /// While the connection is down the message waits in the outgoing queue,
 /// in order, and goes out after the next open. When the queue is at
@@ -485,6 +502,10 @@ pub extern "C" fn ws_close(client: *mut ws_client, code: u16, reason: *const c_c
     }))
 }
 
+/// The functions below (`ws_pause` … `ws_set_header`) fail with
+/// `WS_ERR_NULL_ARGUMENT` for a NULL client and `WS_ERR_CLOSED` after
+/// `ws_close`.
+///
 /// The app went to the background (or otherwise wants no connection for
 /// now): closes the connection politely (code 1001) and makes no new one
 /// until `ws_resume`. The outgoing queue is kept and `ws_send` still
@@ -537,7 +558,9 @@ pub extern "C" fn ws_flush(client: *mut ws_client) -> ws_status {
 /// removes it; names are case-insensitive). The current connection is not
 /// affected: call `ws_reconnect` to use it now, e.g. after refreshing an
 /// expired token on a 401. Values never appear in errors, events or logs.
-/// Both strings are copied. Returns at once; any thread.
+/// Both strings are copied. An invalid name or value, or a header the
+/// handshake sets itself (Host, Sec-WebSocket-*, …), gives
+/// `WS_ERR_INVALID_ARGUMENT`. Returns at once; any thread.
 #[no_mangle]
 pub extern "C" fn ws_set_header(
     client: *mut ws_client,
@@ -563,8 +586,9 @@ pub extern "C" fn ws_set_header(
 /// DispatchSource) instead of a thread blocked in `ws_poll_event`. When it
 /// is readable, call `ws_poll_event(client, 0, …)` until `WS_TIMEOUT`:
 /// that also clears it. Do not read, write or close it: it belongs to the
-/// client and is closed by `ws_free`. Returns the descriptor (≥ 0), or -1
-/// with `ws_last_error` set. Any thread.
+/// client, stays the same for every call, stays valid after `ws_close`, and
+/// is closed by `ws_free`. Returns the descriptor (≥ 0), or -1 with
+/// `ws_last_error` set. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_event_fd(client: *mut ws_client) -> i32 {
     let mut fd = -1;
@@ -629,7 +653,8 @@ impl UserData {
 /// never header values or payloads) to `callback`, for Logcat or os_log.
 /// Lines at `level` or more severe are delivered: `WS_LOG_ERROR` …
 /// `WS_LOG_DEBUG`. `WS_LOG_OFF` or a NULL `callback` turns logging off (the
-/// default). Process-wide: the last call wins. `user_data` is passed back
+/// default); another value gives `WS_ERR_INVALID_ARGUMENT`. Process-wide:
+/// the last call wins. `user_data` is passed back
 /// untouched; it and `callback` must stay valid and usable from any thread
 /// until logging is turned off or replaced.
 #[no_mangle]

@@ -103,16 +103,13 @@ int main(int argc, char **argv) {
   connect_fails(__LINE__, "ws://", NULL, WS_ERR_INVALID_ARGUMENT);
   connect_fails(__LINE__, "ws://[::1/", NULL, WS_ERR_INVALID_ARGUMENT);
   {
-    /*
-     * A port out of 0..65535 makes a malformed URL. KNOWN LIBRARY BUG:
-     * the library accepts it and silently connects to port 80 instead.
-     */
+    /* A port out of 1..65535 makes a malformed URL (not port 80). */
     static const char *const bad_ports[] = {"ws://127.0.0.1:99999/", "ws://127.0.0.1:65536/",
                                             "ws://127.0.0.1:-1/"};
     for (i = 0; i < 3; i++) {
       ws_client *p = CLIENT_SENTINEL;
       ws_status s = ws_connect(bad_ports[i], "{\"reconnect\": {\"enabled\": false}}", &p);
-      KNOWN_BUG(s == WS_ERR_INVALID_ARGUMENT && p == CLIENT_SENTINEL,
+      CHECK(s == WS_ERR_INVALID_ARGUMENT && p == CLIENT_SENTINEL,
                 "ws_connect(\"%s\") returned %s, expected WS_ERR_INVALID_ARGUMENT (a port "
                 "out of range must not become port 80)",
                 bad_ports[i], status_name(s));

@@ -117,29 +117,6 @@ static inline void fail_at(const char *file, int line, const char *what, const c
     printf("  ok: %s -> %s: \"%s\"\n", #call, #expected, msg_);                        \
   } while (0)
 
-/*
- * Known library bugs, reported but not yet fixed, would otherwise fail the
- * suite for everyone. KNOWN_BUG(cond, ...) is a CHECK that, when it fails,
- * prints a loud "KNOWN LIBRARY BUG" note and carries on; with
- * TETHER_C_TESTS_STRICT=1 in the environment it fails like CHECK. When
- * the bug is fixed, turn it back into a CHECK.
- */
-static inline int known_bug_is_fatal(void) {
-  const char *v = getenv("TETHER_C_TESTS_STRICT");
-  return v != NULL && strcmp(v, "1") == 0;
-}
-#define KNOWN_BUG(cond, ...)                                                   \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      if (known_bug_is_fatal())                                                \
-        fail_at(__FILE__, __LINE__, "CHECK(" #cond ")", __VA_ARGS__);          \
-      fprintf(stderr, "%s:%d: KNOWN LIBRARY BUG (not failing the test): ",     \
-              __FILE__, __LINE__);                                             \
-      fprintf(stderr, __VA_ARGS__);                                            \
-      fprintf(stderr, "\n");                                                   \
-    }                                                                          \
-  } while (0)
-
 static inline int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
