@@ -24,7 +24,6 @@ import kotlinx.coroutines.flow.StateFlow
  */
 public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable {
     private val config = config.copy()
-    private val optionsJson = this.config.toJson()
     private val job = SupervisorJob()
 
     /**
@@ -34,6 +33,7 @@ public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable
      * a bad option.
      */
     public fun connect(url: String, scope: CoroutineScope? = null): TetherSession {
+        val optionsJson = config.toJson()
         val parent = scope?.coroutineContext?.get(Job) ?: job
         val core = SessionCore(config, parent)
         val binding = platformBinding()

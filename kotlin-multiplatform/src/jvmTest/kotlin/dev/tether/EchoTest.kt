@@ -25,7 +25,7 @@ class EchoTest {
     }
 
     @Test
-    fun `text and binary messages echo in order`() = runBlocking {
+    fun `text and binary messages echo in order`() = runBlocking<Unit> {
         val session = client.connect(server.url)
         session.state.await { it == ConnectionState.Open }
         val bytes = ByteArray(300_000) { (it * 7).toByte() }
@@ -41,7 +41,7 @@ class EchoTest {
     }
 
     @Test
-    fun `many small messages arrive in order through batches`() = runBlocking {
+    fun `many small messages arrive in order through batches`() = runBlocking<Unit> {
         val session = client.connect(server.url)
         val n = 5_000
         for (i in 0 until n) session.send("m$i")
@@ -54,7 +54,7 @@ class EchoTest {
     }
 
     @Test
-    fun `the Ktor-shaped block echoes and ends when the session closes`() = runBlocking {
+    fun `the Ktor-shaped block echoes and ends when the session closes`() = runBlocking<Unit> {
         val seen = mutableListOf<Frame>()
         client.webSocket(server.url) {
             send("one")
@@ -68,7 +68,7 @@ class EchoTest {
     }
 
     @Test
-    fun `the negotiated subprotocol and headers reach the server`() = runBlocking {
+    fun `the negotiated subprotocol and headers reach the server`() = runBlocking<Unit> {
         val c = TetherClient {
             subprotocols("chat.v2", "chat.v1")
             headers["Authorization"] = "Bearer secret"

@@ -1,5 +1,7 @@
 package dev.tether.internal
 
+import dev.tether.TetherError
+
 /** A minimal JSON writer for the options object (no dependency on a JSON library). */
 internal class JsonWriter {
     private val out = StringBuilder()
@@ -31,8 +33,11 @@ internal class JsonWriter {
     fun field(name: String, value: String) = field(name) { string(value) }
     fun field(name: String, value: Long) = field(name) { out.append(value) }
     fun field(name: String, value: Boolean) = field(name) { out.append(value) }
-    // JSON has no NaN or infinity: null makes the core reject the option with a typed error.
-    fun field(name: String, value: Double) = field(name) { out.append(if (value.isFinite()) value.toString() else "null") }
+    fun field(name: String, value: Double) = field(name) {
+        // JSON has no NaN or infinity.
+        if (!value.isFinite()) throw TetherError.InvalidArgument("options: $name must be a finite number, not $value")
+        out.append(value)
+    }
 
     private fun key(name: String) {
         if (!first) out.append(',')

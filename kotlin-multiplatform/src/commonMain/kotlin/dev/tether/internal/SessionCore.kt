@@ -9,6 +9,7 @@ import kotlin.concurrent.Volatile
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.seconds
+import kotlin.time.ComparableTimeMark
 import kotlin.time.TimeSource
 import kotlinx.coroutines.CompletableJob
 import kotlinx.coroutines.Job
@@ -22,7 +23,11 @@ import kotlinx.coroutines.withTimeoutOrNull
  * references the public [dev.tether.TetherSession], so that a session the app forgot can
  * become unreachable (and be cleaned up) while its poller still runs.
  */
-internal class SessionCore(config: TetherConfig, parent: Job?) : EventSink {
+internal class SessionCore(
+    config: TetherConfig,
+    parent: Job?,
+    private val clock: TimeSource.WithComparableMarks = TimeSource.Monotonic,
+) : EventSink {
     /** Completes when the native client has terminated; cancelled with the session's scope. */
     val job: CompletableJob = Job(parent)
     val frames = Channel<Frame>(config.incomingBuffer.coerceAtLeast(1))
@@ -41,7 +46,7 @@ internal class SessionCore(config: TetherConfig, parent: Job?) : EventSink {
     private var abandoned = false
 
     @Volatile
-    private var closeAskedAt: TimeSource.Monotonic.ValueTimeMark? = null
+    private var closeAskedAt: ComparableTimeMark? = null
 
     @Volatile
     private var terminated = false
@@ -63,7 +68,7 @@ internal class SessionCore(config: TetherConfig, parent: Job?) : EventSink {
         } catch (e: TetherError.Closed) {
             // Closed already, or ended on its own: nothing to do.
         }
-        closeAskedAt = TimeSource.Monotonic.markNow()
+        closeAskedAt = clock.markNow()
     }
 
     /** Ends the session for an app that no longer listens: close politely (1001), drop what comes. */
@@ -136,10 +141,12 @@ internal class SessionCore(config: TetherConfig, parent: Job?) : EventSink {
         job.complete()
     }
 
-    private companion object {
+    internal companion object {
         const val EVENT_BUFFER = 256
         const val GOING_AWAY = 1001
         val SLICE = 100.milliseconds
+
+        /** After a close, frames nobody takes within this are dropped. */
         val CLOSE_DRAIN = 5.seconds
     }
 }

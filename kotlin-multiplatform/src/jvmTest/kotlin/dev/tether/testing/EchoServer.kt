@@ -29,6 +29,8 @@ class EchoServer private constructor(
     private val server: ServerSocket,
     /** When set, every upgrade is refused with this HTTP status. */
     private val refuseWith: Int?,
+    /** Delay before the server answers an upgrade (to observe Connecting). */
+    private val handshakeDelayMs: Long,
 ) : AutoCloseable {
     val port: Int = server.localPort
     val url: String get() = "ws://127.0.0.1:$port/echo"
@@ -91,12 +93,14 @@ class EchoServer private constructor(
             if (protocol != null) append("Sec-WebSocket-Protocol: $protocol\r\n")
             append("\r\n")
         }
+        handshakes += headers
+        if (handshakeDelayMs > 0) Thread.sleep(handshakeDelayMs)
         output.write(response.toByteArray())
         output.flush()
-        handshakes += headers
 
         var message = java.io.ByteArrayOutputStream()
         var messageOpcode = 0
+        val closeSent = booleanArrayOf(false)
         while (true) {
             val b0 = input.readUnsignedByte()
             val b1 = input.readUnsignedByte()
@@ -116,7 +120,8 @@ class EchoServer private constructor(
                 0x8 -> {
                     val code = if (payload.size >= 2) ((payload[0].toInt() and 0xFF) shl 8) or (payload[1].toInt() and 0xFF) else 1005
                     closeCodes += code
-                    writeFrame(output, 0x8, payload.copyOfRange(0, minOf(2, payload.size)))
+                    // Answer a close the client started; ours was answered already.
+                    if (!closeSent[0]) writeFrame(output, 0x8, payload.copyOfRange(0, minOf(2, payload.size)))
                     return
                 }
                 else -> {
@@ -125,7 +130,7 @@ class EchoServer private constructor(
                     if (fin) {
                         val bytes = message.toByteArray()
                         message = java.io.ByteArrayOutputStream()
-                        if (!onMessage(socket, output, messageOpcode, bytes)) return
+                        if (!onMessage(socket, output, messageOpcode, bytes, closeSent)) return
                     }
                 }
             }
@@ -133,7 +138,7 @@ class EchoServer private constructor(
     }
 
     /** Handles one message; false ends the connection. */
-    private fun onMessage(socket: Socket, output: OutputStream, opcode: Int, bytes: ByteArray): Boolean {
+    private fun onMessage(socket: Socket, output: OutputStream, opcode: Int, bytes: ByteArray, closeSent: BooleanArray): Boolean {
         if (opcode != 0x1) {
             writeFrame(output, 0x2, bytes)
             return true
@@ -150,6 +155,7 @@ class EchoServer private constructor(
                 val (_, code, reason) = text.split(':', limit = 3)
                 val c = code.toInt()
                 writeFrame(output, 0x8, byteArrayOf((c shr 8).toByte(), c.toByte()) + reason.toByteArray())
+                closeSent[0] = true
                 // Wait (bounded by the socket timeout) for the client's answer, then hang up.
                 socket.soTimeout = 2_000
                 return true
@@ -220,14 +226,14 @@ class EchoServer private constructor(
         private const val GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
         /** Starts on [port] (0: any free port), retrying a port that is still being released. */
-        fun start(port: Int = 0, refuseWith: Int? = null): EchoServer {
+        fun start(port: Int = 0, refuseWith: Int? = null, handshakeDelayMs: Long = 0): EchoServer {
             var last: IOException? = null
             repeat(100) {
                 val s = ServerSocket()
                 s.reuseAddress = true
                 try {
                     s.bind(InetSocketAddress("127.0.0.1", port), 128)
-                    return EchoServer(s, refuseWith)
+                    return EchoServer(s, refuseWith, handshakeDelayMs)
                 } catch (e: IOException) {
                     s.close()
                     last = e
