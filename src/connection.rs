@@ -344,9 +344,19 @@ impl Connection {
             ending = writer.run(&mut sink) => ending,
         };
         let requested = writer.requested.take();
+        drop(writer);
 
-        // A protocol violation by the peer: tell it why before hanging up.
+        // A protocol violation by the peer: first let the app answer what
+        // it received before (briefly), then tell the peer why, hang up.
         if let Some(code) = violation_close_code(&ending) {
+            let mark = self.events.idle_polls();
+            let linger = self.options.close_timeout().min(Duration::from_secs(1));
+            let _ = tokio::time::timeout(linger, async {
+                self.events.app_caught_up(mark).await;
+                pending.extend(self.shared.queue.take_all());
+                drain(&mut sink, &mut pending, &link, false).await
+            })
+            .await;
             let frame = CloseFrame {
                 code: CloseCode::from(code),
                 reason: "".into(),

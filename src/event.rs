@@ -5,7 +5,7 @@
 //! memory bounded is that the connection stops reading its socket once the
 //! payload bytes of unpolled events pass `max_unpolled_bytes`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,6 +96,12 @@ struct Unpolled {
     limit: usize,
     /// Signalled when `bytes` falls back to or under `limit`.
     drained: Notify,
+    /// Polls that found nothing pending: the app had handled every event.
+    idle_polls: AtomicU64,
+    /// The app is inside such a poll right now.
+    app_waiting: AtomicBool,
+    /// Signalled at each idle poll.
+    app_idle: Notify,
     /// Created on the first `ws_event_fd`.
     #[cfg(unix)]
     readiness: std::sync::OnceLock<Readiness>,
@@ -185,6 +191,9 @@ pub(crate) fn channel(max_unpolled_bytes: usize) -> (EventSender, EventReceiver)
         bytes: AtomicUsize::new(0),
         limit: max_unpolled_bytes,
         drained: Notify::new(),
+        idle_polls: AtomicU64::new(0),
+        app_waiting: AtomicBool::new(false),
+        app_idle: Notify::new(),
         #[cfg(unix)]
         readiness: std::sync::OnceLock::new(),
     });
@@ -217,6 +226,29 @@ impl EventSender {
         self.unpolled.bytes.load(Ordering::Acquire) > self.unpolled.limit
     }
 
+    /// A mark for [`EventSender::app_caught_up`].
+    pub fn idle_polls(&self) -> u64 {
+        self.unpolled.idle_polls.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the app has handled every event sent so far: it is
+    /// waiting in a poll with nothing pending, or has polled and found
+    /// nothing since `mark`. (An app answers what it received before it
+    /// polls again, so its answers are queued by then.)
+    pub async fn app_caught_up(&self, mark: u64) {
+        loop {
+            let notified = self.unpolled.app_idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let u = &self.unpolled;
+            let idle_since = u.idle_polls.load(Ordering::Acquire) > mark;
+            if self.tx.is_empty() && (u.app_waiting.load(Ordering::Acquire) || idle_since) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Resolves once the unpolled bytes are back within the limit.
     pub async fn wait_until_drained(&self) {
         loop {
@@ -235,7 +267,16 @@ impl EventSender {
 impl EventReceiver {
     /// Waits up to `timeout` (`None`: forever) for the next event.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Event, RecvError> {
+        let idle = self.rx.is_empty();
+        if idle {
+            self.unpolled.app_waiting.store(true, Ordering::Release);
+            self.unpolled.idle_polls.fetch_add(1, Ordering::AcqRel);
+            self.unpolled.app_idle.notify_one();
+        }
         let result = self.recv_inner(timeout);
+        if idle {
+            self.unpolled.app_waiting.store(false, Ordering::Release);
+        }
         #[cfg(unix)]
         if let Some(readiness) = self.unpolled.readiness.get() {
             if self.rx.is_empty() {
@@ -368,6 +409,29 @@ mod tests {
         drop(rx);
         assert!(unpolled.readiness.get().unwrap().read.lock().is_none());
         tx.send(Event::Terminated);
+    }
+
+    #[tokio::test]
+    async fn the_app_catches_up_when_it_polls_with_nothing_pending() {
+        let (tx, rx) = channel(1 << 20);
+        tx.send(Event::State(State::Open));
+        let mark = tx.idle_polls();
+        let waiter = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.app_caught_up(mark).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "an event is still pending");
+        let poller = std::thread::spawn(move || {
+            rx.recv(None).unwrap();
+            // Nothing pending now: this poll tells the runtime so.
+            assert_eq!(rx.recv(Some(Duration::ZERO)), Err(RecvError::Timeout));
+        });
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("never caught up")
+            .unwrap();
+        poller.join().unwrap();
     }
 
     #[tokio::test]

@@ -43,16 +43,11 @@ NOTES = [
     ("NON-STRICT",
      "3.2 3.3 3.4 4.1.3 4.1.4 4.1.5 4.2.3 4.2.4 4.2.5 5.15".split(),
      "The server sends a valid message and, right behind it, a frame that "
-     "breaks the protocol (reserved bits, reserved opcode, a continuation "
-     "with nothing to continue). Tether delivers the message as an event "
-     "and fails the connection at once with Close 1002, as RFC 6455 "
-     "requires. The app's echo is sent from the app's own thread after it "
-     "polls the event, so it comes after the connection has failed and the "
-     "suite does not see it (it is a race: which of these cases are OK "
-     "varies from run to run). tokio-tungstenite's own test client echoes "
-     "inside its read loop, before reading the bad frame, and gets OK. "
-     "Holding the failure until the app has answered would gain an app "
-     "nothing: the connection is failing either way."),
+     "breaks the protocol. Tether delivers the message, lets the app answer "
+     "what it received (until the app polls with nothing pending, at most "
+     "1 s), then fails the connection with Close 1002. A NON-STRICT here "
+     "means the echo still came after the failure: the app did not poll "
+     "again within that time."),
     ("NON-STRICT", ["6.4.3", "6.4.4"],
      "A text frame with invalid UTF-8 arrives in three chops with pauses "
      "between them. The UTF-8 check runs once the frame is complete, not at "
