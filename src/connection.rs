@@ -344,7 +344,6 @@ impl Connection {
             ending = writer.run(&mut sink) => ending,
         };
         let requested = writer.requested.take();
-        drop(writer);
 
         // A protocol violation by the peer: first let the app answer what
         // it received before (briefly), then tell the peer why, hang up.
