@@ -4,6 +4,8 @@
 #   Node's ws:           npm ci into tests/interop/node_modules (package-lock.json)
 #   Python's websockets: pip into .tools/interop/venv (tests/interop/requirements.txt)
 # Both folders are git-ignored; a second run only checks them.
+#   scripts/test-interop.sh                 install, then run the tests
+#   scripts/test-interop.sh --install-only  install only (scripts/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,4 +46,5 @@ fi
 
 log "node $(node --version), ws $(cd tests/interop && node -p 'require("ws/package.json").version'), \
 $("$venv/bin/python" --version), websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)')"
+[ "${1:-}" = "--install-only" ] && exit 0
 TETHER_INTEROP=1 cargo test --test interop

@@ -18,17 +18,13 @@ cargo clippy --all-targets -- -D warnings
 step "header (include/tether.h matches cbindgen)"
 scripts/gen-header.sh --check
 
-step "build (libtether.a / libtether.so for the C tests)"
+step "build libtether.a (for the C tests); install gcc and the interop peers if missing"
 cargo build --lib
+scripts/test-c.sh --install-only
+scripts/test-interop.sh --install-only
 
-step "Rust unit and integration tests"
-cargo test
-
-step "C ABI tests (gcc, AddressSanitizer)"
-scripts/test-c.sh
-
-step "interop (Node ws, Python websockets servers)"
-scripts/test-interop.sh
+step "Rust unit and integration tests, C ABI tests (ASan), interop (Node ws, Python websockets)"
+TETHER_INTEROP=1 cargo test
 
 step "conformance (Autobahn TestSuite, cases 1.* to 10.*)"
 scripts/autobahn.sh
