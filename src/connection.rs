@@ -83,6 +83,16 @@ impl Ending {
         }
     }
 
+    /// The connection ended without a close handshake: reported as 1006.
+    fn abnormal(end: End, code: i32, message: String) -> Ending {
+        Ending {
+            end,
+            closed: Some((1006, String::new())),
+            error: Some((code, message)),
+            retry_after: None,
+        }
+    }
+
     fn quiet(end: End) -> Ending {
         Ending {
             end,
@@ -488,14 +498,12 @@ fn violation_close_code(ending: &Ending) -> Option<u16> {
 }
 
 fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Ending {
-    let lost = |detail: String| Ending {
-        end: End::Lost,
-        closed: Some((1006, String::new())),
-        retry_after: None,
-        error: Some((
+    let lost = |detail: String| {
+        Ending::abnormal(
+            End::Lost,
             error_code::CONNECTION_LOST,
             format!("connection lost: {detail}"),
-        )),
+        )
     };
     match error {
         // A peer that sent its Close frame may hang up without waiting.
@@ -629,15 +637,11 @@ impl Writer<'_, '_> {
                     let slept = *suspensions.borrow_and_update();
                     let limit = Duration::from_millis(self.options.ping_interval_ms + self.options.pong_timeout_ms);
                     if slept >= limit {
-                        return Ending {
-                            end: End::HeartbeatTimeout,
-                            closed: Some((1006, String::new())),
-                            error: Some((error_code::HEARTBEAT_TIMEOUT, format!(
-                                "the process was suspended for {} s: the link is stale",
-                                slept.as_secs()
-                            ))),
-                            retry_after: None,
-                        };
+                        let why = format!(
+                            "the process was suspended for {} s: the link is stale",
+                            slept.as_secs()
+                        );
+                        return Ending::abnormal(End::HeartbeatTimeout, error_code::HEARTBEAT_TIMEOUT, why);
                     }
                     if !heartbeat.awaiting() {
                         self.ping_now(&mut heartbeat);
@@ -647,27 +651,20 @@ impl Writer<'_, '_> {
                     let frames = self.link.frames.load(Ordering::Relaxed);
                     let paused = self.link.reading_paused.load(Ordering::Acquire);
                     if heartbeat.check(Instant::now(), frames, paused) == Liveness::Dead {
-                        return Ending {
-                            end: End::HeartbeatTimeout,
-                            closed: Some((1006, String::new())),
-                            error: Some((error_code::HEARTBEAT_TIMEOUT, format!(
-                                "no answer to a Ping within {} ms: the link is dead",
-                                self.options.pong_timeout_ms
-                            ))),
-                            retry_after: None,
-                        };
+                        let why = format!(
+                            "no answer to a Ping within {} ms: the link is dead",
+                            self.options.pong_timeout_ms
+                        );
+                        return Ending::abnormal(End::HeartbeatTimeout, error_code::HEARTBEAT_TIMEOUT, why);
                     }
                 }
                 _ = sleep_until(close_deadline.unwrap_or_else(far_future)), if close_deadline.is_some() => {
-                    return Ending {
-                        end: self.requested.clone().unwrap_or(End::UserClose),
-                        closed: Some((1006, String::new())),
-                        error: Some((error_code::CLOSE_TIMEOUT, format!(
-                            "the peer did not finish the close handshake within {} ms",
-                            self.options.close_timeout_ms
-                        ))),
-                        retry_after: None,
-                    };
+                    let why = format!(
+                        "the peer did not finish the close handshake within {} ms",
+                        self.options.close_timeout_ms
+                    );
+                    let end = self.requested.clone().unwrap_or(End::UserClose);
+                    return Ending::abnormal(end, error_code::CLOSE_TIMEOUT, why);
                 }
             }
         }
@@ -715,15 +712,11 @@ async fn drain(
 }
 
 fn write_error_ending(error: WsError) -> Ending {
-    Ending {
-        end: End::Lost,
-        closed: Some((1006, String::new())),
-        retry_after: None,
-        error: Some((
-            error_code::CONNECTION_LOST,
-            format!("connection lost while writing: {error}"),
-        )),
-    }
+    Ending::abnormal(
+        End::Lost,
+        error_code::CONNECTION_LOST,
+        format!("connection lost while writing: {error}"),
+    )
 }
 
 /// TCP, TLS and the HTTP upgrade. Errors never include header values.
