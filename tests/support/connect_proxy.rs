@@ -5,62 +5,28 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 pub struct ConnectProxy {
     pub addr: SocketAddr,
     /// Request heads received, in order.
     pub requests: Arc<Mutex<Vec<String>>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: super::ServerThread,
 }
 
 impl ConnectProxy {
     /// `credentials`: the expected `Proxy-Authorization` value, if any.
     pub fn start(credentials: Option<&str>) -> ConnectProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
         let credentials = credentials.map(str::to_string);
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(listener).unwrap();
-                let mut tasks = tokio::task::JoinSet::new();
-                loop {
-                    tokio::select! {
-                        _ = &mut stop => break,
-                        accepted = listener.accept() => {
-                            let Ok((tcp, _)) = accepted else { continue };
-                            tasks.spawn(tunnel(tcp, seen.clone(), credentials.clone()));
-                        }
-                    }
-                }
-                tasks.abort_all();
-            });
+        let server = super::ServerThread::start("127.0.0.1:0".parse().unwrap(), move |tcp| {
+            tunnel(tcp, seen.clone(), credentials.clone())
         });
         ConnectProxy {
-            addr,
+            addr: server.addr,
             requests,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for ConnectProxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            _server: server,
         }
     }
 }

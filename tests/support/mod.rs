@@ -19,6 +19,70 @@ use tokio_tungstenite::tungstenite::Message;
 /// Request headers of each accepted handshake, in order.
 pub type Handshakes = Arc<Mutex<Vec<Vec<(String, String)>>>>;
 
+/// A TCP server on its own thread and runtime: each accepted connection
+/// is handed to `serve` as a task. Dropping it stops listening and aborts
+/// every connection (no close frame, no FIN handshake to wait for).
+pub struct ServerThread {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    pub fn start<F, Fut>(addr: SocketAddr, serve: F) -> ServerThread
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let std_listener = bind_with_retry(addr);
+        std_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                let mut tasks = tokio::task::JoinSet::new();
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        accepted = listener.accept() => {
+                            let Ok((tcp, _)) = accepted else { continue };
+                            // Replies are small writes in a row: no Nagle delay.
+                            let _ = tcp.set_nodelay(true);
+                            tasks.spawn(serve(tcp));
+                        }
+                    }
+                }
+                tasks.abort_all();
+            });
+        });
+        ServerThread {
+            addr,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// An echo server on its own thread and runtime. Text commands change its
 /// behaviour: `close:CODE:REASON` makes it close with that code, `drop`
 /// makes it hang up without a close handshake.
@@ -26,8 +90,7 @@ pub struct EchoServer {
     pub addr: SocketAddr,
     /// Request headers of every accepted handshake, in order.
     pub handshakes: Handshakes,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: ServerThread,
 }
 
 impl EchoServer {
@@ -46,49 +109,26 @@ impl EchoServer {
     }
 
     fn start_with(addr: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) -> EchoServer {
-        let std_listener = bind_with_retry(addr);
-        std_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
-        let handshakes = Arc::new(Mutex::new(Vec::new()));
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel();
+        let handshakes: Handshakes = Arc::new(Mutex::new(Vec::new()));
         let seen = handshakes.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(std_listener).unwrap();
-                let mut tasks = tokio::task::JoinSet::new();
-                loop {
-                    tokio::select! {
-                        _ = &mut stop => break,
-                        accepted = listener.accept() => {
-                            let Ok((tcp, _)) = accepted else { continue };
-                            // Echoes are small writes in a row: no Nagle delay.
-                            let _ = tcp.set_nodelay(true);
-                            let seen = seen.clone();
-                            match tls.clone() {
-                                None => tasks.spawn(serve(tcp, seen)),
-                                Some(config) => tasks.spawn(async move {
-                                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-                                    if let Ok(stream) = acceptor.accept(tcp).await {
-                                        serve(stream, seen).await;
-                                    }
-                                }),
-                            };
+        let server = ServerThread::start(addr, move |tcp| {
+            let (seen, tls) = (seen.clone(), tls.clone());
+            async move {
+                match tls {
+                    None => serve(tcp, seen).await,
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        if let Ok(stream) = acceptor.accept(tcp).await {
+                            serve(stream, seen).await;
                         }
                     }
                 }
-                // Dropping the tasks kills every connection abruptly.
-                tasks.abort_all();
-            });
+            }
         });
         EchoServer {
-            addr,
+            addr: server.addr,
             handshakes,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            server,
         }
     }
 
@@ -103,22 +143,7 @@ impl EchoServer {
 
     /// Stops listening and kills every connection without a close frame.
     pub fn kill(mut self) {
-        self.stop();
-    }
-
-    fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.stop();
     }
 }
 
