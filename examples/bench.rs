@@ -1,0 +1,301 @@
+//! Throughput and latency of Tether against raw tokio-tungstenite, on one
+//! tokio-tungstenite echo server on 127.0.0.1 (in this process, own thread).
+//! Run with scripts/bench.sh (release build). Numbers, not assertions.
+//!
+//! For each client: pipelined 64-byte messages (messages/s), pipelined
+//! 1 MiB messages (GB/s), sequential round trips of 64 bytes (median µs).
+//! "tether (C ABI)" drives the exported `ws_*` functions, as a C app would.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tether::ffi;
+use tether::{Client, Error, Event, Options};
+use tokio_tungstenite::tungstenite::Message;
+
+const SMALL: usize = 64;
+const SMALL_COUNT: usize = 200_000;
+const LARGE: usize = 1 << 20;
+const LARGE_COUNT: usize = 200;
+const ROUND_TRIPS: usize = 5_000;
+/// Messages in flight at most (the echo server's and our buffers).
+const WINDOW: usize = 10_000;
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Big enough that the queue never refuses within the window.
+const BENCH_OPTIONS: &str = r#"{"queue": {"max_messages": 100000, "max_bytes": 1073741824},
+    "max_unpolled_bytes": 268435456, "ping_interval_ms": 0}"#;
+
+fn main() {
+    let server = support::EchoServer::start();
+    let url = server.url();
+    println!("echo server: tokio-tungstenite on {}", server.addr);
+    println!(
+        "{:<22} {:>16} {:>14} {:>16}",
+        "client", "64 B msgs/s", "1 MiB GB/s", "RTT median µs"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let raw = (
+        rt.block_on(raw_pipelined(&url, SMALL, SMALL_COUNT)),
+        rt.block_on(raw_pipelined(&url, LARGE, LARGE_COUNT)),
+        rt.block_on(raw_round_trips(&url)),
+    );
+    report("tokio-tungstenite", raw);
+    let api = (
+        tether_pipelined(&url, SMALL, SMALL_COUNT),
+        tether_pipelined(&url, LARGE, LARGE_COUNT),
+        tether_round_trips(&url),
+    );
+    report("tether (Rust API)", api);
+    let c = (
+        cabi_pipelined(&url, SMALL, SMALL_COUNT),
+        cabi_pipelined(&url, LARGE, LARGE_COUNT),
+        cabi_round_trips(&url),
+    );
+    report("tether (C ABI)", c);
+}
+
+fn report(name: &str, (small, large, rtt): (Duration, Duration, Duration)) {
+    let msgs = SMALL_COUNT as f64 / small.as_secs_f64();
+    let gbs = (LARGE * LARGE_COUNT) as f64 / large.as_secs_f64() / 1e9;
+    println!(
+        "{name:<22} {msgs:>16.0} {gbs:>14.2} {:>16.1}",
+        rtt.as_secs_f64() * 1e6
+    );
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+// ---- raw tokio-tungstenite
+
+type RawWs = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+async fn raw_connect(url: &str) -> RawWs {
+    let addr = url.trim_start_matches("ws://").split('/').next().unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+    tokio_tungstenite::client_async_with_config(url, tcp, Some(config))
+        .await
+        .unwrap()
+        .0
+}
+
+async fn raw_pipelined(url: &str, size: usize, count: usize) -> Duration {
+    let (mut tx, mut rx) = raw_connect(url).await.split();
+    let payload = vec![7u8; size];
+    let start = Instant::now();
+    let writer = async {
+        for i in 0..count {
+            tx.feed(Message::binary(payload.clone())).await.unwrap();
+            if i % 64 == 63 {
+                tx.flush().await.unwrap();
+            }
+        }
+        tx.flush().await.unwrap();
+        tx
+    };
+    let reader = async {
+        let mut got = 0;
+        while got < count {
+            match rx.next().await {
+                Some(Ok(Message::Binary(b))) => {
+                    assert_eq!(b.len(), size);
+                    got += 1;
+                }
+                Some(Ok(_)) => {}
+                other => panic!("raw client: {other:?}"),
+            }
+        }
+    };
+    let (mut tx, ()) = tokio::time::timeout(LIMIT, async { tokio::join!(writer, reader) })
+        .await
+        .expect("raw pipelined run timed out");
+    let elapsed = start.elapsed();
+    let _ = tx.close().await;
+    elapsed
+}
+
+async fn raw_round_trips(url: &str) -> Duration {
+    let mut ws = raw_connect(url).await;
+    let payload = vec![7u8; SMALL];
+    let mut samples = Vec::with_capacity(ROUND_TRIPS);
+    for _ in 0..ROUND_TRIPS {
+        let t = Instant::now();
+        ws.send(Message::binary(payload.clone())).await.unwrap();
+        loop {
+            match tokio::time::timeout(LIMIT, ws.next()).await.expect("timed out") {
+                Some(Ok(Message::Binary(_))) => break,
+                Some(Ok(_)) => {}
+                other => panic!("raw client: {other:?}"),
+            }
+        }
+        samples.push(t.elapsed());
+    }
+    let _ = ws.close(None).await;
+    median(samples)
+}
+
+// ---- Tether, Rust API
+
+fn tether_client(url: &str) -> Client {
+    let client = Client::connect(url, Options::from_json(Some(BENCH_OPTIONS)).unwrap()).unwrap();
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        assert!(Instant::now() < deadline, "no open");
+        if let Some(Event::Open { .. }) = client.poll_event(Some(LIMIT)).unwrap() {
+            return client;
+        }
+    }
+}
+
+fn tether_pipelined(url: &str, size: usize, count: usize) -> Duration {
+    let client = tether_client(url);
+    let payload = vec![7u8; size];
+    let (mut sent, mut got) = (0, 0);
+    let start = Instant::now();
+    while got < count {
+        assert!(start.elapsed() < LIMIT, "tether pipelined run timed out");
+        while sent < count && sent - got < WINDOW {
+            match client.send_binary(&payload) {
+                Ok(()) => sent += 1,
+                Err(Error::QueueFull(_)) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // Drain what is there, then wait for at least one more.
+        let mut timeout = Some(Duration::from_secs(10));
+        while let Some(event) = client.poll_event(timeout).unwrap() {
+            if let Event::Binary(b) = event {
+                assert_eq!(b.len(), size);
+                got += 1;
+            }
+            timeout = Some(Duration::ZERO);
+        }
+    }
+    let elapsed = start.elapsed();
+    client.close(1000, "").unwrap();
+    elapsed
+}
+
+fn tether_round_trips(url: &str) -> Duration {
+    let client = tether_client(url);
+    let payload = vec![7u8; SMALL];
+    let mut samples = Vec::with_capacity(ROUND_TRIPS);
+    for _ in 0..ROUND_TRIPS {
+        let t = Instant::now();
+        client.send_binary(&payload).unwrap();
+        loop {
+            match client.poll_event(Some(LIMIT)).unwrap() {
+                Some(Event::Binary(_)) => break,
+                Some(_) => {}
+                None => panic!("no echo"),
+            }
+        }
+        samples.push(t.elapsed());
+    }
+    client.close(1000, "").unwrap();
+    median(samples)
+}
+
+// ---- Tether, C ABI (the exported functions, as a C program calls them)
+
+struct CClient(*mut ffi::ws_client);
+
+impl Drop for CClient {
+    fn drop(&mut self) {
+        ffi::ws_close(self.0, 1000, std::ptr::null());
+        ffi::ws_free(self.0);
+    }
+}
+
+fn empty_event() -> ffi::ws_event {
+    ffi::ws_event {
+        kind: ffi::ws_event_kind::WS_EVENT_STATE,
+        state: ffi::ws_state::WS_STATE_CONNECTING,
+        data: std::ptr::null(),
+        len: 0,
+        close_code: 0,
+        error: 0,
+        attempt: 0,
+        delay_ms: 0,
+    }
+}
+
+fn cabi_client(url: &str) -> CClient {
+    let url = CString::new(url).unwrap();
+    let options = CString::new(BENCH_OPTIONS).unwrap();
+    let mut handle = std::ptr::null_mut();
+    let status = ffi::ws_connect(url.as_ptr(), options.as_ptr(), &mut handle);
+    assert_eq!(status, ffi::ws_status::WS_OK);
+    let client = CClient(handle);
+    let mut ev = empty_event();
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
+        if ffi::ws_poll_event(client.0, 10_000, &mut ev) == ffi::ws_status::WS_OK
+            && ev.kind == ffi::ws_event_kind::WS_EVENT_OPEN
+        {
+            return client;
+        }
+    }
+    panic!("no open");
+}
+
+fn cabi_pipelined(url: &str, size: usize, count: usize) -> Duration {
+    let client = cabi_client(url);
+    let payload = vec![7u8; size];
+    let (mut sent, mut got) = (0, 0);
+    let mut ev = empty_event();
+    let start = Instant::now();
+    while got < count {
+        assert!(start.elapsed() < LIMIT, "C ABI pipelined run timed out");
+        while sent < count && sent - got < WINDOW {
+            let status = ffi::ws_send(client.0, 2, payload.as_ptr(), payload.len());
+            match status {
+                ffi::ws_status::WS_OK => sent += 1,
+                ffi::ws_status::WS_ERR_QUEUE_FULL => break,
+                other => panic!("ws_send: {other:?}"),
+            }
+        }
+        let mut timeout = 10_000;
+        while ffi::ws_poll_event(client.0, timeout, &mut ev) == ffi::ws_status::WS_OK {
+            if ev.kind == ffi::ws_event_kind::WS_EVENT_BINARY {
+                assert_eq!(ev.len, size);
+                got += 1;
+            }
+            timeout = 0;
+        }
+    }
+    start.elapsed()
+}
+
+fn cabi_round_trips(url: &str) -> Duration {
+    let client = cabi_client(url);
+    let payload = [7u8; SMALL];
+    let mut ev = empty_event();
+    let mut samples = Vec::with_capacity(ROUND_TRIPS);
+    for _ in 0..ROUND_TRIPS {
+        let t = Instant::now();
+        let status = ffi::ws_send(client.0, 2, payload.as_ptr(), payload.len());
+        assert_eq!(status, ffi::ws_status::WS_OK);
+        loop {
+            let status = ffi::ws_poll_event(client.0, 10_000, &mut ev);
+            assert_eq!(status, ffi::ws_status::WS_OK, "no echo");
+            if ev.kind == ffi::ws_event_kind::WS_EVENT_BINARY {
+                break;
+            }
+        }
+        samples.push(t.elapsed());
+    }
+    median(samples)
+}
