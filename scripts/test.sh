@@ -26,6 +26,9 @@ scripts/test-interop.sh --install-only
 step "Rust unit and integration tests, C ABI tests (ASan), interop (Node ws, Python websockets)"
 TETHER_INTEROP=1 cargo test
 
+step "Kotlin façade (JNI build, clippy --features jni, JUnit via Maven)"
+scripts/test-kotlin.sh
+
 step "conformance (Autobahn TestSuite, cases 1.* to 10.*)"
 scripts/autobahn.sh
 
