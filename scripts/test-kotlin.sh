@@ -29,7 +29,8 @@ rm -rf kotlin-multiplatform/target/surefire-reports
 mvn -q -B -Dstyle.color=never -f kotlin-multiplatform/pom.xml test \
   -Dtether.library="$PWD/kotlin-multiplatform/target/native/libtether.so"
 
-# Surefire is quiet under -q: print its totals.
+# Surefire is quiet under -q: print its totals (on a line of their own).
+echo
 awk -F'"' '/<testsuite /{ for (i = 1; i < NF; i++) {
     if ($i ~ / tests=$/) t += $(i+1); if ($i ~ / failures=$/) f += $(i+1);
     if ($i ~ / errors=$/) e += $(i+1); if ($i ~ / skipped=$/) s += $(i+1) } }

@@ -1,7 +1,6 @@
 package dev.tether.internal
 
 import dev.tether.TetherStats
-import java.lang.ref.Cleaner
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
 import java.util.concurrent.atomic.AtomicLong
@@ -12,7 +11,6 @@ internal actual fun platformBinding(): Binding = JniBinding
 
 /** The JVM/Android binding: the Rust core through JNI, one poller thread per session. */
 internal object JniBinding : Binding {
-    private val cleaner: Cleaner by lazy { Cleaner.create() }
 
     override fun open(url: String, optionsJson: String, sink: EventSink): NativeClient {
         val pointer = translate { NativeBridge.connect(url, optionsJson) }
@@ -23,9 +21,7 @@ internal object JniBinding : Binding {
 
     override fun liveClients(): Long = NativeBridge.liveCount()
 
-    override fun onUnreachable(owner: Any, action: () -> Unit) {
-        cleaner.register(owner) { action() }
-    }
+    override fun onUnreachable(owner: Any, action: () -> Unit) = Reaper.register(owner, action)
 }
 
 /**

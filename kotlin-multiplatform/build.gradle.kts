@@ -1,0 +1,63 @@
+// Tether's Kotlin façade for Gradle Kotlin Multiplatform builds.
+//
+//   commonMain   the Ktor-like API (TetherClient, TetherSession, Frame, TetherError, …)
+//   jvmMain      the JNI binding (also compiled into androidMain, see below)
+//   nativeMain   iOS and Linux: the cinterop binding on include/tether.h (stub for now)
+//
+// The native library: JVM tests load ../target/debug/libtether.so built by
+// `cargo build --features jni --lib`; an Android app packages libtether.so per ABI in
+// src/androidMain/jniLibs/<abi>/ (built with the Android NDK, feature `jni`).
+plugins {
+    kotlin("multiplatform") version "2.1.21"
+    id("com.android.library") version "8.7.3"
+}
+
+group = "dev.tether"
+version = "0.1.0"
+
+kotlin {
+    explicitApi()
+    jvmToolchain(17)
+
+    jvm()
+    androidTarget {
+        publishLibraryVariants("release")
+    }
+    iosArm64()
+    iosSimulatorArm64()
+    iosX64()
+    linuxX64()
+
+    sourceSets {
+        commonMain.dependencies {
+            implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.10.2")
+        }
+        // Android runs the same JNI binding as the JVM.
+        androidMain {
+            kotlin.srcDir("src/jvmMain/kotlin")
+        }
+        jvmTest.dependencies {
+            implementation("org.jetbrains.kotlinx:kotlinx-coroutines-test:1.10.2")
+            implementation("org.junit.jupiter:junit-jupiter:5.11.4")
+            runtimeOnly("org.junit.platform:junit-platform-launcher")
+        }
+    }
+}
+
+tasks.named<Test>("jvmTest") {
+    useJUnitPlatform()
+    systemProperty("tether.library", file("../target/debug/libtether.so").absolutePath)
+}
+
+android {
+    namespace = "dev.tether"
+    compileSdk = 35
+    defaultConfig {
+        minSdk = 24
+    }
+    sourceSets["main"].jniLibs.srcDirs("src/androidMain/jniLibs")
+    compileOptions {
+        sourceCompatibility = JavaVersion.VERSION_17
+        targetCompatibility = JavaVersion.VERSION_17
+    }
+}
