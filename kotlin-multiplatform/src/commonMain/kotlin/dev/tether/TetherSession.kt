@@ -85,8 +85,10 @@ public class TetherSession internal constructor(
     /**
      * Closes for good: queued messages go out first, then a Close frame with [code] (1000,
      * 1001, 1002, 1003, 1007-1014 or 3000-4999) and [reason] (≤ 123 UTF-8 bytes). Returns at
-     * once; [state] then reaches [ConnectionState.Closed] and [incoming] completes. Calling
-     * it again does nothing. A bad code throws [TetherError.InvalidArgument].
+     * once; [state] then reaches [ConnectionState.Closed] and [incoming] completes. Frames
+     * that arrive meanwhile are still delivered, but those nobody takes within a second of
+     * the close are dropped so that the session can end. Calling it again does nothing. A
+     * bad code throws [TetherError.InvalidArgument].
      */
     public fun close(code: Int, reason: String = "") {
         core.close(code, reason)

@@ -3,10 +3,12 @@ package dev.tether
 import dev.tether.testing.EchoServer
 import dev.tether.testing.await
 import dev.tether.testing.eventually
+import kotlin.concurrent.thread
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.cancel
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -62,6 +64,32 @@ class LeakTest {
             TetherClient.liveNativeClients() == before
         }
         eventually(10.seconds, "server connections closed") { server.openConnections == 0 }
+    }
+
+    @Test
+    fun `calls racing the close never reach a freed native client`() = runBlocking<Unit> {
+        val before = TetherClient.liveNativeClients()
+        repeat(20) {
+            val session = client.connect(server.url)
+            val reader = launch { session.incoming.collect {} }
+            val callers = (1..3).map {
+                thread {
+                    repeat(2_000) {
+                        session.trySend("x")
+                        try {
+                            session.stats()
+                        } catch (e: TetherError.Closed) {
+                            // Released: the handle refuses new calls instead of crashing.
+                        }
+                    }
+                }
+            }
+            session.close()
+            session.awaitClosed()
+            callers.forEach { it.join(10_000) }
+            reader.join()
+        }
+        eventually(20.seconds, "live native clients back to $before") { TetherClient.liveNativeClients() == before }
     }
 
     private fun openAndForget(n: Int) {

@@ -147,7 +147,7 @@ internal class SessionCore(
         val SLICE = 100.milliseconds
 
         /** After a close, frames nobody takes within this are dropped. */
-        val CLOSE_DRAIN = 5.seconds
+        val CLOSE_DRAIN = 1.seconds
     }
 }
 
