@@ -134,7 +134,10 @@ async fn raw_round_trips(url: &str) -> Duration {
         let t = Instant::now();
         ws.send(Message::binary(payload.clone())).await.unwrap();
         loop {
-            match tokio::time::timeout(LIMIT, ws.next()).await.expect("timed out") {
+            match tokio::time::timeout(LIMIT, ws.next())
+                .await
+                .expect("timed out")
+            {
                 Some(Ok(Message::Binary(_))) => break,
                 Some(Ok(_)) => {}
                 other => panic!("raw client: {other:?}"),
