@@ -19,6 +19,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// What a panic caught at a language boundary (C, JNI) is reported as.
+    pub(crate) fn from_panic(payload: &(dyn std::any::Any + Send)) -> Error {
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unknown panic");
+        Error::Internal(format!("internal error (caught panic): {what}"))
+    }
+
     /// The `ws_status` value of this error (see `include/tether.h`).
     pub fn status(&self) -> i32 {
         match self {

@@ -1,7 +1,6 @@
 //! The panic boundary: a panic inside an exported function becomes
 //! `WS_ERR_INTERNAL` and a `ws_last_error` message, never an unwind into C.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::Error;
@@ -12,10 +11,7 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> i32 {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => 0,
         Ok(Err(error)) => super::last_error::fail(error),
-        Err(payload) => super::last_error::fail(Error::Internal(format!(
-            "internal error (caught panic): {}",
-            panic_message(&payload)
-        ))),
+        Err(payload) => super::last_error::fail(Error::from_panic(&*payload)),
     }
 }
 
@@ -25,12 +21,4 @@ pub(crate) fn guard_void(body: impl FnOnce()) {
         body();
         Ok(())
     });
-}
-
-fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("unknown panic")
 }

@@ -2,7 +2,6 @@
 //! `Err` or a panic becomes a thrown `dev.tether.internal.NativeException`
 //! (status code + message), never an unwind into the JVM.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ::jni::objects::{JThrowable, JValue};
@@ -50,10 +49,7 @@ pub(crate) fn guard<'local, R>(
         Ok(Ok(value)) => return value,
         Ok(Err(Failure::Java)) => return fallback,
         Ok(Err(Failure::Core(error))) => error,
-        Err(payload) => Error::Internal(format!(
-            "internal error (caught panic): {}",
-            panic_message(&payload)
-        )),
+        Err(payload) => Error::from_panic(&*payload),
     };
     throw(env, &error);
     fallback
@@ -77,12 +73,4 @@ pub(crate) fn throw(env: &mut JNIEnv<'_>, error: &Error) {
         return;
     };
     let _ = env.throw(JThrowable::from(exception));
-}
-
-fn panic_message(payload: &Box<dyn Any + Send>) -> &str {
-    payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("unknown panic")
 }
