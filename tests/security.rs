@@ -190,6 +190,17 @@ fn bad_proxy_credentials_are_a_configuration_error() {
 }
 
 #[test]
+fn a_server_that_picks_none_of_the_subprotocols_is_an_error() {
+    let server = EchoServer::start();
+    let client = Client::connect(
+        &server.url(),
+        options(r#"{"subprotocols": ["unsupported.v1"]}"#),
+    )
+    .unwrap();
+    expect_config_failure(&client, error_code::SUBPROTOCOL);
+}
+
+#[test]
 fn oversized_frames_close_with_1009() {
     let server = EchoServer::start();
     let client = Client::connect(

@@ -174,8 +174,13 @@ where
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
         seen.lock().unwrap().push(headers);
-        // Pick the first offered subprotocol, if any.
-        if let Some(offered) = req.headers().get("sec-websocket-protocol") {
+        // Pick the first offered subprotocol, if any; an offer starting
+        // with "unsupported" gets none (like a server that knows none).
+        if let Some(offered) = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .filter(|v| !v.as_bytes().starts_with(b"unsupported"))
+        {
             let first = offered
                 .to_str()
                 .unwrap()
