@@ -22,8 +22,13 @@ const SMALL_COUNT: usize = 200_000;
 const LARGE: usize = 1 << 20;
 const LARGE_COUNT: usize = 200;
 const ROUND_TRIPS: usize = 5_000;
-/// Messages in flight at most (the echo server's and our buffers).
-const WINDOW: usize = 10_000;
+/// Bytes in flight at most, like the socket buffers bound the raw client.
+const WINDOW_BYTES: usize = 16 << 20;
+
+/// Messages of `size` bytes in flight at most.
+fn window(size: usize) -> usize {
+    (WINDOW_BYTES / size.max(1)).clamp(1, 10_000)
+}
 const LIMIT: Duration = Duration::from_secs(120);
 
 /// Big enough that the queue never refuses within the window.
@@ -169,7 +174,7 @@ fn tether_pipelined(url: &str, size: usize, count: usize) -> Duration {
     let start = Instant::now();
     while got < count {
         assert!(start.elapsed() < LIMIT, "tether pipelined run timed out");
-        while sent < count && sent - got < WINDOW {
+        while sent < count && sent - got < window(size) {
             match client.send_binary(&payload) {
                 Ok(()) => sent += 1,
                 Err(Error::QueueFull(_)) => break,
@@ -262,7 +267,7 @@ fn cabi_pipelined(url: &str, size: usize, count: usize) -> Duration {
     let start = Instant::now();
     while got < count {
         assert!(start.elapsed() < LIMIT, "C ABI pipelined run timed out");
-        while sent < count && sent - got < WINDOW {
+        while sent < count && sent - got < window(size) {
             let status = ffi::ws_send(client.0, 2, payload.as_ptr(), payload.len());
             match status {
                 ffi::ws_status::WS_OK => sent += 1,
