@@ -34,7 +34,7 @@ log() { echo "[kotlin-native] $*" >&2; }
 die() { echo "[kotlin-native] error: $*" >&2; exit 1; }
 
 # --- Debian packages -------------------------------------------------------
-packages=(clang-$LLVM_MAJOR lld-$LLVM_MAJOR libclang1-$LLVM_MAJOR libclang-common-$LLVM_MAJOR-dev
+packages=("clang-$LLVM_MAJOR" "lld-$LLVM_MAJOR" "libclang1-$LLVM_MAJOR" "libclang-common-$LLVM_MAJOR-dev"
   libffi-dev gcc g++ maven default-jdk-headless)
 missing=()
 for p in "${packages[@]}"; do
@@ -99,17 +99,20 @@ LIBFFI_DEP=$(prop 'libffiDir\.linux_x64')
 LIBGCC_DIR=$(prop 'libGcc\.linux_x64') # relative to the sysroot
 [ "$(prop 'llvmVersion\.linux_x64')" = "$LLVM_MAJOR" ] ||
   die "this compiler wants LLVM $(prop 'llvmVersion\.linux_x64'), the script assembles $LLVM_MAJOR"
-[ -n "$LLVM_DEP" ] && [ -n "$TOOLCHAIN_DEP" ] && [ -n "$LIBFFI_DEP" ] && [ -n "$LIBGCC_DIR" ] ||
+if [ -z "$LLVM_DEP" ] || [ -z "$TOOLCHAIN_DEP" ] || [ -z "$LIBFFI_DEP" ] || [ -z "$LIBGCC_DIR" ]; then
   die "unexpected $PROPS: cannot read the linux_x64 dependency names"
+fi
 # Other dependencies of the target (lldb, for the debugger only) become
 # placeholders; `$toolchainDependency...` is the toolchain above.
-OTHER_DEPS=$(prop 'dependencies\.linux_x64' | tr ' ' '\n' | grep -v '^\$' || true)
+mapfile -t OTHER_DEPS < <(prop 'dependencies\.linux_x64' | tr ' ' '\n' | grep -v -e '^\$' -e '^$' || true)
 
 llvm_root=/usr/lib/llvm-$LLVM_MAJOR
-libclang=$(readlink -f "$(ls /usr/lib/x86_64-linux-gnu/libclang-$LLVM_MAJOR.so.$LLVM_MAJOR* | head -n 1)")
+libclang=$(find /usr/lib/x86_64-linux-gnu -maxdepth 1 -name "libclang-$LLVM_MAJOR.so.$LLVM_MAJOR*" | sort | head -n 1)
+libclang=$(readlink -f "${libclang:-/nonexistent}")
 libgcc_dir=$(dirname "$(gcc -print-libgcc-file-name)")
-[ -x "$llvm_root/bin/clang" ] && [ -e "$llvm_root/bin/ld.lld" ] && [ -f "$libclang" ] ||
-  die "clang, ld.lld or libclang $LLVM_MAJOR missing under $llvm_root"
+if [ ! -x "$llvm_root/bin/clang" ] || [ ! -e "$llvm_root/bin/ld.lld" ] || [ ! -f "$libclang" ]; then
+  die "clang, ld.lld or libclang $LLVM_MAJOR missing (Debian packages clang-$LLVM_MAJOR, lld-$LLVM_MAJOR, libclang1-$LLVM_MAJOR)"
+fi
 
 link() { # link TARGET LINK_NAME: a symlink, replaced if it points elsewhere
   mkdir -p "$(dirname "$2")"
@@ -142,13 +145,13 @@ link /usr/lib/x86_64-linux-gnu/libffi.a "$DEPS/$LIBFFI_DEP/lib/libffi.a"
 link /usr/include/x86_64-linux-gnu "$DEPS/$LIBFFI_DEP/include"
 
 # Placeholders: the compiler only checks that such a folder is not empty.
-for dep in $OTHER_DEPS; do
+for dep in "${OTHER_DEPS[@]}"; do
   mkdir -p "$DEPS/$dep"
   echo "Not used here: a placeholder so that the compiler does not try to download $dep." >"$DEPS/$dep/README"
 done
 
 # The record of extracted dependencies: one name a line.
-record=$(printf '%s\n' "$LLVM_DEP" "$TOOLCHAIN_DEP" "$LIBFFI_DEP" $OTHER_DEPS | sort -u)
+record=$(printf '%s\n' "$LLVM_DEP" "$TOOLCHAIN_DEP" "$LIBFFI_DEP" "${OTHER_DEPS[@]}" | sort -u)
 [ "$(cat "$DEPS/.extracted" 2>/dev/null)" = "$record" ] || echo "$record" >"$DEPS/.extracted"
 
 # --- Wrappers ----------------------------------------------------------------

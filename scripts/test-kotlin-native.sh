@@ -47,29 +47,29 @@ fi
 
 # 2. The library: commonMain and nativeMain as two fragments of one klib
 #    (expect declarations in one, actuals in the other).
-COMMON=$(find $KMP/src/commonMain -name '*.kt' | sort)
-NATIVE=$(find $KMP/src/nativeMain -name '*.kt' | sort)
+mapfile -t COMMON < <(find $KMP/src/commonMain -name '*.kt' | sort)
+mapfile -t NATIVE < <(find $KMP/src/nativeMain -name '*.kt' | sort)
 fragments=""
-for f in $COMMON; do fragments+="common:$f,"; done
-for f in $NATIVE; do fragments+="native:$f,"; done
+for f in "${COMMON[@]}"; do fragments+="common:$f,"; done
+for f in "${NATIVE[@]}"; do fragments+="native:$f,"; done
 if stale "$OUT/library.stamp" "$OUT/cinterop.stamp" $KMP/src/commonMain $KMP/src/nativeMain; then
   log "compiling commonMain + nativeMain (klib)"
   rm -rf "$OUT/tether" "$OUT/library.stamp"
   "$BIN/kotlinc-native" -p library -nopack -target linux_x64 -module-name tether -o "$OUT/tether" \
     -l "$OUT/tether-cinterop.klib" "${DEPS[@]}" \
     -Xmulti-platform -Xfragments=common,native -Xfragment-refines=native:common \
-    "-Xfragment-sources=${fragments%,}" $COMMON $NATIVE
+    "-Xfragment-sources=${fragments%,}" "${COMMON[@]}" "${NATIVE[@]}"
   touch "$OUT/library.stamp"
 fi
 
 # 3. The test executable: nativeTest with kotlin.test's runner (-tr). With -g
 #    the compiler links the distribution's prebuilt stdlib cache: twice as fast.
-TESTS=$(find $KMP/src/nativeTest -name '*.kt' | sort)
+mapfile -t TESTS < <(find $KMP/src/nativeTest -name '*.kt' | sort)
 if stale "$OUT/test.stamp" "$OUT/library.stamp" $KMP/src/nativeTest; then
   log "compiling nativeTest (test executable)"
   rm -f "$OUT/tether-test.kexe" "$OUT/test.stamp"
   "$BIN/kotlinc-native" -tr -g -target linux_x64 -o "$OUT/tether-test" \
-    -l "$OUT/tether" -l "$OUT/tether-cinterop.klib" "${DEPS[@]}" $TESTS
+    -l "$OUT/tether" -l "$OUT/tether-cinterop.klib" "${DEPS[@]}" "${TESTS[@]}"
   touch "$OUT/test.stamp"
 fi
 log "built in $((SECONDS - started)) s; running the tests"

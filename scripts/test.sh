@@ -32,5 +32,8 @@ scripts/test-kotlin.sh
 step "conformance (Autobahn TestSuite, cases 1.* to 10.*)"
 scripts/autobahn.sh
 
+step "Kotlin/Native (cinterop on tether.h, linuxX64 tests; installs the offline toolchain)"
+scripts/test-kotlin-native.sh
+
 echo
 echo "all test steps passed"
