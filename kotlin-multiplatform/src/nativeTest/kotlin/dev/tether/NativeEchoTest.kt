@@ -149,6 +149,35 @@ class NativeEchoTest {
     }
 
     @Test
+    fun pauseResumeReconnectAndHintsReachTheCore() = runBlocking<Unit> {
+        val session = client.connect(server.url)
+        val events = mutableListOf<TetherEvent>()
+        val collector = launch { session.events.collect { events += it } }
+        session.state.await { it == ConnectionState.Open }
+
+        session.pause()
+        session.state.await { it is ConnectionState.Reconnecting }
+        assertTrue(session.trySend("sent while paused"))
+        session.resume()
+        assertEquals(Frame.Text("sent while paused"), withTimeout(10.seconds) { session.incoming.take(1).toList() }.single())
+
+        session.setHeader("X-Token", "refreshed")
+        session.reconnect()
+        eventually(what = "three opens") { events.count { it is TetherEvent.Opened } == 3 }
+        session.networkChanged(false)
+        session.networkChanged(true)
+        session.flush()
+        session.state.await { it == ConnectionState.Open }
+        session.send("still here")
+        assertEquals(Frame.Text("still here"), withTimeout(10.seconds) { session.incoming.take(1).toList() }.single())
+
+        session.close()
+        session.awaitClosed()
+        collector.join()
+        assertFailsWith<TetherError.Closed> { session.pause() }
+    }
+
+    @Test
     fun badArgumentsAreTypedErrorsWithTheCoreMessage() = runBlocking {
         val bad = assertFailsWith<TetherError.InvalidArgument> { client.connect("http://127.0.0.1:1/") }
         assertTrue(bad.message!!.isNotEmpty())

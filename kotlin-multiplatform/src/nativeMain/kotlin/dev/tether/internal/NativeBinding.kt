@@ -199,7 +199,7 @@ internal class CinteropClient(private val handle: ClientHandle, private val sink
          * A bound on one blocking poll: `ws_close` wakes the poller long before. On a
          * timeout the poller looks for sessions the app forgot ([Unreachables]).
          */
-        const val POLL_TIMEOUT_MS = 2_000
+        const val POLL_TIMEOUT_MS = 5_000
     }
 }
 
