@@ -420,6 +420,14 @@ struct Link<'a> {
 }
 
 impl Link<'_> {
+    /// Counts a received message and hands it to the app.
+    fn deliver(&self, message: Event) {
+        let len = message.message_bytes() as u64;
+        self.counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        self.counters.bytes_in.fetch_add(len, Ordering::Relaxed);
+        self.events.send(message);
+    }
+
     /// Reports `Closing` once per connection.
     fn start_closing(&self) {
         if !self.closing.swap(true, Ordering::AcqRel) {
@@ -453,20 +461,8 @@ async fn read_loop(stream: &mut SplitStream<Ws>, link: &Link<'_>) -> Ending {
         };
         link.frames.fetch_add(1, Ordering::Relaxed);
         match message {
-            Message::Text(text) => {
-                link.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-                link.counters
-                    .bytes_in
-                    .fetch_add(text.len() as u64, Ordering::Relaxed);
-                link.events.send(Event::Text(text));
-            }
-            Message::Binary(data) => {
-                link.counters.messages_in.fetch_add(1, Ordering::Relaxed);
-                link.counters
-                    .bytes_in
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
-                link.events.send(Event::Binary(data));
-            }
+            Message::Text(text) => link.deliver(Event::Text(text)),
+            Message::Binary(data) => link.deliver(Event::Binary(data)),
             Message::Pong(payload) => {
                 if let Some(rtt) = heartbeat::round_trip(link.base, Instant::now(), &payload) {
                     let micros = (rtt.as_micros() as u64).max(1);

@@ -78,8 +78,8 @@ pub enum Event {
 }
 
 impl Event {
-    /// Payload bytes counted against `max_unpolled_bytes`.
-    fn message_bytes(&self) -> usize {
+    /// Payload bytes of a message (counted against `max_unpolled_bytes`).
+    pub(crate) fn message_bytes(&self) -> usize {
         match self {
             Event::Text(text) => text.len(),
             Event::Binary(bytes) => bytes.len(),
