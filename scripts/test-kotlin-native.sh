@@ -64,8 +64,8 @@ fi
 
 # 3. The test executable: nativeTest with kotlin.test's runner (-tr). With -g
 #    the compiler links the distribution's prebuilt stdlib cache: twice as fast.
-mapfile -t TESTS < <(find $KMP/src/nativeTest -name '*.kt' | sort)
-if stale "$OUT/test.stamp" "$OUT/library.stamp" $KMP/src/nativeTest; then
+mapfile -t TESTS < <(find $KMP/src/commonTest $KMP/src/nativeTest -name '*.kt' | sort)
+if stale "$OUT/test.stamp" "$OUT/library.stamp" $KMP/src/commonTest $KMP/src/nativeTest; then
   log "compiling nativeTest (test executable)"
   rm -f "$OUT/tether-test.kexe" "$OUT/test.stamp"
   "$BIN/kotlinc-native" -tr -g -target linux_x64 -o "$OUT/tether-test" \

@@ -1,3 +1,4 @@
+// Shared by the JVM tests (pom.xml) and the native tests (scripts/test-kotlin-native.sh).
 package dev.tether.testing
 
 import kotlin.time.Duration
