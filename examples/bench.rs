@@ -65,6 +65,70 @@ fn main() {
         cabi_round_trips(&url),
     );
     report("tether (C ABI)", c);
+    drop(server);
+    idle_memory();
+}
+
+/// Connections held open for the idle-memory measurement.
+const IDLE_CLIENTS: usize = 2_000;
+
+/// Resident memory per idle connection: the echo server runs as another
+/// process (examples/echo_server.rs) so that only the client side counts.
+fn idle_memory() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe()
+        .unwrap()
+        .with_file_name("echo_server");
+    let mut server = Command::new(&exe)
+        .arg("--max-seconds")
+        .arg("300")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/bench.sh builds it)", exe.display()));
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("PORT line")
+        .to_string();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let options = r#"{"ping_interval_ms": 0}"#;
+    let before = resident_kib();
+    let clients: Vec<Client> = (0..IDLE_CLIENTS)
+        .map(|_| Client::connect(&url, Options::from_json(Some(options)).unwrap()).unwrap())
+        .collect();
+    for client in &clients {
+        let deadline = Instant::now() + LIMIT;
+        while !matches!(
+            client.poll_event(Some(LIMIT)).unwrap(),
+            Some(Event::Open { .. })
+        ) {
+            assert!(Instant::now() < deadline, "idle client did not open");
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = resident_kib();
+    println!(
+        "idle: {IDLE_CLIENTS} open connections cost {:.1} KiB resident each (client side)",
+        (after.saturating_sub(before)) as f64 / IDLE_CLIENTS as f64
+    );
+    drop(clients);
+    drop(server.stdin.take()); // the server exits when its stdin closes
+    let _ = server.wait();
+}
+
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn report(name: &str, (small, large, rtt): (Duration, Duration, Duration)) {
