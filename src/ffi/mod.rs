@@ -344,20 +344,35 @@ pub extern "C" fn ws_poll_event(
             }
             t => Some(Duration::from_millis(t as u64)),
         };
-        if handle.polling.swap(true, Ordering::AcqRel) {
-            return Err(Error::InvalidArgument(
-                "another thread is already polling this client".into(),
-            ));
-        }
-        let result = handle.poll_into(timeout, out);
-        handle.polling.store(false, Ordering::Release);
-        timed_out = !result?;
+        let _polling = PollingGuard::enter(&handle.polling)?;
+        timed_out = !handle.poll_into(timeout, out)?;
         Ok(())
     });
     if code == 0 && timed_out {
         ws_status::WS_TIMEOUT
     } else {
         status(code)
+    }
+}
+
+/// Marks a client as being polled; the mark goes when this is dropped, even
+/// if the poll panicked (the panic is then reported, and polling can go on).
+struct PollingGuard<'a>(&'a AtomicBool);
+
+impl<'a> PollingGuard<'a> {
+    fn enter(flag: &'a AtomicBool) -> Result<PollingGuard<'a>, Error> {
+        if flag.swap(true, Ordering::AcqRel) {
+            return Err(Error::InvalidArgument(
+                "another thread is already polling this client".into(),
+            ));
+        }
+        Ok(PollingGuard(flag))
+    }
+}
+
+impl Drop for PollingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
