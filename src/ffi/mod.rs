@@ -792,6 +792,13 @@ mod tests {
     use crate::event::error_code;
 
     #[test]
+    fn a_client_may_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<ws_client>();
+        send_sync::<Client>();
+    }
+
+    #[test]
     fn header_version_matches_cargo() {
         assert_eq!(
             TETHER_VERSION_MAJOR.to_string(),
