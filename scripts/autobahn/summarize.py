@@ -134,8 +134,7 @@ def markdown(s, args):
         "- Cases: 1.* to 10.* (12.* and 13.* need permessage-deflate, which",
         "  Tether does not offer)",
     ]
-    if args.seconds is not None:
-        out.append("- Client run time: %d s" % args.seconds)
+    # No run time here: it changes every run (the script's log has it).
     out += [
         "",
         "## Result",
