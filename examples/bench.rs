@@ -43,30 +43,41 @@ fn main() {
         "{:<22} {:>16} {:>14} {:>16}",
         "client", "64 B msgs/s", "1 MiB GB/s", "RTT median µs"
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let raw = (
-        rt.block_on(raw_pipelined(&url, SMALL, SMALL_COUNT)),
-        rt.block_on(raw_pipelined(&url, LARGE, LARGE_COUNT)),
-        rt.block_on(raw_round_trips(&url)),
-    );
-    report("tokio-tungstenite", raw);
-    let api = (
-        tether_pipelined(&url, SMALL, SMALL_COUNT),
-        tether_pipelined(&url, LARGE, LARGE_COUNT),
-        tether_round_trips(&url),
-    );
-    report("tether (Rust API)", api);
-    let c = (
-        cabi_pipelined(&url, SMALL, SMALL_COUNT),
-        cabi_pipelined(&url, LARGE, LARGE_COUNT),
-        cabi_round_trips(&url),
-    );
-    report("tether (C ABI)", c);
+    // Arguments pick what runs: raw, api, c, idle (default: all).
+    let picked: Vec<String> = std::env::args().skip(1).collect();
+    let runs = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
+    if runs("raw") {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let raw = (
+            rt.block_on(raw_pipelined(&url, SMALL, SMALL_COUNT)),
+            rt.block_on(raw_pipelined(&url, LARGE, LARGE_COUNT)),
+            rt.block_on(raw_round_trips(&url)),
+        );
+        report("tokio-tungstenite", raw);
+    }
+    if runs("api") {
+        let api = (
+            tether_pipelined(&url, SMALL, SMALL_COUNT),
+            tether_pipelined(&url, LARGE, LARGE_COUNT),
+            tether_round_trips(&url),
+        );
+        report("tether (Rust API)", api);
+    }
+    if runs("c") {
+        let c = (
+            cabi_pipelined(&url, SMALL, SMALL_COUNT),
+            cabi_pipelined(&url, LARGE, LARGE_COUNT),
+            cabi_round_trips(&url),
+        );
+        report("tether (C ABI)", c);
+    }
     drop(server);
-    idle_memory();
+    if runs("idle") {
+        idle_memory();
+    }
 }
 
 /// Connections held open for the idle-memory measurement.
