@@ -134,10 +134,14 @@ impl Connection {
     /// if the task panicked (reported as an internal error).
     pub async fn run(self) {
         let events = self.events.clone();
+        let shared = self.shared.clone();
         if AssertUnwindSafe(self.drive()).catch_unwind().await.is_err() {
+            let (unsent, _) = shared.queue.close();
             events.send(Event::Error {
                 code: crate::error::Error::Internal(String::new()).status(),
-                message: "internal error: the connection task panicked".into(),
+                message: format!(
+                    "internal error: the connection task panicked ({unsent} queued messages never sent)"
+                ),
             });
             events.send(Event::State(State::Closed));
             events.send(Event::Terminated);
@@ -213,7 +217,7 @@ impl Connection {
     }
 
     fn report_unsent(&self) {
-        let (messages, bytes) = self.shared.queue.len();
+        let (messages, bytes) = self.shared.queue.close();
         if messages > 0 {
             self.events.send(Event::Error {
                 code: error_code::UNSENT,

@@ -34,6 +34,8 @@ struct Inner {
     bytes: usize,
     /// The first `held` messages are a backlog waiting for `ws_flush`.
     held: usize,
+    /// The connection task has ended: nothing will send what is pushed.
+    closed: bool,
 }
 
 /// What a successful push did.
@@ -76,6 +78,11 @@ impl OutgoingQueue {
         let mut dropped = 0;
         {
             let mut inner = self.inner.lock();
+            if inner.closed {
+                return Err(Error::Closed(
+                    "the client has terminated: nothing more can be sent".into(),
+                ));
+            }
             let fits = |inner: &Inner| {
                 inner.messages.len() < self.max_messages && inner.bytes + len <= self.max_bytes
             };
@@ -154,6 +161,15 @@ impl OutgoingQueue {
     /// Resolves after a push (or at once if one happened since last time).
     pub async fn notified(&self) {
         self.pushed.notified().await
+    }
+
+    /// The connection task is ending: refuse pushes from now on, and say
+    /// what was left unsent, as (messages, bytes). Under the queue's lock, so
+    /// no message slips in between unreported.
+    pub fn close(&self) -> (usize, usize) {
+        let mut inner = self.inner.lock();
+        inner.closed = true;
+        (inner.messages.len(), inner.bytes)
     }
 
     /// (messages, bytes) queued now.
@@ -255,6 +271,14 @@ mod tests {
         q.release_backlog();
         let all: Vec<_> = q.take_all().into_iter().collect();
         assert_eq!(all, vec![text("old"), text("auth"), text("later")]);
+    }
+
+    #[test]
+    fn a_closed_queue_reports_what_is_left_and_refuses_more() {
+        let q = queue(10, 100, Overflow::Reject);
+        q.push(text("left")).unwrap();
+        assert_eq!(q.close(), (1, 4));
+        assert!(matches!(q.push(text("late")), Err(Error::Closed(_))));
     }
 
     #[test]

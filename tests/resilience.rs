@@ -176,6 +176,19 @@ fn a_4xx_handshake_is_reported_and_not_retried() {
         options(&format!("{{{FAST}}}")),
     )
     .unwrap();
+    // Once the client has ended, even before the app polled that far, a
+    // send is refused rather than queued for nobody.
+    let deadline = Instant::now() + T;
+    loop {
+        match client.send_text("too late") {
+            Err(tether::Error::Closed(_)) => break,
+            Ok(()) => {
+                assert!(Instant::now() < deadline, "sends still accepted");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
     let ev = poll_until(&client, T, |e| *e == Event::Terminated);
     assert!(has_error(&ev, 401), "{ev:?}");
     assert!(

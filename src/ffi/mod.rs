@@ -460,7 +460,10 @@ impl ws_client {
 /// in order, and goes out after the next open. When the queue is at
 /// `queue.max_messages` or `queue.max_bytes`, returns `WS_ERR_QUEUE_FULL`
 /// and takes nothing (unless `queue.overflow` is "drop_oldest"). After
-/// `ws_close`, returns `WS_ERR_CLOSED`. Any thread may call this.
+/// `ws_close`, or once the client has ended by itself (e.g. a 4xx answer,
+/// `max_attempts` reached), returns `WS_ERR_CLOSED`: nothing is queued for
+/// nobody. Messages still queued when a client ends are reported by a
+/// `WS_ERROR_UNSENT` event. Any thread may call this.
 ///
 /// `WS_OK` means queued, not delivered: a message handed to a socket that
 /// then dies may or may not have arrived (see `ws_stats`).
