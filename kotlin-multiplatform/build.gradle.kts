@@ -2,7 +2,7 @@
 //
 //   commonMain   the Ktor-like API (TetherClient, TetherSession, Frame, TetherError, …)
 //   jvmMain      the JNI binding (also compiled into androidMain, see below)
-//   nativeMain   iOS and Linux: the cinterop binding on include/tether.h (stub for now)
+//   nativeMain   iOS and Linux: the cinterop binding on include/tether.h
 //
 // The native library: JVM tests load ../target/debug/libtether.so built by
 // `cargo build --features jni --lib`; an Android app packages libtether.so per ABI in
@@ -23,10 +23,21 @@ kotlin {
     androidTarget {
         publishLibraryVariants("release")
     }
-    iosArm64()
-    iosSimulatorArm64()
-    iosX64()
-    linuxX64()
+    // Each native target links the libtether.a that cargo builds for its Rust
+    // triple (scripts/build-apple.sh for iOS; `cargo build --release` on Linux).
+    val rustTriples = mapOf(
+        iosArm64() to "aarch64-apple-ios",
+        iosSimulatorArm64() to "aarch64-apple-ios-sim",
+        iosX64() to "x86_64-apple-ios",
+        linuxX64() to "x86_64-unknown-linux-gnu",
+    )
+    rustTriples.forEach { (target, triple) ->
+        target.compilations.getByName("main").cinterops.create("tether") {
+            defFile(project.file("src/nativeInterop/cinterop/tether.def"))
+            includeDirs(project.file("../include"))
+            extraOpts("-libraryPath", project.file("../target/$triple/release").absolutePath)
+        }
+    }
 
     sourceSets {
         commonMain.dependencies {
