@@ -24,7 +24,8 @@ kotlin {
         publishLibraryVariants("release")
     }
     // Each native target links the libtether.a that cargo builds for its Rust
-    // triple (scripts/build-apple.sh for iOS; `cargo build --release` on Linux).
+    // triple: `cargo build --release --lib --target <triple>` (scripts/build-apple.sh
+    // does it for the iOS triples).
     val rustTriples = mapOf(
         iosArm64() to "aarch64-apple-ios",
         iosSimulatorArm64() to "aarch64-apple-ios-sim",
