@@ -309,19 +309,6 @@ impl Drop for CClient {
     }
 }
 
-fn empty_event() -> ffi::ws_event {
-    ffi::ws_event {
-        kind: ffi::ws_event_kind::WS_EVENT_STATE,
-        state: ffi::ws_state::WS_STATE_CONNECTING,
-        data: std::ptr::null(),
-        len: 0,
-        close_code: 0,
-        error: 0,
-        attempt: 0,
-        delay_ms: 0,
-    }
-}
-
 fn cabi_client(url: &str) -> CClient {
     let url = CString::new(url).unwrap();
     let options = CString::new(BENCH_OPTIONS).unwrap();
@@ -329,7 +316,7 @@ fn cabi_client(url: &str) -> CClient {
     let status = ffi::ws_connect(url.as_ptr(), options.as_ptr(), &mut handle);
     assert_eq!(status, ffi::ws_status::WS_OK);
     let client = CClient(handle);
-    let mut ev = empty_event();
+    let mut ev = ffi::ws_event::default();
     let deadline = Instant::now() + LIMIT;
     while Instant::now() < deadline {
         if ffi::ws_poll_event(client.0, 10_000, &mut ev) == ffi::ws_status::WS_OK
@@ -345,7 +332,7 @@ fn cabi_pipelined(url: &str, size: usize, count: usize) -> Duration {
     let client = cabi_client(url);
     let payload = vec![7u8; size];
     let (mut sent, mut got) = (0, 0);
-    let mut ev = empty_event();
+    let mut ev = ffi::ws_event::default();
     let start = Instant::now();
     while got < count {
         assert!(start.elapsed() < LIMIT, "C ABI pipelined run timed out");
@@ -372,7 +359,7 @@ fn cabi_pipelined(url: &str, size: usize, count: usize) -> Duration {
 fn cabi_round_trips(url: &str) -> Duration {
     let client = cabi_client(url);
     let payload = [7u8; SMALL];
-    let mut ev = empty_event();
+    let mut ev = ffi::ws_event::default();
     let mut samples = Vec::with_capacity(ROUND_TRIPS);
     for _ in 0..ROUND_TRIPS {
         let t = Instant::now();

@@ -235,17 +235,7 @@ impl Client {
     /// The value never appears in errors, events or logs.
     pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
         self.check_not_closed()?;
-        let mut probe = Options::default();
-        if let Some(value) = value {
-            probe.headers.insert(name.to_string(), value.to_string());
-            probe.validate()?;
-        } else if tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
-            .is_err()
-        {
-            return Err(Error::InvalidArgument(format!(
-                "{name:?} is not a valid header name"
-            )));
-        }
+        crate::options::validate_header(name, value).map_err(Error::InvalidArgument)?;
         let mut headers = self.shared.headers.lock();
         // Header names are case-insensitive: replace any spelling of it.
         headers.retain(|k, _| !k.eq_ignore_ascii_case(name));

@@ -672,10 +672,11 @@ impl Writer<'_, '_> {
 
     /// Queues a Ping ahead of data and starts its deadline.
     fn ping_now(&mut self, heartbeat: &mut Heartbeat) {
-        let payload = heartbeat::ping_payload(self.link.base, Instant::now());
+        let now = Instant::now();
+        let payload = heartbeat::ping_payload(self.link.base, now);
         self.pending
             .push_front(Message::Ping(payload.to_vec().into()));
-        heartbeat.ping_sent(Instant::now(), self.link.frames.load(Ordering::Relaxed));
+        heartbeat.ping_sent(now, self.link.frames.load(Ordering::Relaxed));
     }
 }
 

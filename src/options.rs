@@ -190,26 +190,8 @@ impl Options {
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |msg: String| Err(Error::InvalidArgument(format!("options: {msg}")));
         for (name, value) in &self.headers {
-            if tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
-                .is_err()
-            {
-                return invalid(format!("headers: {name:?} is not a valid header name"));
-            }
-            if is_reserved_header(name) {
-                return invalid(format!(
-                    "headers: {name:?} is set by the WebSocket handshake itself{}",
-                    if name.eq_ignore_ascii_case("sec-websocket-protocol") {
-                        "; use the subprotocols option"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            if tokio_tungstenite::tungstenite::http::HeaderValue::from_str(value).is_err() {
-                return invalid(format!(
-                    "headers: the value of {name:?} has characters not allowed in a header"
-                ));
-            }
+            validate_header(name, Some(value))
+                .map_err(|why| Error::InvalidArgument(format!("options: headers: {why}")))?;
         }
         for protocol in &self.subprotocols {
             if protocol.is_empty() || !protocol.bytes().all(is_token_byte) {
@@ -265,6 +247,34 @@ impl Options {
     pub(crate) fn close_timeout(&self) -> Duration {
         Duration::from_millis(self.close_timeout_ms)
     }
+}
+
+/// Checks a header the app sets (`value` `None`: one it removes). The
+/// message names the header, never its value (it may be a secret).
+pub(crate) fn validate_header(name: &str, value: Option<&str>) -> Result<(), String> {
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    if HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!("{name:?} is not a valid header name"));
+    }
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if is_reserved_header(name) {
+        let hint = if name.eq_ignore_ascii_case("sec-websocket-protocol") {
+            "; use the subprotocols option"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "{name:?} is set by the WebSocket handshake itself{hint}"
+        ));
+    }
+    if HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "the value of {name:?} has characters not allowed in a header"
+        ));
+    }
+    Ok(())
 }
 
 /// Headers the handshake sets itself; an app value would break it.

@@ -204,6 +204,22 @@ pub struct ws_event {
     pub delay_ms: u64,
 }
 
+impl Default for ws_event {
+    /// All fields 0 or NULL (a state event, until filled).
+    fn default() -> ws_event {
+        ws_event {
+            kind: ws_event_kind::WS_EVENT_STATE,
+            state: ws_state::WS_STATE_CONNECTING,
+            data: std::ptr::null(),
+            len: 0,
+            close_code: 0,
+            error: 0,
+            attempt: 0,
+            delay_ms: 0,
+        }
+    }
+}
+
 /// Counters of one client, filled by `ws_stats`. (Named apart from the
 /// function: C has one namespace for both.)
 #[repr(C)]
@@ -386,16 +402,7 @@ impl ws_client {
         let Some(event) = self.client.poll_event(timeout)? else {
             return Ok(false);
         };
-        let mut ev = ws_event {
-            kind: ws_event_kind::WS_EVENT_STATE,
-            state: ws_state::WS_STATE_CONNECTING,
-            data: std::ptr::null(),
-            len: 0,
-            close_code: 0,
-            error: 0,
-            attempt: 0,
-            delay_ms: 0,
-        };
+        let mut ev = ws_event::default();
         let mut text = None;
         match &event {
             Event::State(state) => {
