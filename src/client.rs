@@ -1,56 +1,23 @@
 //! The Rust API of one client: what the C ABI (and any Rust app) calls.
 //!
 //! A `Client` is `Send + Sync`: any thread may send or close while another
-//! polls. The work happens on the runtime thread, in the connection task.
+//! polls. The work happens on the runtime thread, in the client's session.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
-use crate::connection::Connection;
-use crate::error::Error;
-use crate::event::{self, error_code, Event, EventReceiver, EventSender, RecvError};
+use crate::error::{error_code, Error};
+use crate::event::{self, Event, EventReceiver, EventSender, RecvError};
 use crate::options::Options;
-use crate::queue::{OutgoingQueue, Pushed};
-use crate::transport::Endpoint;
-
-/// Requests from the app to its connection task.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Close {
-        code: u16,
-        reason: String,
-    },
-    /// App went to the background: close politely, keep the queue, do not
-    /// reconnect until `Resume`.
-    Pause,
-    /// Reconnect now (after a pause, or to cut a backoff wait short).
-    Resume,
-    /// The OS says the network went away (false) or came back (true).
-    NetworkChanged(bool),
-    /// Drop the current connection (politely) and open a fresh one now.
-    Reconnect,
-}
-
-/// Counters of one client, updated by the connection task.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub messages_in: AtomicU64,
-    pub messages_out: AtomicU64,
-    pub reconnects: AtomicU64,
-    /// Last Ping round trip in microseconds; 0 = none measured yet.
-    pub rtt_micros: AtomicU64,
-    /// Messages dropped by `queue.overflow = "drop_oldest"`.
-    pub dropped: AtomicU64,
-}
+use crate::queue::{self, Pushed};
+use crate::session::{Command, Session, Shared, SystemSuspendClock};
+use crate::transport::{Endpoint, NetDialer};
+use crate::wire::websocket::WebSocketWire;
 
 /// A snapshot of a client's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -68,15 +35,6 @@ pub struct Stats {
     pub dropped_messages: u64,
     /// Received message bytes the app has not polled yet.
     pub unpolled_bytes: u64,
-}
-
-/// What the app side and the connection task share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub queue: OutgoingQueue,
-    pub counters: Counters,
-    /// Headers of the next handshake (`set_header` changes them).
-    pub headers: Mutex<BTreeMap<String, String>>,
 }
 
 /// Clients alive in this process (created and not yet dropped).
@@ -99,7 +57,7 @@ impl Client {
     /// thread. Returns at once; progress arrives as events.
     pub fn connect(url: &str, options: Options) -> Result<Client, Error> {
         let endpoint = Endpoint::parse(url)?;
-        options.validate()?;
+        let resolved = options.resolve()?;
         if !endpoint.tls && !options.allow_insecure {
             return Err(Error::InvalidArgument(
                 "URL: cleartext ws:// is not allowed (option allow_insecure is false); use wss://"
@@ -107,26 +65,26 @@ impl Client {
             ));
         }
         let tls = if endpoint.tls {
-            Some(crate::tls::client_config(&options.tls)?)
+            Some(crate::tls::client_config(&resolved.tls)?)
         } else {
             None
         };
-        let shared = Arc::new(Shared {
-            queue: OutgoingQueue::new(&options.queue),
-            counters: Counters::default(),
-            headers: Mutex::new(options.headers.clone()),
-        });
+        let dialer = NetDialer {
+            proxy: resolved.proxy,
+            tls,
+        };
+        let shared = Arc::new(Shared::new(&options));
         let (event_tx, events) = event::channel(options.max_unpolled_bytes);
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let connection = Connection::new(
-            endpoint,
-            options,
-            tls,
+        let session = Session::new(
+            WebSocketWire::new(endpoint, &options, Box::new(dialer)),
+            &options,
             shared.clone(),
             event_tx.clone(),
             command_rx,
+            Arc::new(SystemSuspendClock),
         );
-        crate::runtime::spawn(connection.run())?;
+        crate::runtime::spawn(session.run())?;
         LIVE_CLIENTS.fetch_add(1, Ordering::Relaxed);
         Ok(Client {
             shared,
@@ -179,11 +137,15 @@ impl Client {
     /// Queues a message; it goes out in order, now if open, else after the
     /// next open. Fails with [`Error::QueueFull`] taking nothing.
     pub fn send(&self, message: Message) -> Result<(), Error> {
-        if !matches!(message, Message::Text(_) | Message::Binary(_)) {
-            return Err(Error::InvalidArgument(
-                "only text and binary messages can be sent".into(),
-            ));
-        }
+        let message = match message {
+            Message::Text(text) => queue::Message::Text(text),
+            Message::Binary(data) => queue::Message::Binary(data),
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "only text and binary messages can be sent".into(),
+                ))
+            }
+        };
         self.check_not_closed()?;
         if let Pushed::DroppedOldest(n) = self.shared.queue.push(message)? {
             self.shared

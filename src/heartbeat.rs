@@ -72,15 +72,6 @@ impl Heartbeat {
     }
 }
 
-/// How long the process was suspended, judged from how much further the
-/// wall clock moved than the monotonic one over the same interval; `None`
-/// below a threshold that absorbs scheduling delays and clock slewing.
-pub(crate) fn suspended_for(monotonic: Duration, wall: Duration) -> Option<Duration> {
-    const THRESHOLD: Duration = Duration::from_secs(2);
-    let gap = wall.saturating_sub(monotonic);
-    (gap >= THRESHOLD).then_some(gap)
-}
-
 /// The payload of a Ping: when it was sent, in nanoseconds since `base`.
 pub(crate) fn ping_payload(base: Instant, now: Instant) -> [u8; 8] {
     (now.saturating_duration_since(base).as_nanos() as u64).to_be_bytes()
@@ -126,16 +117,6 @@ mod tests {
         let mut h = Heartbeat::new(100 * MS);
         h.ping_sent(t0, 1);
         assert_eq!(h.check(t0 + 500 * MS, 1, true), Liveness::Alive);
-    }
-
-    #[test]
-    fn a_wall_clock_far_ahead_means_the_process_slept() {
-        let s = Duration::from_secs(1);
-        assert_eq!(suspended_for(s, s), None);
-        assert_eq!(suspended_for(s, s + 500 * MS), None);
-        // Wall clock set back, or monotonic ahead: not a suspension.
-        assert_eq!(suspended_for(s, Duration::ZERO), None);
-        assert_eq!(suspended_for(s, 601 * s), Some(600 * s));
     }
 
     #[test]

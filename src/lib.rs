@@ -5,7 +5,6 @@
 
 pub mod backoff;
 mod client;
-mod connection;
 pub mod error;
 pub mod event;
 pub mod ffi;
@@ -16,13 +15,16 @@ pub mod logging;
 pub mod options;
 mod queue;
 mod runtime;
+mod session;
 pub mod state;
 mod tls;
 mod transport;
+mod wire;
 
 pub use client::{Client, Stats};
 pub use error::Error;
-pub use event::{error_code, Event};
+pub use error::error_code;
+pub use event::Event;
 pub use options::Options;
 pub use state::State;
 pub use tls::spki_sha256_base64;

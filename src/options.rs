@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -187,7 +189,14 @@ impl Options {
 
     /// Checks what the types alone cannot. Messages name the offending key
     /// but never echo a header value (it may be a secret).
+    /// Checks every value; [`Client::connect`](crate::Client::connect)
+    /// does the same, so calling this first is optional.
     pub fn validate(&self) -> Result<(), Error> {
+        self.resolve().map(drop)
+    }
+
+    /// The checks of plain values (numbers, names, tokens).
+    fn validate_values(&self) -> Result<(), Error> {
         let invalid = |msg: String| Err(Error::InvalidArgument(format!("options: {msg}")));
         for (name, value) in &self.headers {
             validate_header(name, Some(value))
@@ -228,16 +237,32 @@ impl Options {
         if self.max_unpolled_bytes == 0 {
             return invalid("max_unpolled_bytes must be greater than 0".into());
         }
-        for pin in &self.tls.pin_sha256 {
-            crate::tls::parse_pin(pin)?;
-        }
-        if let Some(proxy) = &self.proxy {
-            crate::transport::Proxy::parse(proxy)?;
-        }
-        if let Some(pem) = &self.tls.extra_ca_pem {
-            crate::tls::parse_pem_certificates(pem)?;
-        }
         Ok(())
+    }
+
+    /// Validates everything and parses the values that need parsing (pins,
+    /// CA certificates, the proxy URL) into typed ones: once per connect.
+    pub(crate) fn resolve(&self) -> Result<Resolved, Error> {
+        self.validate_values()?;
+        let pins = self
+            .tls
+            .pin_sha256
+            .iter()
+            .map(|pin| parse_pin(pin))
+            .collect::<Result<Vec<_>, _>>()?;
+        let extra_cas = match &self.tls.extra_ca_pem {
+            Some(pem) => parse_pem_certificates(pem)?,
+            None => Vec::new(),
+        };
+        let proxy = self.proxy.as_deref().map(ProxyConfig::parse).transpose()?;
+        Ok(Resolved {
+            tls: TlsTrust {
+                roots: self.tls.roots,
+                extra_cas,
+                pins,
+            },
+            proxy,
+        })
     }
 
     pub(crate) fn connect_timeout(&self) -> Duration {
@@ -293,6 +318,130 @@ pub(crate) fn is_reserved_header(name: &str) -> bool {
 }
 
 /// RFC 7230 token characters (what a subprotocol name may contain).
+/// The option values that need parsing, parsed once by
+/// [`Options::resolve`].
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub tls: TlsTrust,
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// What the TLS verifier trusts: `tls.*` as typed values.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsTrust {
+    pub roots: Roots,
+    pub extra_cas: Vec<CertificateDer<'static>>,
+    /// SHA-256 hashes of pinned SubjectPublicKeyInfos.
+    pub pins: Vec<[u8; 32]>,
+}
+
+/// Parses the certificates of a PEM text; at least one is required.
+pub(crate) fn parse_pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::InvalidArgument(format!("options: tls.extra_ca_pem: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::InvalidArgument(
+            "options: tls.extra_ca_pem holds no CERTIFICATE block".into(),
+        ));
+    }
+    Ok(certs)
+}
+
+/// Decodes a pin: base64 of a SHA-256 hash, optionally prefixed
+/// `sha256/` as OkHttp's CertificatePinner writes them.
+pub(crate) fn parse_pin(pin: &str) -> Result<[u8; 32], Error> {
+    use base64::Engine;
+    let text = pin.strip_prefix("sha256/").unwrap_or(pin);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| Error::InvalidArgument(format!("options: tls.pin_sha256: {pin:?}: {e}")))?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        Error::InvalidArgument(format!(
+            "options: tls.pin_sha256: {pin:?} is {} bytes; a SHA-256 hash is 32",
+            b.len()
+        ))
+    })
+}
+
+/// An HTTP proxy that tunnels with CONNECT (RFC 9110 §9.3.6): the
+/// `proxy` option, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProxyConfig {
+    pub host: String,
+    pub port: u16,
+    /// `Proxy-Authorization` value (Basic), from the URL's user info.
+    pub authorization: Option<String>,
+}
+
+impl ProxyConfig {
+    /// Parses `http://[user:password@]host:port`. Errors never echo the
+    /// URL: it may carry a password.
+    pub fn parse(url: &str) -> Result<ProxyConfig, Error> {
+        use tokio_tungstenite::tungstenite::http::Uri;
+        let invalid = |why: &str| {
+            Err(Error::InvalidArgument(format!(
+                "options: proxy: {why} (expected http://[user:password@]host:port)"
+            )))
+        };
+        let Ok(uri) = url.parse::<Uri>() else {
+            return invalid("malformed URL");
+        };
+        if uri.scheme_str() != Some("http") {
+            return invalid("only http:// proxies (CONNECT) are supported");
+        }
+        let Some(authority) = uri.authority() else {
+            return invalid("missing host");
+        };
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return invalid("a proxy URL has no path");
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if host.is_empty() {
+            return invalid("missing host");
+        }
+        let authorization = authority.as_str().rsplit_once('@').map(|(userinfo, _)| {
+            use base64::Engine;
+            let decoded = percent_decode(userinfo);
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(decoded)
+            )
+        });
+        Ok(ProxyConfig {
+            host: host.to_string(),
+            port: authority.port_u16().unwrap_or(80),
+            authorization,
+        })
+    }
+}
+
+/// `%XX` escapes of URL user info, decoded.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(value)) => {
+                out.push(value);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
@@ -422,6 +571,52 @@ mod tests {
         assert!(err(r#"{"tls": {"pin_sha256": ["abc"]}}"#).contains("pin_sha256"));
         assert!(err(r#"{"proxy": "socks5://127.0.0.1:1080"}"#).contains("proxy"));
         assert!(!err(r#"{"proxy": "ftp://user:s3cret@h:1"}"#).contains("s3cret"));
+    }
+
+    #[test]
+    fn proxy_urls_give_host_port_and_basic_auth() {
+        let p = ProxyConfig::parse("http://127.0.0.1:3128").unwrap();
+        assert_eq!(
+            (p.host.as_str(), p.port, p.authorization),
+            ("127.0.0.1", 3128, None)
+        );
+        let p = ProxyConfig::parse("http://al%40ice:pa%3Ass@proxy.test:8080/").unwrap();
+        assert_eq!(p.host, "proxy.test");
+        // base64("al@ice:pa:ss")
+        assert_eq!(p.authorization.as_deref(), Some("Basic YWxAaWNlOnBhOnNz"));
+        for bad in [
+            "https://p:1",
+            "socks5://p:1",
+            "http://",
+            "http://p:1/path",
+            "p:1",
+        ] {
+            assert!(ProxyConfig::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pins_must_be_base64_sha256() {
+        use base64::Engine;
+        assert!(parse_pin("not base64!").is_err());
+        assert!(parse_pin("AAAA").is_err());
+        let ok = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(parse_pin(&ok).unwrap(), [7u8; 32]);
+        assert_eq!(parse_pin(&format!("sha256/{ok}")).unwrap(), [7u8; 32]);
+    }
+
+    #[test]
+    fn resolve_parses_each_value_once_into_typed_ones() {
+        let r = Options::from_json(Some(
+            r#"{"proxy": "http://127.0.0.1:3128",
+                "tls": {"pin_sha256": ["sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]}}"#,
+        ))
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(r.tls.pins, vec![[0u8; 32]]);
+        assert!(r.tls.extra_cas.is_empty());
+        assert_eq!(r.proxy.map(|p| p.port), Some(3128));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use crate::error::Error;
 use crate::options::{Overflow, QueueOptions};
@@ -46,12 +46,30 @@ pub(crate) enum Pushed {
     DroppedOldest(usize),
 }
 
+/// A message the app sent, as every wire carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Message {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+}
+
+impl Message {
+    #[cfg(test)]
+    pub fn text(text: &str) -> Message {
+        Message::Text(Utf8Bytes::from(text))
+    }
+
+    #[cfg(test)]
+    pub fn binary(data: impl Into<Bytes>) -> Message {
+        Message::Binary(data.into())
+    }
+}
+
 /// Bytes a message counts for against `max_bytes`.
 pub(crate) fn message_len(message: &Message) -> usize {
     match message {
         Message::Text(text) => text.len(),
-        Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
-        Message::Close(_) | Message::Frame(_) => 0,
+        Message::Binary(bytes) => bytes.len(),
     }
 }
 
@@ -132,9 +150,7 @@ impl OutgoingQueue {
     /// Puts back messages that were taken but not written, ahead of
     /// anything pushed since (but behind a held backlog, which is older),
     /// so order is kept across a lost connection.
-    /// Control frames (Ping, Close) of the old connection are discarded.
-    pub fn requeue_front(&self, mut unsent: VecDeque<Message>) {
-        unsent.retain(|m| matches!(m, Message::Text(_) | Message::Binary(_)));
+    pub fn requeue_front(&self, unsent: VecDeque<Message>) {
         if unsent.is_empty() {
             return;
         }

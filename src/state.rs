@@ -1,4 +1,4 @@
-//! The connection state machine. Pure: it decides, the connection task acts.
+//! The connection state machine. Pure: it decides, the session driver acts.
 //!
 //! ```text
 //! Connecting ──open──▶ Open ──close asked / Close frame──▶ Closing
@@ -10,7 +10,23 @@
 //!     ▼ end without retry (from any state) ─▶ Closed (terminal)
 //! ```
 
-use crate::options::ReconnectOptions;
+/// When the machine retries: the part of the reconnect options it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Reconnect at all after ends the app did not ask for.
+    pub enabled: bool,
+    /// Failed attempts in a row after which the client gives up.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            enabled: true,
+            max_attempts: None,
+        }
+    }
+}
 
 /// The state reported to the app (`ws_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,12 +102,12 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn new(reconnect: &ReconnectOptions) -> Machine {
+    pub fn new(policy: RetryPolicy) -> Machine {
         Machine {
             state: State::Connecting,
             attempts: 0,
-            reconnect_enabled: reconnect.enabled,
-            max_attempts: reconnect.max_attempts,
+            reconnect_enabled: policy.enabled,
+            max_attempts: policy.max_attempts,
             close_requested: false,
         }
     }
@@ -183,9 +199,9 @@ mod tests {
     use super::*;
 
     fn machine(max_attempts: Option<u32>) -> Machine {
-        Machine::new(&ReconnectOptions {
+        Machine::new(RetryPolicy {
             max_attempts,
-            ..ReconnectOptions::default()
+            ..RetryPolicy::default()
         })
     }
 
@@ -326,9 +342,9 @@ mod tests {
 
     #[test]
     fn reconnect_disabled_never_retries() {
-        let mut m = Machine::new(&ReconnectOptions {
+        let mut m = Machine::new(RetryPolicy {
             enabled: false,
-            ..ReconnectOptions::default()
+            ..RetryPolicy::default()
         });
         m.opened();
         assert_eq!(m.ended(&End::Lost), Next::Stop);

@@ -10,42 +10,13 @@ use std::sync::Arc;
 use base64::Engine;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
 use crate::error::Error;
-use crate::options::{Roots, TlsOptions};
-
-/// Parses the certificates of a PEM text; at least one is required.
-pub(crate) fn parse_pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::InvalidArgument(format!("options: tls.extra_ca_pem: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::InvalidArgument(
-            "options: tls.extra_ca_pem holds no CERTIFICATE block".into(),
-        ));
-    }
-    Ok(certs)
-}
-
-/// Decodes a pin: base64 of a SHA-256 hash, optionally prefixed
-/// `sha256/` as OkHttp's CertificatePinner writes them.
-pub(crate) fn parse_pin(pin: &str) -> Result<[u8; 32], Error> {
-    let text = pin.strip_prefix("sha256/").unwrap_or(pin);
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| Error::InvalidArgument(format!("options: tls.pin_sha256: {pin:?}: {e}")))?;
-    bytes.try_into().map_err(|b: Vec<u8>| {
-        Error::InvalidArgument(format!(
-            "options: tls.pin_sha256: {pin:?} is {} bytes; a SHA-256 hash is 32",
-            b.len()
-        ))
-    })
-}
+use crate::options::{Roots, TlsTrust};
 
 /// The pin of a certificate: base64 SHA-256 of its SubjectPublicKeyInfo.
 pub fn spki_sha256_base64(cert_der: &[u8]) -> Option<String> {
@@ -55,21 +26,14 @@ pub fn spki_sha256_base64(cert_der: &[u8]) -> Option<String> {
 }
 
 /// Builds the client configuration of one client from its options.
-pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
+pub(crate) fn client_config(trust: &TlsTrust) -> Result<Arc<ClientConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let extra = match &options.extra_ca_pem {
-        Some(pem) => parse_pem_certificates(pem)?,
-        None => Vec::new(),
-    };
-    let pins = options
-        .pin_sha256
-        .iter()
-        .map(|p| parse_pin(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let extra = trust.extra_cas.clone();
+    let pins = trust.pins.clone();
     let setup_failed =
         |e: &dyn std::fmt::Display| Error::Internal(format!("TLS setup failed: {e}"));
 
-    let (primary, fallback): (Arc<dyn ServerCertVerifier>, _) = match options.roots {
+    let (primary, fallback): (Arc<dyn ServerCertVerifier>, _) = match trust.roots {
         Roots::Webpki => {
             let mut roots = RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -194,7 +158,7 @@ impl ServerCertVerifier for TrustVerifier {
 
 /// What a certificate failure means to the app (`ws_error_code`).
 pub(crate) fn classify_certificate_error(error: &CertificateError) -> (i32, &'static str) {
-    use crate::event::error_code;
+    use crate::error::error_code;
     match error {
         CertificateError::Expired
         | CertificateError::ExpiredContext { .. }
@@ -279,7 +243,10 @@ mod tests {
         use rcgen::PublicKeyData;
         assert_eq!(spki, key.subject_public_key_info().as_slice());
         let pin = spki_sha256_base64(cert.der()).unwrap();
-        assert_eq!(parse_pin(&format!("sha256/{pin}")).unwrap().len(), 32);
+        assert_eq!(
+            crate::options::parse_pin(&format!("sha256/{pin}")).unwrap().len(),
+            32
+        );
     }
 
     #[test]
@@ -293,13 +260,5 @@ mod tests {
         ] {
             assert_eq!(subject_public_key_info(bad), None);
         }
-    }
-
-    #[test]
-    fn pins_must_be_base64_sha256() {
-        assert!(parse_pin("not base64!").is_err());
-        assert!(parse_pin("AAAA").is_err());
-        let ok = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        assert_eq!(parse_pin(&ok).unwrap(), [7u8; 32]);
     }
 }

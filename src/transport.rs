@@ -1,5 +1,5 @@
-//! Where a client connects and the byte stream under its WebSocket: TCP,
-//! or TLS over TCP.
+//! Where a client connects and the byte stream under its wire: TCP, TLS
+//! over TCP (directly or through an HTTP proxy), or an injected stream.
 
 use std::io;
 use std::pin::Pin;
@@ -12,7 +12,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::http::Uri;
 
+use futures_util::future::BoxFuture;
+
 use crate::error::Error;
+use crate::options::ProxyConfig;
 
 /// A validated `ws://` or `wss://` URL.
 #[derive(Debug, Clone)]
@@ -76,145 +79,58 @@ impl Endpoint {
     }
 }
 
-/// An HTTP proxy that tunnels with CONNECT (RFC 9110 §9.3.6).
-#[derive(Debug, Clone)]
-pub(crate) struct Proxy {
-    pub host: String,
-    pub port: u16,
-    /// `Proxy-Authorization` value (Basic), from the URL's user info.
-    authorization: Option<String>,
-}
+/// Any byte stream a wire can run over (tests use in-memory ones).
+#[cfg(test)]
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
-impl Proxy {
-    /// Parses `http://[user:password@]host:port`. Errors never echo the
-    /// URL: it may carry a password.
-    pub fn parse(url: &str) -> Result<Proxy, Error> {
-        let invalid = |why: &str| {
-            Err(Error::InvalidArgument(format!(
-                "options: proxy: {why} (expected http://[user:password@]host:port)"
-            )))
-        };
-        let Ok(uri) = url.parse::<Uri>() else {
-            return invalid("malformed URL");
-        };
-        if uri.scheme_str() != Some("http") {
-            return invalid("only http:// proxies (CONNECT) are supported");
-        }
-        let Some(authority) = uri.authority() else {
-            return invalid("missing host");
-        };
-        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return invalid("a proxy URL has no path");
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        if host.is_empty() {
-            return invalid("missing host");
-        }
-        let authorization = authority.as_str().rsplit_once('@').map(|(userinfo, _)| {
-            use base64::Engine;
-            let decoded = percent_decode(userinfo);
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(decoded)
-            )
-        });
-        Ok(Proxy {
-            host: host.to_string(),
-            port: authority.port_u16().unwrap_or(80),
-            authorization,
-        })
-    }
+#[cfg(test)]
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
 
-    /// Opens a tunnel to `endpoint` through this proxy.
-    async fn tunnel(&self, endpoint: &Endpoint) -> Result<TcpStream, ConnectError> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| ConnectError::Proxy(format!("cannot reach the proxy: {e}"), None))?;
-        let _ = tcp.set_nodelay(true);
-        let target = if endpoint.host.contains(':') {
-            format!("[{}]:{}", endpoint.host, endpoint.port)
-        } else {
-            format!("{}:{}", endpoint.host, endpoint.port)
-        };
-        let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
-        if let Some(auth) = &self.authorization {
-            request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
-        }
-        request.push_str("\r\n");
-        let lost =
-            |e: io::Error| ConnectError::Proxy(format!("proxy connection failed: {e}"), None);
-        tcp.write_all(request.as_bytes()).await.map_err(lost)?;
-        // Read the answer's head byte by byte: nothing after it may be
-        // consumed, it belongs to the tunnel.
-        let mut head = Vec::with_capacity(256);
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() >= 16 * 1024 {
-                return Err(ConnectError::Proxy("proxy answer too long".into(), None));
-            }
-            let byte = tcp.read_u8().await.map_err(lost)?;
-            head.push(byte);
-        }
-        let status_line = head.split(|b| *b == b'\r').next().unwrap_or_default();
-        let status = std::str::from_utf8(status_line)
-            .ok()
-            .and_then(|line| line.split_whitespace().nth(1))
-            .and_then(|code| code.parse::<u16>().ok());
-        match status {
-            Some(200..=299) => Ok(tcp),
-            Some(code) => Err(ConnectError::Proxy(
-                format!("the proxy refused the tunnel: HTTP {code}"),
-                Some(code),
-            )),
-            None => Err(ConnectError::Proxy(
-                "the proxy's answer is not HTTP".into(),
-                None,
-            )),
-        }
-    }
-}
-
-/// `%XX` escapes of URL user info, decoded.
-fn percent_decode(text: &str) -> Vec<u8> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(value)) => {
-                out.push(value);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
-/// The stream a WebSocket runs over.
+/// The stream a wire runs over: TCP or TLS, statically dispatched, or
+/// an injected stream.
 pub(crate) enum Transport {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    #[cfg(test)]
+    Injected(Box<dyn ByteStream>),
+}
+
+/// Opens the byte stream of one attempt. The session is given one, so that
+/// its tests run over in-memory streams instead of sockets.
+pub(crate) trait Dialer: Send + Sync + 'static {
+    fn dial<'a>(&'a self, endpoint: &'a Endpoint) -> BoxFuture<'a, Result<Transport, ConnectError>>;
+
+    /// Whether attempts go through an HTTP proxy (for logs).
+    fn through_proxy(&self) -> bool {
+        false
+    }
+}
+
+/// The real network: TCP (or a proxy's tunnel), then TLS for `wss://`.
+pub(crate) struct NetDialer {
+    pub proxy: Option<ProxyConfig>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Dialer for NetDialer {
+    fn dial<'a>(&'a self, endpoint: &'a Endpoint) -> BoxFuture<'a, Result<Transport, ConnectError>> {
+        Box::pin(Transport::connect(endpoint, self.proxy.as_ref(), self.tls.as_ref()))
+    }
+
+    fn through_proxy(&self) -> bool {
+        self.proxy.is_some()
+    }
 }
 
 impl Transport {
     /// TCP connect (with DNS), then TLS when the endpoint asks for it.
     pub async fn connect(
         endpoint: &Endpoint,
-        proxy: Option<&Proxy>,
+        proxy: Option<&ProxyConfig>,
         tls: Option<&Arc<rustls::ClientConfig>>,
     ) -> Result<Transport, ConnectError> {
         let tcp = match proxy {
-            Some(proxy) => proxy.tunnel(endpoint).await?,
+            Some(proxy) => tunnel(proxy, endpoint).await?,
             None => TcpStream::connect((endpoint.host.as_str(), endpoint.port))
                 .await
                 .map_err(ConnectError::Tcp)?,
@@ -231,6 +147,54 @@ impl Transport {
             .await
             .map_err(ConnectError::Tls)?;
         Ok(Transport::Tls(Box::new(stream)))
+    }
+}
+
+/// Opens a tunnel to `endpoint` through `proxy`.
+async fn tunnel(proxy: &ProxyConfig, endpoint: &Endpoint) -> Result<TcpStream, ConnectError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect((proxy.host.as_str(), proxy.port))
+        .await
+        .map_err(|e| ConnectError::Proxy(format!("cannot reach the proxy: {e}"), None))?;
+    let _ = tcp.set_nodelay(true);
+    let target = if endpoint.host.contains(':') {
+        format!("[{}]:{}", endpoint.host, endpoint.port)
+    } else {
+        format!("{}:{}", endpoint.host, endpoint.port)
+    };
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(auth) = &proxy.authorization {
+        request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+    }
+    request.push_str("\r\n");
+    let lost =
+        |e: io::Error| ConnectError::Proxy(format!("proxy connection failed: {e}"), None);
+    tcp.write_all(request.as_bytes()).await.map_err(lost)?;
+    // Read the answer's head byte by byte: nothing after it may be
+    // consumed, it belongs to the tunnel.
+    let mut head = Vec::with_capacity(256);
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= 16 * 1024 {
+            return Err(ConnectError::Proxy("proxy answer too long".into(), None));
+        }
+        let byte = tcp.read_u8().await.map_err(lost)?;
+        head.push(byte);
+    }
+    let status_line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let status = std::str::from_utf8(status_line)
+        .ok()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse::<u16>().ok());
+    match status {
+        Some(200..=299) => Ok(tcp),
+        Some(code) => Err(ConnectError::Proxy(
+            format!("the proxy refused the tunnel: HTTP {code}"),
+            Some(code),
+        )),
+        None => Err(ConnectError::Proxy(
+            "the proxy's answer is not HTTP".into(),
+            None,
+        )),
     }
 }
 
@@ -251,6 +215,8 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(test)]
+            Transport::Injected(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -264,6 +230,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(test)]
+            Transport::Injected(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -275,6 +243,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            #[cfg(test)]
+            Transport::Injected(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -282,6 +252,8 @@ impl AsyncWrite for Transport {
         match self {
             Transport::Plain(s) => s.is_write_vectored(),
             Transport::Tls(s) => s.is_write_vectored(),
+            #[cfg(test)]
+            Transport::Injected(s) => s.is_write_vectored(),
         }
     }
 
@@ -289,6 +261,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(test)]
+            Transport::Injected(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -296,6 +270,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(test)]
+            Transport::Injected(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
@@ -336,28 +312,6 @@ mod tests {
                 matches!(Endpoint::parse(bad), Err(Error::InvalidArgument(_))),
                 "{bad:?} was accepted"
             );
-        }
-    }
-
-    #[test]
-    fn proxy_urls_give_host_port_and_basic_auth() {
-        let p = Proxy::parse("http://127.0.0.1:3128").unwrap();
-        assert_eq!(
-            (p.host.as_str(), p.port, p.authorization),
-            ("127.0.0.1", 3128, None)
-        );
-        let p = Proxy::parse("http://al%40ice:pa%3Ass@proxy.test:8080/").unwrap();
-        assert_eq!(p.host, "proxy.test");
-        // base64("al@ice:pa:ss")
-        assert_eq!(p.authorization.as_deref(), Some("Basic YWxAaWNlOnBhOnNz"));
-        for bad in [
-            "https://p:1",
-            "socks5://p:1",
-            "http://",
-            "http://p:1/path",
-            "p:1",
-        ] {
-            assert!(Proxy::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -1,0 +1,481 @@
+//! The WebSocket wire (RFC 6455, tokio-tungstenite): the HTTP upgrade
+//! over whatever byte stream the dialer opens, frames in and out, and the
+//! classification of how a WebSocket connection ended.
+
+use std::collections::BTreeMap;
+use std::future::poll_fn;
+use std::time::Duration;
+
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{Ending, HeartbeatPolicy, Incoming, Opened, Outbound, Violation, Wire};
+use super::{WireReader, WireWriter};
+use crate::error::error_code;
+use crate::options::Options;
+use crate::queue::Message;
+use crate::state::End;
+use crate::transport::{ConnectError, Dialer, Endpoint, Transport};
+
+type Ws = WebSocketStream<Transport>;
+
+/// Read buffer of a connection. Small, so idle connections stay cheap;
+/// tungstenite grows it to the size of each incoming frame as needed.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Opens WebSocket connections to one endpoint.
+pub(crate) struct WebSocketWire {
+    endpoint: Endpoint,
+    dialer: Box<dyn Dialer>,
+    subprotocols: Vec<String>,
+    config: WebSocketConfig,
+    heartbeat: HeartbeatPolicy,
+}
+
+impl WebSocketWire {
+    pub fn new(endpoint: Endpoint, options: &Options, dialer: Box<dyn Dialer>) -> WebSocketWire {
+        let heartbeat = if options.ping_interval_ms == 0 {
+            HeartbeatPolicy::Off
+        } else {
+            HeartbeatPolicy::ClientPings {
+                interval: Duration::from_millis(options.ping_interval_ms),
+                timeout: Duration::from_millis(options.pong_timeout_ms),
+            }
+        };
+        WebSocketWire {
+            endpoint,
+            dialer,
+            subprotocols: options.subprotocols.clone(),
+            config: WebSocketConfig::default()
+                .read_buffer_size(READ_BUFFER_BYTES)
+                .max_message_size(Some(options.max_message_bytes))
+                .max_frame_size(Some(options.max_frame_bytes)),
+            heartbeat,
+        }
+    }
+
+    /// TCP, TLS and the HTTP upgrade. Errors never include header values.
+    async fn handshake(
+        &self,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(Ws, Option<String>), Ending> {
+        let transport = self
+            .dialer
+            .dial(&self.endpoint)
+            .await
+            .map_err(|e| connect_ending(e, &self.endpoint))?;
+        let request = upgrade_request(&self.endpoint, &self.subprotocols, headers)
+            .map_err(|message| Ending::failed(End::Configuration, error_code::HANDSHAKE, message))?;
+        let (ws, response) =
+            tokio_tungstenite::client_async_with_config(request, transport, Some(self.config))
+                .await
+                .map_err(handshake_ending)?;
+        let protocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((ws, protocol))
+    }
+}
+
+impl Wire for WebSocketWire {
+    type Reader = WebSocketReader;
+    type Writer = WebSocketWriter;
+
+    async fn open(
+        &mut self,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<Opened<WebSocketReader, WebSocketWriter>, Ending> {
+        let (ws, protocol) = self.handshake(headers).await?;
+        let (sink, stream) = ws.split();
+        Ok(Opened {
+            reader: WebSocketReader {
+                stream,
+                peer_close: None,
+            },
+            writer: WebSocketWriter { sink },
+            protocol,
+            heartbeat: self.heartbeat,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let via = if self.dialer.through_proxy() {
+            " through the proxy"
+        } else {
+            ""
+        };
+        format!("{}:{}{via}", self.endpoint.host, self.endpoint.port)
+    }
+}
+
+pub(crate) struct WebSocketReader {
+    stream: SplitStream<Ws>,
+    /// The peer's Close frame, once it came.
+    peer_close: Option<(u16, String)>,
+}
+
+impl WireReader for WebSocketReader {
+    async fn next(&mut self) -> Incoming {
+        match self.stream.next().await {
+            Some(Ok(WsMessage::Text(text))) => Incoming::Text(text),
+            Some(Ok(WsMessage::Binary(data))) => Incoming::Binary(data),
+            Some(Ok(WsMessage::Pong(payload))) => Incoming::Pong(payload),
+            // tungstenite answers Pings itself.
+            Some(Ok(WsMessage::Ping(_) | WsMessage::Frame(_))) => Incoming::Control,
+            Some(Ok(WsMessage::Close(frame))) => {
+                let (code, reason) = match frame {
+                    Some(f) => (u16::from(f.code), f.reason.to_string()),
+                    None => (1005, String::new()),
+                };
+                self.peer_close = Some((code, reason.clone()));
+                Incoming::Close { code, reason }
+            }
+            Some(Err(e)) => Incoming::End(read_error_ending(e, self.peer_close.take())),
+            // The close handshake completed and the server closed TCP.
+            None => {
+                let (code, reason) = self.peer_close.take().unwrap_or((1005, String::new()));
+                Incoming::End(Ending::peer_closed(code, reason))
+            }
+        }
+    }
+}
+
+pub(crate) struct WebSocketWriter {
+    sink: SplitSink<Ws, WsMessage>,
+}
+
+impl WireWriter for WebSocketWriter {
+    async fn ready(&mut self) -> Result<(), Ending> {
+        poll_fn(|cx| self.sink.poll_ready_unpin(cx))
+            .await
+            .map_err(write_error_ending)
+    }
+
+    fn start(&mut self, frame: Outbound) -> Result<(), Ending> {
+        let message = match frame {
+            Outbound::Message(Message::Text(text)) => WsMessage::Text(text),
+            Outbound::Message(Message::Binary(data)) => WsMessage::Binary(data),
+            Outbound::Ping(payload) => WsMessage::Ping(payload.to_vec().into()),
+            Outbound::Close { code, reason } => WsMessage::Close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.as_str().into(),
+            })),
+        };
+        self.sink
+            .start_send_unpin(message)
+            .map_err(write_error_ending)
+    }
+
+    async fn flush(&mut self) -> Result<(), Ending> {
+        self.sink.flush().await.map_err(write_error_ending)
+    }
+}
+
+fn upgrade_request(
+    endpoint: &Endpoint,
+    subprotocols: &[String],
+    headers: &BTreeMap<String, String>,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    let mut request = endpoint
+        .uri
+        .clone()
+        .into_client_request()
+        .map_err(|e| format!("cannot build the upgrade request: {e}"))?;
+    let request_headers = request.headers_mut();
+    for (name, value) in headers {
+        // Validated with the options; checked again rather than unwrapped.
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name {name:?}"))?;
+        let mut value = HeaderValue::from_str(value)
+            .map_err(|_| format!("invalid value for header {name:?}"))?;
+        value.set_sensitive(true);
+        request_headers.insert(name, value);
+    }
+    if !subprotocols.is_empty() {
+        let offered = subprotocols.join(", ");
+        let value =
+            HeaderValue::from_str(&offered).map_err(|_| "invalid subprotocols".to_string())?;
+        request_headers.insert("sec-websocket-protocol", value);
+    }
+    Ok(request)
+}
+
+/// How a failure to open the byte stream ends the attempt.
+fn connect_ending(error: ConnectError, endpoint: &Endpoint) -> Ending {
+    match error {
+        // Bad proxy credentials are configuration; anything else from the
+        // proxy may pass.
+        ConnectError::Proxy(message, Some(407)) => {
+            Ending::failed(End::Configuration, error_code::PROXY, message)
+        }
+        ConnectError::Proxy(message, _) => {
+            Ending::failed(End::ConnectFailed, error_code::PROXY, message)
+        }
+        ConnectError::Tcp(e) => Ending::failed(
+            End::ConnectFailed,
+            error_code::CONNECT,
+            format!("cannot connect to {}:{}: {e}", endpoint.host, endpoint.port),
+        ),
+        ConnectError::Tls(e) => tls_ending(e),
+    }
+}
+
+fn tls_ending(error: std::io::Error) -> Ending {
+    let rustls_error = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        // Trust failures are configuration: retrying cannot fix them.
+        Some(rustls::Error::InvalidCertificate(e)) => {
+            let (code, what) = crate::tls::classify_certificate_error(e);
+            Ending::failed(End::Configuration, code, format!("TLS: {what} ({e:?})"))
+        }
+        Some(e) => Ending::failed(
+            End::Lost,
+            error_code::TLS,
+            format!("TLS handshake failed: {e}"),
+        ),
+        None => Ending::failed(
+            End::Lost,
+            error_code::TLS,
+            format!("TLS handshake failed: {error}"),
+        ),
+    }
+}
+
+fn handshake_ending(error: WsError) -> Ending {
+    match error {
+        WsError::Http(response) => {
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let message = format!(
+                "the server refused the WebSocket upgrade: HTTP {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            );
+            Ending {
+                retry_after,
+                ..Ending::failed(
+                    End::HandshakeStatus(status.as_u16()),
+                    i32::from(status.as_u16()),
+                    message.trim_end().to_string(),
+                )
+            }
+        }
+        WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => Ending::failed(
+            End::Configuration,
+            error_code::SUBPROTOCOL,
+            format!("subprotocol negotiation failed: {e}"),
+        ),
+        WsError::Io(e) => Ending::failed(
+            End::Lost,
+            error_code::CONNECTION_LOST,
+            format!("connection lost during the upgrade: {e}"),
+        ),
+        WsError::Protocol(ProtocolError::HandshakeIncomplete) => Ending::failed(
+            End::Lost,
+            error_code::CONNECTION_LOST,
+            "the server closed the connection during the upgrade".into(),
+        ),
+        other => Ending::failed(
+            End::ProtocolViolation,
+            error_code::HANDSHAKE,
+            format!("the WebSocket upgrade failed: {other}"),
+        ),
+    }
+}
+
+/// How a read error ends an open connection. `peer_close`: the peer's
+/// Close frame, if it had sent one.
+fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Ending {
+    let lost = |detail: String| {
+        Ending::abnormal(
+            End::Lost,
+            error_code::CONNECTION_LOST,
+            format!("connection lost: {detail}"),
+        )
+    };
+    match (error, peer_close) {
+        // A peer that sent its Close frame may hang up without waiting.
+        (
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) | WsError::Io(_),
+            Some((code, reason)),
+        ) => Ending::peer_closed(code, reason),
+        (WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake), None) => {
+            lost("the server closed TCP without a close handshake".into())
+        }
+        (WsError::Io(e), None) => lost(e.to_string()),
+        (WsError::Tls(e), _) => lost(format!("TLS: {e}")),
+        (WsError::Capacity(e), _) => {
+            let detail = match e {
+                CapacityError::MessageTooLong { size, max_size } => {
+                    format!("incoming message of {size} bytes exceeds the limit of {max_size}")
+                }
+                other => other.to_string(),
+            };
+            Ending::violated(Violation::TooBig, error_code::MESSAGE_TOO_BIG, detail)
+        }
+        (WsError::Utf8(detail), _) => Ending::violated(
+            Violation::InvalidUtf8,
+            error_code::PROTOCOL,
+            format!("peer sent text that is not UTF-8: {detail}"),
+        ),
+        (other, _) => Ending::violated(
+            Violation::Protocol,
+            error_code::PROTOCOL,
+            format!("peer broke the WebSocket protocol: {other}"),
+        ),
+    }
+}
+
+fn write_error_ending(error: WsError) -> Ending {
+    Ending::abnormal(
+        End::Lost,
+        error_code::CONNECTION_LOST,
+        format!("connection lost while writing: {error}"),
+    )
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::http::Response;
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(61);
+        let d = parse_retry_after(&httpdate::fmt_http_date(in_a_minute)).unwrap();
+        assert!(
+            d > Duration::from_secs(55) && d <= Duration::from_secs(61),
+            "{d:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    fn io_error() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")
+    }
+
+    #[test]
+    fn a_reset_after_the_peers_close_is_that_close() {
+        let ending = read_error_ending(
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+            Some((1012, "restart".into())),
+        );
+        assert_eq!(ending, Ending::peer_closed(1012, "restart".into()));
+        let ending = read_error_ending(WsError::Io(io_error()), Some((1000, String::new())));
+        assert_eq!(ending.end, End::PeerClose(1000));
+    }
+
+    #[test]
+    fn a_reset_without_a_close_is_a_lost_connection() {
+        for error in [
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake),
+            WsError::Io(io_error()),
+        ] {
+            let ending = read_error_ending(error, None);
+            assert_eq!(ending.end, End::Lost);
+            assert_eq!(ending.closed, Some((1006, String::new())));
+            assert_eq!(ending.error.unwrap().0, error_code::CONNECTION_LOST);
+            assert_eq!(ending.violation, None);
+        }
+    }
+
+    #[test]
+    fn violations_are_typed_by_what_the_peer_broke() {
+        let too_big = read_error_ending(
+            WsError::Capacity(CapacityError::MessageTooLong {
+                size: 10,
+                max_size: 5,
+            }),
+            None,
+        );
+        assert_eq!(too_big.violation, Some(Violation::TooBig));
+        assert_eq!(too_big.error.unwrap().0, error_code::MESSAGE_TOO_BIG);
+        let utf8 = read_error_ending(WsError::Utf8("bad byte".into()), None);
+        assert_eq!(utf8.violation, Some(Violation::InvalidUtf8));
+        assert_eq!(utf8.end, End::ProtocolViolation);
+        let frame = read_error_ending(WsError::Protocol(ProtocolError::NonZeroReservedBits), None);
+        assert_eq!(frame.violation, Some(Violation::Protocol));
+        assert_eq!(frame.error.unwrap().0, error_code::PROTOCOL);
+    }
+
+    #[test]
+    fn refused_upgrades_carry_the_status_and_retry_after() {
+        let response = Response::builder()
+            .status(503)
+            .header("retry-after", "7")
+            .body(None)
+            .unwrap();
+        let ending = handshake_ending(WsError::Http(Box::new(response)));
+        assert_eq!(ending.end, End::HandshakeStatus(503));
+        assert_eq!(ending.error.as_ref().unwrap().0, 503);
+        assert_eq!(ending.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(ending.closed, None);
+        let ending = handshake_ending(WsError::Protocol(ProtocolError::HandshakeIncomplete));
+        assert_eq!(ending.end, End::Lost);
+    }
+
+    #[test]
+    fn certificate_failures_are_configuration_and_others_are_lost() {
+        let untrusted = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let ending = tls_ending(untrusted);
+        assert_eq!(ending.end, End::Configuration);
+        assert_eq!(ending.error.unwrap().0, error_code::TLS_UNTRUSTED);
+        let pin = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ),
+        );
+        assert_eq!(tls_ending(pin).error.unwrap().0, error_code::TLS_PIN);
+        assert_eq!(tls_ending(io_error()).end, End::Lost);
+    }
+
+    #[test]
+    fn proxy_failures_say_whether_retrying_can_help() {
+        let endpoint = Endpoint::parse("ws://127.0.0.1:9/").unwrap();
+        let auth = connect_ending(ConnectError::Proxy("407".into(), Some(407)), &endpoint);
+        assert_eq!(auth.end, End::Configuration);
+        let down = connect_ending(ConnectError::Proxy("down".into(), None), &endpoint);
+        assert_eq!(down.end, End::ConnectFailed);
+        let tcp = connect_ending(ConnectError::Tcp(io_error()), &endpoint);
+        assert_eq!(tcp.end, End::ConnectFailed);
+        assert_eq!(tcp.error.unwrap().0, error_code::CONNECT);
+    }
+}
