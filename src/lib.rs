@@ -22,8 +22,8 @@ mod transport;
 mod wire;
 
 pub use client::{Client, Stats};
-pub use error::Error;
 pub use error::error_code;
+pub use error::Error;
 pub use event::Event;
 pub use options::Options;
 pub use state::State;

@@ -244,7 +244,9 @@ mod tests {
         assert_eq!(spki, key.subject_public_key_info().as_slice());
         let pin = spki_sha256_base64(cert.der()).unwrap();
         assert_eq!(
-            crate::options::parse_pin(&format!("sha256/{pin}")).unwrap().len(),
+            crate::options::parse_pin(&format!("sha256/{pin}"))
+                .unwrap()
+                .len(),
             32
         );
     }

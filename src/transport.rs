@@ -98,7 +98,8 @@ pub(crate) enum Transport {
 /// Opens the byte stream of one attempt. The session is given one, so that
 /// its tests run over in-memory streams instead of sockets.
 pub(crate) trait Dialer: Send + Sync + 'static {
-    fn dial<'a>(&'a self, endpoint: &'a Endpoint) -> BoxFuture<'a, Result<Transport, ConnectError>>;
+    fn dial<'a>(&'a self, endpoint: &'a Endpoint)
+        -> BoxFuture<'a, Result<Transport, ConnectError>>;
 
     /// Whether attempts go through an HTTP proxy (for logs).
     fn through_proxy(&self) -> bool {
@@ -113,8 +114,15 @@ pub(crate) struct NetDialer {
 }
 
 impl Dialer for NetDialer {
-    fn dial<'a>(&'a self, endpoint: &'a Endpoint) -> BoxFuture<'a, Result<Transport, ConnectError>> {
-        Box::pin(Transport::connect(endpoint, self.proxy.as_ref(), self.tls.as_ref()))
+    fn dial<'a>(
+        &'a self,
+        endpoint: &'a Endpoint,
+    ) -> BoxFuture<'a, Result<Transport, ConnectError>> {
+        Box::pin(Transport::connect(
+            endpoint,
+            self.proxy.as_ref(),
+            self.tls.as_ref(),
+        ))
     }
 
     fn through_proxy(&self) -> bool {
@@ -167,8 +175,7 @@ async fn tunnel(proxy: &ProxyConfig, endpoint: &Endpoint) -> Result<TcpStream, C
         request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
     }
     request.push_str("\r\n");
-    let lost =
-        |e: io::Error| ConnectError::Proxy(format!("proxy connection failed: {e}"), None);
+    let lost = |e: io::Error| ConnectError::Proxy(format!("proxy connection failed: {e}"), None);
     tcp.write_all(request.as_bytes()).await.map_err(lost)?;
     // Read the answer's head byte by byte: nothing after it may be
     // consumed, it belongs to the tunnel.

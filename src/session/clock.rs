@@ -34,7 +34,9 @@ impl SuspendClock for SystemSuspendClock {
 
     #[cfg(target_vendor = "apple")]
     fn since_boot(&self) -> Duration {
-        timespec(rustix::time::clock_gettime(rustix::time::ClockId::Monotonic))
+        timespec(rustix::time::clock_gettime(
+            rustix::time::ClockId::Monotonic,
+        ))
     }
 
     #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]

@@ -190,10 +190,7 @@ impl<W: Wire> Session<W> {
                     None
                 }
                 Next::Reconnect { attempt } => {
-                    let delay = retry_delay(
-                        self.backoff.delay(attempt - 1),
-                        ending.retry_after,
-                    );
+                    let delay = retry_delay(self.backoff.delay(attempt - 1), ending.retry_after);
                     self.shared
                         .counters
                         .reconnects
@@ -242,7 +239,9 @@ impl<W: Wire> Session<W> {
 
     /// Waits out `delay` (`None`: until resumed) while paused or offline
     /// waits are extended and app hints cut them short. False if the app
-    /// closed meanwhile.
+    /// closed meanwhile. A suspension needs no check here: its timer fires
+    /// late anyway, and every app call that could notice one (resume,
+    /// network back) already ends the wait.
     async fn wait_before_retry(&mut self, delay: Option<Duration>) -> bool {
         // A delay too large for the clock waits for the app instead.
         let deadline = delay.and_then(|d| Instant::now().checked_add(d));
@@ -267,11 +266,6 @@ impl<W: Wire> Session<W> {
                         }
                     }
                 },
-            }
-            // The app called in: if the process slept through part of the
-            // wait, the timer could not run, so try now.
-            if self.suspension.check().is_some() && !self.paused && self.network_available {
-                return true;
             }
         }
     }

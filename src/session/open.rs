@@ -88,10 +88,9 @@ async fn drain<Wr: WireWriter>(
         };
         if let Outbound::Message(message) = &frame {
             counters.messages_out.fetch_add(1, Ordering::Relaxed);
-            counters.bytes_out.fetch_add(
-                crate::queue::message_len(message) as u64,
-                Ordering::Relaxed,
-            );
+            counters
+                .bytes_out
+                .fetch_add(crate::queue::message_len(message) as u64, Ordering::Relaxed);
         }
         writer.start(frame)?;
         *unflushed = true;
@@ -376,7 +375,13 @@ impl<W: Wire> Session<W> {
             let _ = tokio::time::timeout(linger, async {
                 self.events.app_caught_up(mark).await;
                 if requested.is_none() {
-                    pending.extend(self.shared.queue.take_all().into_iter().map(Outbound::Message));
+                    pending.extend(
+                        self.shared
+                            .queue
+                            .take_all()
+                            .into_iter()
+                            .map(Outbound::Message),
+                    );
                 }
                 drain(&mut writer, &mut pending, &mut unflushed, counters).await
             })

@@ -55,7 +55,10 @@ pub(crate) struct Opened<R, W> {
 pub(crate) enum HeartbeatPolicy {
     /// We ping every `interval`; no frame within `timeout` of a Ping is a
     /// dead link (WebSocket).
-    ClientPings { interval: Duration, timeout: Duration },
+    ClientPings {
+        interval: Duration,
+        timeout: Duration,
+    },
     /// The peer pings (or streams); no frame within `silence` is a dead
     /// link (Engine.IO's pingInterval + pingTimeout, SSE's read timeout).
     #[cfg_attr(not(test), allow(dead_code))] // for the Engine.IO and SSE wires
@@ -74,7 +77,10 @@ pub(crate) enum Incoming {
     /// Any other frame: proof of life, nothing to deliver.
     Control,
     /// The peer started, or answered, the close handshake.
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
     /// The connection ended; nothing more will be read.
     End(Ending),
 }
@@ -86,7 +92,10 @@ pub(crate) enum Outbound {
     /// A heartbeat Ping carrying its send time (see `heartbeat`).
     Ping([u8; 8]),
     /// Starts our side of the close handshake; nothing may follow it.
-    Close { code: u16, reason: String },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// The reading half of an open connection.

@@ -61,6 +61,14 @@ impl WebSocketWire {
         }
     }
 
+    /// Another heartbeat than the options' (tests of the driver's
+    /// policies).
+    #[cfg(test)]
+    pub fn with_heartbeat(mut self, heartbeat: HeartbeatPolicy) -> WebSocketWire {
+        self.heartbeat = heartbeat;
+        self
+    }
+
     /// TCP, TLS and the HTTP upgrade. Errors never include header values.
     async fn handshake(
         &self,
@@ -71,8 +79,10 @@ impl WebSocketWire {
             .dial(&self.endpoint)
             .await
             .map_err(|e| connect_ending(e, &self.endpoint))?;
-        let request = upgrade_request(&self.endpoint, &self.subprotocols, headers)
-            .map_err(|message| Ending::failed(End::Configuration, error_code::HANDSHAKE, message))?;
+        let request =
+            upgrade_request(&self.endpoint, &self.subprotocols, headers).map_err(|message| {
+                Ending::failed(End::Configuration, error_code::HANDSHAKE, message)
+            })?;
         let (ws, response) =
             tokio_tungstenite::client_async_with_config(request, transport, Some(self.config))
                 .await
