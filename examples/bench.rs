@@ -5,6 +5,9 @@
 //! For each client: pipelined 64-byte messages (messages/s), pipelined
 //! 1 MiB messages (GB/s), sequential round trips of 64 bytes (median µs).
 //! "tether (C ABI)" drives the exported `ws_*` functions, as a C app would.
+//! "idle" and "wakeups" (resident memory per idle connection; process
+//! wakeups per idle minute with 30 s pings) use the echo server as another
+//! process (examples/echo_server.rs), so that only the client side counts.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -43,7 +46,7 @@ fn main() {
         "{:<22} {:>16} {:>14} {:>16}",
         "client", "64 B msgs/s", "1 MiB GB/s", "RTT median µs"
     );
-    // Arguments pick what runs: raw, api, c, idle (default: all).
+    // Arguments pick what runs: raw, api, c, idle, wakeups (default: all).
     let picked: Vec<String> = std::env::args().skip(1).collect();
     let runs = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
     if runs("raw") {
@@ -78,6 +81,9 @@ fn main() {
     if runs("idle") {
         idle_memory();
     }
+    if runs("wakeups") {
+        idle_wakeups();
+    }
 }
 
 /// Connections held open for the idle-memory measurement (env
@@ -89,36 +95,53 @@ fn idle_clients() -> usize {
         .unwrap_or(2_000)
 }
 
-/// Resident memory per idle connection: the echo server runs as another
-/// process (examples/echo_server.rs) so that only the client side counts.
-fn idle_memory() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let exe = std::env::current_exe()
-        .unwrap()
-        .with_file_name("echo_server");
-    let mut server = Command::new(&exe)
-        .arg("--max-seconds")
-        .arg("300")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e} (scripts/bench.sh builds it)", exe.display()));
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .expect("PORT line")
-        .to_string();
-    let url = format!("ws://127.0.0.1:{port}/");
-    let options = r#"{"ping_interval_ms": 0}"#;
-    let before = resident_kib();
-    let count = idle_clients();
+/// The echo server as another process (examples/echo_server.rs), so that
+/// only the client side counts in this one. It exits when dropped (its
+/// stdin closes) or after `max_seconds` in any case.
+struct EchoProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl EchoProcess {
+    fn start(max_seconds: u64) -> EchoProcess {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let exe = std::env::current_exe()
+            .unwrap()
+            .with_file_name("echo_server");
+        let mut child = Command::new(&exe)
+            .arg("--max-seconds")
+            .arg(max_seconds.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e} (scripts/bench.sh builds it)", exe.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .expect("PORT line")
+            .to_string();
+        let url = format!("ws://127.0.0.1:{port}/");
+        EchoProcess { child, url }
+    }
+}
+
+impl Drop for EchoProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take()); // the server exits when its stdin closes
+        let _ = self.child.wait();
+    }
+}
+
+/// `count` clients with `options`, each one Open.
+fn open_idle_clients(url: &str, count: usize, options: &str) -> Vec<Client> {
     let clients: Vec<Client> = (0..count)
-        .map(|_| Client::connect(&url, Options::from_json(Some(options)).unwrap()).unwrap())
+        .map(|_| Client::connect(url, Options::from_json(Some(options)).unwrap()).unwrap())
         .collect();
     for client in &clients {
         let deadline = Instant::now() + LIMIT;
@@ -129,6 +152,15 @@ fn idle_memory() {
             assert!(Instant::now() < deadline, "idle client did not open");
         }
     }
+    clients
+}
+
+/// Resident memory per idle connection, client side only.
+fn idle_memory() {
+    let server = EchoProcess::start(300);
+    let before = resident_kib();
+    let count = idle_clients();
+    let clients = open_idle_clients(&server.url, count, r#"{"ping_interval_ms": 0}"#);
     std::thread::sleep(Duration::from_millis(500));
     let after = resident_kib();
     println!(
@@ -136,8 +168,91 @@ fn idle_memory() {
         (after.saturating_sub(before)) as f64 / count as f64
     );
     drop(clients);
-    drop(server.stdin.take()); // the server exits when its stdin closes
-    let _ = server.wait();
+    drop(server);
+}
+
+/// Length of each wakeup window in seconds (env BENCH_WAKEUP_SECS, default
+/// 60, at most an hour).
+fn wakeup_secs() -> u64 {
+    std::env::var("BENCH_WAKEUP_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
+        .clamp(1, 3_600)
+}
+
+/// Process wakeups per idle minute with 30 s pings, for 1 and for 100 Open
+/// connections to the echo server in its own process: the context switches
+/// (voluntary + nonvoluntary) of every thread of this process but the
+/// measuring one, which sleeps through the window.
+fn idle_wakeups() {
+    const SETTLE: Duration = Duration::from_secs(2);
+    let secs = wakeup_secs();
+    let server = EchoProcess::start(300 + 2 * (secs + SETTLE.as_secs()));
+    for count in [1, 100] {
+        let clients = open_idle_clients(&server.url, count, r#"{"ping_interval_ms": 30000}"#);
+        // Let the handshakes' and earlier runs' closing traffic die down.
+        std::thread::sleep(SETTLE);
+        let me = own_tid();
+        let before = thread_switches();
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_secs(secs));
+        let elapsed = start.elapsed();
+        let after = thread_switches();
+        drop(clients);
+        let switches: u64 = after
+            .iter()
+            .filter(|(tid, _)| **tid != me)
+            .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+            .sum();
+        let per_minute = switches as f64 * 60.0 / elapsed.as_secs_f64();
+        println!(
+            "wakeups: {count} idle connection(s), 30 s pings: {per_minute:.0} per minute (target <= 10)"
+        );
+        let ended = before.keys().filter(|t| !after.contains_key(t)).count();
+        if ended > 0 {
+            println!("wakeups: ({ended} thread(s) ended in the window; their last switches are not counted)");
+        }
+    }
+    drop(server);
+}
+
+/// Context switches (voluntary + nonvoluntary) of each thread of this
+/// process, by thread id.
+fn thread_switches() -> std::collections::HashMap<u64, u64> {
+    let mut switches = std::collections::HashMap::new();
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task (Linux only)");
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread may end between listing and reading: skip it.
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        let count = |key: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        switches.insert(
+            tid,
+            count("voluntary_ctxt_switches:") + count("nonvoluntary_ctxt_switches:"),
+        );
+    }
+    switches
+}
+
+/// The calling thread's id ("Pid:" of /proc/thread-self/status).
+fn own_tid() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("own thread id from /proc/thread-self/status")
 }
 
 fn resident_kib() -> u64 {

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 # Idle connections need a socket each, in this process and in the server's.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo build --quiet --release --example bench --example echo_server
-target/release/examples/bench "$@"   # raw, api, c, idle: pick (default all)
+target/release/examples/bench "$@"   # raw, api, c, idle, wakeups: pick (default all)

@@ -169,7 +169,17 @@ impl Default for TlsOptions {
 impl Options {
     /// Parses and validates the options JSON. `None`, an empty string and
     /// `{}` all give the defaults.
+    /// Parses and validates the options JSON (`None` or empty: defaults).
     pub fn from_json(json: Option<&str>) -> Result<Options, Error> {
+        let options = Options::parse_json(json)?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    /// Parses the options JSON without checking its values: for callers
+    /// that hand the options to `Client::connect` next, which checks them
+    /// while parsing pins, CAs and the proxy once.
+    pub(crate) fn parse_json(json: Option<&str>) -> Result<Options, Error> {
         let text = json.map(str::trim).unwrap_or("");
         if text.is_empty() {
             return Ok(Options::default());
@@ -182,9 +192,7 @@ impl Options {
                 "options JSON: expected an object like {\"ping_interval_ms\": 15000}".into(),
             ));
         }
-        let options: Options = serde_json::from_value(value).map_err(bad)?;
-        options.validate()?;
-        Ok(options)
+        serde_json::from_value(value).map_err(bad)
     }
 
     /// Checks what the types alone cannot. Messages name the offending key

@@ -102,8 +102,17 @@ fn the_layers_point_down() {
             assert!(!uses(pure, io), "{pure} uses {io}");
         }
     }
-    assert!(!uses("state", "options"), "the state machine has its own policy");
+    assert!(
+        !uses("state", "options"),
+        "the state machine has its own policy"
+    );
     assert!(!uses("wire", "session"), "wires know nothing of the driver");
-    assert!(!uses("session", "client"), "the driver knows nothing of the API");
-    assert!(!uses("session", "runtime"), "the driver is given its runtime");
+    assert!(
+        !uses("session", "client"),
+        "the driver knows nothing of the API"
+    );
+    assert!(
+        !uses("session", "runtime"),
+        "the driver is given its runtime"
+    );
 }

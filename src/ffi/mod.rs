@@ -312,7 +312,7 @@ pub extern "C" fn ws_connect(
                 Out::new(out, "out")?,
             )
         };
-        let options = Options::from_json(options)?;
+        let options = Options::parse_json(options)?;
         let client = Client::connect(url, options)?;
         let handle = Box::new(ws_client {
             client,

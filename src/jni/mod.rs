@@ -63,7 +63,7 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_connect<'l>(
 ) -> jlong {
     guard(&mut env, 0, |env| {
         let url = required_string(env, &url, "url")?;
-        let options = Options::from_json(optional_string(env, &options_json)?.as_deref())?;
+        let options = Options::parse_json(optional_string(env, &options_json)?.as_deref())?;
         if options.max_message_bytes > i32::MAX as usize {
             return Err(Error::InvalidArgument(format!(
                 "options: max_message_bytes {} is above what a JVM array holds ({})",
