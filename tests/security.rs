@@ -111,6 +111,70 @@ fn a_matching_pin_passes_and_a_wrong_pin_fails() {
     expect_config_failure(&client, error_code::TLS_PIN);
 }
 
+fn pin_option(certs: &[&[u8]]) -> String {
+    let pins: Vec<String> = certs
+        .iter()
+        .map(|der| format!("\"sha256/{}\"", tether::spki_sha256_base64(der).unwrap()))
+        .collect();
+    format!(r#", "pin_sha256": [{}]"#, pins.join(", "))
+}
+
+/// A trusted server that appends an unrelated certificate carrying the
+/// pinned key does not pass: the pin must be on the verified chain.
+#[test]
+fn a_pinned_certificate_merely_sent_along_is_refused() {
+    let ca = TestCa::new("Tether Test CA");
+    let unrelated = TestCa::new("Pinned Elsewhere CA");
+    let server = EchoServer::start_tls(ca.server_sending(&["127.0.0.1"], &[&unrelated.der]).config);
+    let client = Client::connect(
+        &server.tls_url("127.0.0.1"),
+        trusting(&ca, &pin_option(&[&unrelated.der])),
+    )
+    .unwrap();
+    expect_config_failure(&client, error_code::TLS_PIN);
+    // The same trick with a pinned intermediate of another chain.
+    let other_root = TestCa::new("Other Root");
+    let other_intermediate = other_root.intermediate("Other Intermediate");
+    let server = EchoServer::start_tls(
+        ca.server_sending(&["127.0.0.1"], &[&other_intermediate.der])
+            .config,
+    );
+    let client = Client::connect(
+        &server.tls_url("127.0.0.1"),
+        trusting(&ca, &pin_option(&[&other_intermediate.der])),
+    )
+    .unwrap();
+    expect_config_failure(&client, error_code::TLS_PIN);
+}
+
+/// root → intermediate → leaf, the server sending leaf and intermediate:
+/// a pin on any of the three opens.
+#[test]
+fn a_pin_on_the_leaf_the_intermediate_or_the_root_of_the_chain_opens() {
+    let root = TestCa::new("Tether Test Root");
+    let intermediate = root.intermediate("Tether Test Intermediate");
+    let leaf = intermediate.server_sending(&["127.0.0.1"], &[&intermediate.der]);
+    let leaf_der = leaf.der.clone();
+    let server = EchoServer::start_tls(leaf.config);
+    for pinned in [&leaf_der, &intermediate.der, &root.der] {
+        let client = Client::connect(
+            &server.tls_url("127.0.0.1"),
+            trusting(&root, &pin_option(&[pinned])),
+        )
+        .unwrap();
+        wait_open(&client);
+        echo_once(&client);
+    }
+    // A pin on nothing of this chain fails.
+    let stranger = TestCa::new("Stranger");
+    let client = Client::connect(
+        &server.tls_url("127.0.0.1"),
+        trusting(&root, &pin_option(&[&stranger.der])),
+    )
+    .unwrap();
+    expect_config_failure(&client, error_code::TLS_PIN);
+}
+
 #[test]
 fn platform_roots_with_an_extra_ca() {
     let ca = TestCa::new("Tether Test CA");

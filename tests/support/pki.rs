@@ -6,9 +6,10 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-/// A test certificate authority.
+/// A test certificate authority (a root, or an intermediate of one).
 pub struct TestCa {
     pub pem: String,
+    pub der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -21,19 +22,33 @@ pub struct ServerCert {
 impl TestCa {
     pub fn new(name: &str) -> TestCa {
         let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        let params = ca_params(name);
         let cert = params.self_signed(&key).unwrap();
         TestCa {
             pem: cert.pem(),
+            der: cert.der().clone(),
             issuer: Issuer::new(params, key),
         }
+    }
+
+    /// An intermediate CA signed by this one.
+    #[allow(dead_code)] // not every test binary uses every helper
+    pub fn intermediate(&self, name: &str) -> TestCa {
+        let key = KeyPair::generate().unwrap();
+        let params = ca_params(name);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for `names` whose TLS configuration sends
+    /// `extra` after it (intermediates, or anything a hostile server adds).
+    #[allow(dead_code)]
+    pub fn server_sending(&self, names: &[&str], extra: &[&CertificateDer<'static>]) -> ServerCert {
+        self.server_chain(names, |_| {}, extra)
     }
 
     /// A server certificate for `names` (DNS names or IP addresses).
@@ -54,6 +69,15 @@ impl TestCa {
         names: &[&str],
         tweak: impl FnOnce(&mut CertificateParams),
     ) -> ServerCert {
+        self.server_chain(names, tweak, &[])
+    }
+
+    fn server_chain(
+        &self,
+        names: &[&str],
+        tweak: impl FnOnce(&mut CertificateParams),
+        extra: &[&CertificateDer<'static>],
+    ) -> ServerCert {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
@@ -69,11 +93,28 @@ impl TestCa {
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(vec![der.clone()], key)
+            .with_single_cert(
+                std::iter::once(der.clone())
+                    .chain(extra.iter().map(|c| (*c).clone()))
+                    .collect(),
+                key,
+            )
             .unwrap();
         ServerCert {
             der,
             config: Arc::new(config),
         }
     }
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
 }
