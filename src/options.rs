@@ -60,6 +60,8 @@ pub struct ReconnectOptions {
     pub reset_after_ms: u64,
     /// Seed of the jitter source; `None` seeds from the clock. For tests.
     pub jitter_seed: Option<u64>,
+    /// The longest a server's `Retry-After` may hold the next attempt back.
+    pub max_retry_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -141,6 +143,7 @@ impl Default for ReconnectOptions {
             max_attempts: None,
             reset_after_ms: 5_000,
             jitter_seed: None,
+            max_retry_after_ms: 300_000,
         }
     }
 }
@@ -523,6 +526,7 @@ mod tests {
         // Keys not given keep their defaults.
         assert_eq!(o.close_timeout_ms, 5_000);
         assert_eq!(o.reconnect.reset_after_ms, 5_000);
+        assert_eq!(o.reconnect.max_retry_after_ms, 300_000);
     }
 
     #[test]

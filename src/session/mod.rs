@@ -96,6 +96,8 @@ pub(crate) struct Session<W: Wire> {
     close_timeout: Duration,
     /// An open connection that lasted this long resets the backoff.
     reset_after: Duration,
+    /// The cap on a server's `Retry-After`.
+    max_retry_after: Duration,
     manual_flush: bool,
     shared: Arc<Shared>,
     events: EventSender,
@@ -125,6 +127,7 @@ impl<W: Wire> Session<W> {
             connect_timeout: options.connect_timeout(),
             close_timeout: options.close_timeout(),
             reset_after: Duration::from_millis(options.reconnect.reset_after_ms),
+            max_retry_after: Duration::from_millis(options.reconnect.max_retry_after_ms),
             manual_flush: options.queue.flush == Flush::Manual,
             shared,
             events,
@@ -190,7 +193,11 @@ impl<W: Wire> Session<W> {
                     None
                 }
                 Next::Reconnect { attempt } => {
-                    let delay = retry_delay(self.backoff.delay(attempt - 1), ending.retry_after);
+                    let delay = retry_delay(
+                        self.backoff.delay(attempt - 1),
+                        ending.retry_after,
+                        self.max_retry_after,
+                    );
                     self.shared
                         .counters
                         .reconnects
@@ -306,7 +313,11 @@ impl<W: Wire> Session<W> {
 }
 
 /// The wait before a retry: the backoff's, or longer if the server asked
-/// for it (`Retry-After`).
-fn retry_delay(backoff: Duration, retry_after: Option<Duration>) -> Duration {
-    backoff.max(retry_after.unwrap_or_default())
+/// for it (`Retry-After`), up to `max_retry_after`.
+fn retry_delay(
+    backoff: Duration,
+    retry_after: Option<Duration>,
+    max_retry_after: Duration,
+) -> Duration {
+    backoff.max(retry_after.unwrap_or_default().min(max_retry_after))
 }

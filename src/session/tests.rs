@@ -372,6 +372,52 @@ async fn retry_after_sets_a_floor_under_the_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_huge_retry_after_is_capped_and_the_announced_delay_is_the_real_one() {
+    let mut h = Harness::start(
+        r#"{"reconnect": {"initial_delay_ms": 1000, "jitter": 0, "max_retry_after_ms": 120000}}"#,
+    );
+    let mut announced = Vec::new();
+    for retry_after in [
+        "99999999999999999999999",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "-1",
+        "soon",
+    ] {
+        let server = h.server().await;
+        refuse(
+            server,
+            &format!(
+                "HTTP/1.1 503 Busy\r\nRetry-After: {retry_after}\r\nContent-Length: 0\r\n\r\n"
+            ),
+        )
+        .await;
+        let events = h
+            .events_until(|e| matches!(e, Event::Reconnecting { .. }))
+            .await;
+        announced.extend(reconnecting(&events).into_iter().map(|(_, d)| d));
+    }
+    let _last = h.server().await;
+    let gaps = gaps(&h.attempts());
+    assert_eq!(announced, gaps, "RECONNECTING.delay is the real delay");
+    // Capped at 2 minutes; unparsable values leave the backoff alone.
+    assert_eq!(
+        gaps,
+        vec![120 * SECOND, 120 * SECOND, 4 * SECOND, 8 * SECOND]
+    );
+}
+
+#[test]
+fn the_retry_delay_is_the_backoff_or_the_capped_retry_after() {
+    use super::retry_delay;
+    let cap = 60 * SECOND;
+    assert_eq!(retry_delay(SECOND, None, cap), SECOND);
+    assert_eq!(retry_delay(SECOND, Some(7 * SECOND), cap), 7 * SECOND);
+    assert_eq!(retry_delay(9 * SECOND, Some(7 * SECOND), cap), 9 * SECOND);
+    assert_eq!(retry_delay(SECOND, Some(Duration::MAX), cap), cap);
+    assert_eq!(retry_delay(SECOND, Some(Duration::ZERO), cap), SECOND);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_unanswered_ping_is_a_dead_link_at_its_deadline() {
     let mut h = Harness::start(
         r#"{"ping_interval_ms": 30000, "pong_timeout_ms": 10000,

@@ -359,11 +359,15 @@ fn write_error_ending(error: WsError) -> Ending {
     )
 }
 
-/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A
+/// number too large for the clock is "as long as allowed" (the session
+/// caps it); anything else unparsable (negative, text) is ignored.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
@@ -392,6 +396,32 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn hostile_retry_after_values_neither_panic_nor_overflow() {
+        let huge = "9".repeat(400);
+        assert_eq!(
+            parse_retry_after(&huge),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for ignored in [
+            "-5",
+            "",
+            " ",
+            "1.5",
+            "+3",
+            "0x10",
+            "Fri, 99 Foo 9999 99:99:99 GMT",
+        ] {
+            assert_eq!(parse_retry_after(ignored), None, "{ignored:?}");
+        }
+        let far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT").unwrap();
+        assert!(far > Duration::from_secs(86_400 * 365 * 7000));
     }
 
     fn io_error() -> std::io::Error {
