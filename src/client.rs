@@ -33,7 +33,8 @@ pub struct Stats {
     pub messages_in: u64,
     pub messages_out: u64,
     pub dropped_messages: u64,
-    /// Received message bytes the app has not polled yet.
+    /// What received messages the app has not polled yet cost in memory:
+    /// their payloads plus a fixed overhead each (see `max_unpolled_bytes`).
     pub unpolled_bytes: u64,
 }
 

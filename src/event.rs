@@ -2,8 +2,9 @@
 //! them with incoming backpressure.
 //!
 //! The channel is unbounded on purpose: nothing is ever dropped. What keeps
-//! memory bounded is that the connection stops reading its socket once the
-//! payload bytes of unpolled events pass `max_unpolled_bytes`.
+//! memory bounded is that the session stops reading its socket once the
+//! unpolled messages cost `max_unpolled_bytes` (payloads and bookkeeping,
+//! so that a flood of empty messages is bounded too).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -38,12 +39,27 @@ pub enum Event {
     Terminated,
 }
 
+/// What an unpolled message costs besides its payload: its slot in the
+/// channel and its allocation's bookkeeping (a little more than measured,
+/// so the limit errs on the safe side).
+pub(crate) const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Event>() + 64;
+
 impl Event {
-    /// Payload bytes of a message (counted against `max_unpolled_bytes`).
+    /// Payload bytes of a message (the `bytes_in` counter).
     pub(crate) fn message_bytes(&self) -> usize {
         match self {
             Event::Text(text) => text.len(),
             Event::Binary(bytes) => bytes.len(),
+            _ => 0,
+        }
+    }
+
+    /// What this event costs while unpolled (counted against
+    /// `max_unpolled_bytes`). Other events than messages are few per
+    /// connection and count nothing.
+    pub(crate) fn unpolled_cost(&self) -> usize {
+        match self {
+            Event::Text(_) | Event::Binary(_) => MESSAGE_OVERHEAD + self.message_bytes(),
             _ => 0,
         }
     }
@@ -83,6 +99,14 @@ struct Readiness {
     write: parking_lot::Mutex<Option<std::os::unix::net::UnixStream>>,
     fd: std::os::unix::io::RawFd,
     signalled: std::sync::atomic::AtomicBool,
+}
+
+impl Unpolled {
+    /// Whether `bytes` of unpolled messages leave no room for one more (an
+    /// empty channel always has room, whatever the limit).
+    fn over_limit(&self, bytes: usize) -> bool {
+        bytes > 0 && bytes + MESSAGE_OVERHEAD > self.limit
+    }
 }
 
 #[cfg(unix)]
@@ -171,7 +195,7 @@ impl EventSender {
     /// Queues an event. If the app is blocked in a poll this wakes it;
     /// otherwise it costs no system call.
     pub fn send(&self, event: Event) {
-        let n = event.message_bytes();
+        let n = event.unpolled_cost();
         if n > 0 {
             self.unpolled.bytes.fetch_add(n, Ordering::AcqRel);
         }
@@ -183,8 +207,11 @@ impl EventSender {
         }
     }
 
+    /// Whether the reader must wait: one more message would pass the
+    /// limit by more than its payload.
     pub fn over_limit(&self) -> bool {
-        self.unpolled.bytes.load(Ordering::Acquire) > self.unpolled.limit
+        self.unpolled
+            .over_limit(self.unpolled.bytes.load(Ordering::Acquire))
     }
 
     /// A mark for [`EventSender::app_caught_up`].
@@ -275,7 +302,7 @@ impl EventReceiver {
             })?,
             None => self.rx.recv().map_err(|_| RecvError::Disconnected)?,
         };
-        self.release(event.message_bytes());
+        self.release(event.unpolled_cost());
         Ok(event)
     }
 
@@ -284,13 +311,12 @@ impl EventReceiver {
             return;
         }
         let before = self.unpolled.bytes.fetch_sub(n, Ordering::AcqRel);
-        let limit = self.unpolled.limit;
-        if before > limit && before - n <= limit {
+        if self.unpolled.over_limit(before) && !self.unpolled.over_limit(before - n) {
             self.unpolled.drained.notify_one();
         }
     }
 
-    /// Unpolled message bytes right now.
+    /// What the unpolled messages cost right now (payloads and overhead).
     pub fn unpolled_bytes(&self) -> usize {
         self.unpolled.bytes.load(Ordering::Acquire)
     }
@@ -317,13 +343,13 @@ mod tests {
 
     #[test]
     fn events_arrive_in_order_and_release_their_bytes() {
-        let (tx, rx) = channel(10);
+        let (tx, rx) = channel(2 * MESSAGE_OVERHEAD + 10);
         tx.send(Event::State(State::Open));
         tx.send(Event::Binary(Bytes::from_static(b"12345678")));
         tx.send(Event::Text(Utf8Bytes::from_static("abc")));
         assert!(tx.over_limit());
         assert_eq!(rx.recv(Some(Duration::ZERO)), Ok(Event::State(State::Open)));
-        assert_eq!(rx.unpolled_bytes(), 11);
+        assert_eq!(rx.unpolled_bytes(), 2 * MESSAGE_OVERHEAD + 11);
         assert!(matches!(rx.recv(None), Ok(Event::Binary(_))));
         assert!(!tx.over_limit());
         assert!(matches!(rx.recv(None), Ok(Event::Text(_))));
@@ -393,6 +419,20 @@ mod tests {
             .expect("never caught up")
             .unwrap();
         poller.join().unwrap();
+    }
+
+    #[test]
+    fn empty_messages_are_bounded_too() {
+        let limit = 64 * 1024;
+        let (tx, rx) = channel(limit);
+        let mut sent = 0;
+        while !tx.over_limit() {
+            tx.send(Event::Text(Utf8Bytes::from_static("")));
+            sent += 1;
+            assert!(sent <= limit, "the limit never bit");
+        }
+        assert!(rx.unpolled_bytes() <= limit);
+        assert!(sent >= limit / (2 * MESSAGE_OVERHEAD), "{sent} messages");
     }
 
     #[tokio::test]

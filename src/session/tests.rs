@@ -777,3 +777,36 @@ async fn dropping_the_client_closes_with_1001_and_terminates() {
     }
     panic!("never terminated: {seen:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_empty_messages_stops_the_reader_and_loses_nothing() {
+    const FLOOD: usize = 50_000;
+    let mut h = Harness::start(r#"{"max_unpolled_bytes": 65536, "ping_interval_ms": 0}"#);
+    let mut ws = h.accept().await;
+    h.events_until(is_open).await;
+    let flood = tokio::spawn(async move {
+        for _ in 0..FLOOD {
+            ws.feed(WsMessage::text("")).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        ws
+    });
+    // The app does not poll: the reader stops at the limit.
+    tokio::time::sleep(10 * SECOND).await;
+    let unpolled = h.events.unpolled_bytes();
+    assert!(unpolled > 0 && unpolled <= 65536, "{unpolled} bytes unpolled");
+    assert!(!flood.is_finished(), "the reader should have stopped reading");
+    // Once it polls, every message arrives.
+    let mut texts = 0;
+    let deadline = Instant::now() + 600 * SECOND;
+    while texts < FLOOD {
+        assert!(Instant::now() < deadline, "{texts} of {FLOOD} arrived");
+        match h.events.recv(Some(Duration::ZERO)) {
+            Ok(Event::Text(t)) if t.is_empty() => texts += 1,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(_) => tokio::time::sleep(MS).await,
+        }
+    }
+    let _ws = flood.await.unwrap();
+    assert_eq!(h.events.unpolled_bytes(), 0);
+}
