@@ -794,8 +794,14 @@ async fn a_flood_of_empty_messages_stops_the_reader_and_loses_nothing() {
     // The app does not poll: the reader stops at the limit.
     tokio::time::sleep(10 * SECOND).await;
     let unpolled = h.events.unpolled_bytes();
-    assert!(unpolled > 0 && unpolled <= 65536, "{unpolled} bytes unpolled");
-    assert!(!flood.is_finished(), "the reader should have stopped reading");
+    assert!(
+        unpolled > 0 && unpolled <= 65536,
+        "{unpolled} bytes unpolled"
+    );
+    assert!(
+        !flood.is_finished(),
+        "the reader should have stopped reading"
+    );
     // Once it polls, every message arrives.
     let mut texts = 0;
     let deadline = Instant::now() + 600 * SECOND;
@@ -809,4 +815,37 @@ async fn a_flood_of_empty_messages_stops_the_reader_and_loses_nothing() {
     }
     let _ws = flood.await.unwrap();
     assert_eq!(h.events.unpolled_bytes(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_naming_an_extension_not_offered_fails_without_retry() {
+    let mut h = Harness::start("{}");
+    let mut server = h.server().await;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(server.read(&mut byte).await.unwrap(), 1);
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let key = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Sec-WebSocket-Key: ")
+                .or_else(|| l.strip_prefix("sec-websocket-key: "))
+        })
+        .expect("no key")
+        .trim()
+        .to_string();
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let answer = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+    );
+    server.write_all(answer.as_bytes()).await.unwrap();
+    let events = h.events_until(is_terminated).await;
+    assert_eq!(error_codes(&events), vec![error_code::HANDSHAKE]);
+    assert!(closed_codes(&events).is_empty(), "never opened");
+    assert!(!events.iter().any(is_open), "{events:?}");
+    assert_eq!(h.attempts().len(), 1, "not retried");
 }

@@ -87,6 +87,16 @@ impl WebSocketWire {
             tokio_tungstenite::client_async_with_config(request, transport, Some(self.config))
                 .await
                 .map_err(handshake_ending)?;
+        // We offer no extension: an answer naming one must fail the
+        // connection (RFC 6455 §4.1), or its frames would be misread.
+        if let Some(named) = response
+            .headers()
+            .get_all("sec-websocket-extensions")
+            .iter()
+            .find(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
+        {
+            return Err(unoffered_extension_ending(named.as_bytes()));
+        }
         let protocol = response
             .headers()
             .get("sec-websocket-protocol")
@@ -349,6 +359,15 @@ fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Endin
             format!("peer broke the WebSocket protocol: {other}"),
         ),
     }
+}
+
+fn unoffered_extension_ending(named: &[u8]) -> Ending {
+    let shown: String = String::from_utf8_lossy(named).chars().take(64).collect();
+    Ending::failed(
+        End::ProtocolViolation,
+        error_code::HANDSHAKE,
+        format!("the server accepted an extension the client did not offer: {shown:?}"),
+    )
 }
 
 fn write_error_ending(error: WsError) -> Ending {
