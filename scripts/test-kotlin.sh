@@ -12,6 +12,8 @@ if ! command -v mvn >/dev/null || ! command -v javac >/dev/null; then
 fi
 
 cargo clippy --all-targets --features jni -- -D warnings
+# The JNI module's own unit tests (handles, the event wire format).
+cargo test --features jni --lib jni::
 cargo build --features jni --lib
 
 # Other steps rebuild libtether.so without the feature in the same target directory:

@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::{poll_until, states, wait_open, EchoServer};
 use tether::{Client, Error, Event, Options, State};
@@ -173,8 +173,13 @@ fn unpolled_events_stop_the_reader_without_losing_anything() {
     for _ in 0..64 {
         client.send_binary(&chunk).unwrap();
     }
-    // Give the echoes time to come back while nobody polls.
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait, while nobody polls, until the reader has stopped at the limit
+    // (one more echo would pass it).
+    let deadline = Instant::now() + T;
+    while client.stats().unpolled_bytes + chunk.len() as u64 <= 65536 {
+        assert!(Instant::now() < deadline, "the echoes never came back");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let unpolled = client.stats().unpolled_bytes;
     assert!(
         unpolled <= 65536 + chunk.len() as u64,
