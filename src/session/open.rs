@@ -28,6 +28,10 @@ struct Link {
     frames: AtomicU64,
     /// The reader waits for the app to poll (incoming backpressure).
     reading_paused: AtomicBool,
+    /// A Ping awaits proof of life: the reader hands back control at the
+    /// next frame, so that the driver drops the Ping's deadline then
+    /// instead of waking for it later (battery).
+    awaiting_life: AtomicBool,
     events: EventSender,
     shared: Arc<Shared>,
 }
@@ -36,6 +40,8 @@ struct Link {
 enum Notable {
     /// The peer's Close frame (it started the close, or answered ours).
     PeerClose(u16, String),
+    /// A frame came while a Ping awaited proof of life.
+    Alive,
     End(Ending),
 }
 
@@ -52,23 +58,30 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
         link.frames.fetch_add(1, Ordering::Relaxed);
         let counters = &link.shared.counters;
         let event = match incoming {
-            Incoming::Text(text) => Event::Text(text),
-            Incoming::Binary(data) => Event::Binary(data),
+            Incoming::Text(text) => Some(Event::Text(text)),
+            Incoming::Binary(data) => Some(Event::Binary(data)),
             Incoming::Pong(payload) => {
                 if let Some(rtt) = heartbeat::round_trip(link.base, Instant::now(), &payload) {
                     let micros = (rtt.as_micros() as u64).max(1);
                     counters.rtt_micros.store(micros, Ordering::Relaxed);
                 }
-                continue;
+                None
             }
-            Incoming::Control => continue,
+            Incoming::Control => None,
             Incoming::Close { code, reason } => return (reader, Notable::PeerClose(code, reason)),
             Incoming::End(ending) => return (reader, Notable::End(ending)),
         };
-        let len = event.message_bytes() as u64;
-        counters.messages_in.fetch_add(1, Ordering::Relaxed);
-        counters.bytes_in.fetch_add(len, Ordering::Relaxed);
-        link.events.send(event);
+        if let Some(event) = event {
+            let len = event.message_bytes() as u64;
+            counters.messages_in.fetch_add(1, Ordering::Relaxed);
+            counters.bytes_in.fetch_add(len, Ordering::Relaxed);
+            link.events.send(event);
+        }
+        if link.awaiting_life.load(Ordering::Relaxed)
+            && link.awaiting_life.swap(false, Ordering::AcqRel)
+        {
+            return (reader, Notable::Alive);
+        }
     }
 }
 
@@ -182,6 +195,7 @@ impl Pulse {
         pending.push_front(Outbound::Ping(heartbeat::ping_payload(link.base, now)));
         self.heartbeat
             .ping_sent(now, link.frames.load(Ordering::Relaxed));
+        link.awaiting_life.store(true, Ordering::Release);
     }
 
     /// Judges the link at its deadline; the silence of a peer that pings
@@ -240,6 +254,7 @@ impl<W: Wire> Session<W> {
             base: opened_at,
             frames: AtomicU64::new(0),
             reading_paused: AtomicBool::new(false),
+            awaiting_life: AtomicBool::new(false),
             events: self.events.clone(),
             shared: self.shared.clone(),
         };
@@ -277,6 +292,12 @@ impl<W: Wire> Session<W> {
                     }
                     (returned, notable) = &mut read => match notable {
                         Notable::End(ending) => break ending,
+                        Notable::Alive => {
+                            read.set(read_until_notable(returned, &link));
+                            // Clears the Ping's deadline: no timer left to
+                            // wake for until the next Ping.
+                            pulse.check(&link);
+                        }
                         Notable::PeerClose(code, reason) => {
                             read.set(read_until_notable(returned, &link));
                             if requested.is_none() && peer_close.is_none() {
