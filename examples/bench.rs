@@ -46,7 +46,8 @@ fn main() {
         "{:<22} {:>16} {:>14} {:>16}",
         "client", "64 B msgs/s", "1 MiB GB/s", "RTT median µs"
     );
-    // Arguments pick what runs: raw, api, c, idle, wakeups (default: all).
+    // Arguments pick what runs: raw, api, c, outbox, idle, wakeups
+    // (default: all).
     let picked: Vec<String> = std::env::args().skip(1).collect();
     let runs = |name: &str| picked.is_empty() || picked.iter().any(|p| p == name);
     if runs("raw") {
@@ -77,6 +78,13 @@ fn main() {
         );
         report("tether (C ABI)", c);
     }
+    if runs("outbox") {
+        for (fsync, count) in [("always", 2_000), ("batch", 50_000)] {
+            for senders in [1, 4] {
+                outbox_throughput(&url, fsync, senders, count);
+            }
+        }
+    }
     drop(server);
     if runs("idle") {
         idle_memory();
@@ -84,6 +92,51 @@ fn main() {
     if runs("wakeups") {
         idle_wakeups();
     }
+}
+
+/// Durable sends: `count` 64 B messages from `senders` threads through an
+/// outbox with `fsync`; how fast `send_text` accepts them (each returns
+/// once the message is stored, synced with "always"), and how long until
+/// the server has provably read them all (the outbox is empty).
+fn outbox_throughput(url: &str, fsync: &str, senders: usize, count: usize) {
+    let dir = std::env::temp_dir().join(format!("tether-bench-outbox-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("outbox.db");
+    let options = Options::from_json(Some(&format!(
+        r#"{{"outbox": {{"path": {}, "fsync": "{fsync}", "max_messages": 1000000}},
+            "ping_interval_ms": 0, "max_unpolled_bytes": 268435456}}"#,
+        serde_json::to_string(&path).unwrap()
+    )))
+    .unwrap();
+    let client = std::sync::Arc::new(Client::connect(url, options).unwrap());
+    wait_open(&client);
+    let payload = "x".repeat(SMALL);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..senders {
+            let (client, payload) = (client.clone(), payload.as_str());
+            scope.spawn(move || {
+                for _ in 0..count / senders {
+                    client.send_text(payload).unwrap();
+                }
+            });
+        }
+    });
+    let accepted = start.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while client.outbox_pending().unwrap() > 0 {
+        assert!(Instant::now() < deadline, "the outbox never drained");
+        while let Ok(Some(_)) = client.poll_event(Some(Duration::from_millis(1))) {}
+    }
+    let delivered = start.elapsed();
+    println!(
+        "outbox fsync={fsync:<6} {senders} sender(s): {:>9.0} msgs/s accepted, {:>9.0} msgs/s delivered ({count} × 64 B)",
+        count as f64 / accepted.as_secs_f64(),
+        count as f64 / delivered.as_secs_f64()
+    );
+    drop(client);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Connections held open for the idle-memory measurement (env
@@ -355,11 +408,16 @@ async fn raw_round_trips(url: &str) -> Duration {
 
 fn tether_client(url: &str) -> Client {
     let client = Client::connect(url, Options::from_json(Some(BENCH_OPTIONS)).unwrap()).unwrap();
+    wait_open(&client);
+    client
+}
+
+fn wait_open(client: &Client) {
     let deadline = Instant::now() + LIMIT;
     loop {
         assert!(Instant::now() < deadline, "no open");
         if let Some(Event::Open { .. }) = client.poll_event(Some(LIMIT)).unwrap() {
-            return client;
+            return;
         }
     }
 }

@@ -105,6 +105,7 @@ fn describe(event: &Event) -> String {
             format!("reconnecting attempt {attempt} in {} ms", delay.as_millis())
         }
         Event::Error { code, message } => format!("error        {code}: {message}"),
+        Event::Resent { ids } => format!("resent       tracked ids {ids:?}"),
         Event::Terminated => "terminated".to_string(),
     }
 }

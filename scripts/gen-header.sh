@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates include/tether.h from src/ffi/ with the pinned cbindgen.
+# Regenerates include/tether.h from src/ffi/ (and src/error.rs) with the pinned cbindgen.
 #   scripts/gen-header.sh          write include/tether.h
 #   scripts/gen-header.sh --check  fail if the checked-in header differs
 set -euo pipefail

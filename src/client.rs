@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use crate::error::{error_code, Error};
 use crate::event::{self, Event, EventReceiver, EventSender, RecvError};
 use crate::options::Options;
+use crate::outbox::Outbox;
 use crate::queue::{self, Pushed};
 use crate::session::{Command, Session, Shared, SystemSuspendClock};
 use crate::transport::{Endpoint, NetDialer};
@@ -74,7 +75,10 @@ impl Client {
             proxy: resolved.proxy,
             tls,
         };
-        let shared = Arc::new(Shared::new(&options));
+        let shared = Arc::new(Shared::open(&options)?);
+        if let Some(outbox) = &shared.outbox {
+            crate::runtime::spawn(outbox.clone().run_batch_sync())?;
+        }
         let (event_tx, events) = event::channel(options.max_unpolled_bytes);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let session = Session::new(
@@ -138,16 +142,12 @@ impl Client {
     /// Queues a message; it goes out in order, now if open, else after the
     /// next open. Fails with [`Error::QueueFull`] taking nothing.
     pub fn send(&self, message: Message) -> Result<(), Error> {
-        let message = match message {
-            Message::Text(text) => queue::Message::Text(text),
-            Message::Binary(data) => queue::Message::Binary(data),
-            _ => {
-                return Err(Error::InvalidArgument(
-                    "only text and binary messages can be sent".into(),
-                ))
-            }
-        };
+        let message = outgoing(message)?;
         self.check_not_closed()?;
+        if let Some(outbox) = &self.shared.outbox {
+            outbox.push(message, false, &self.shared.queue)?;
+            return Ok(());
+        }
         if let Pushed::DroppedOldest(n) = self.shared.queue.push(message)? {
             self.shared
                 .counters
@@ -159,6 +159,44 @@ impl Client {
             });
         }
         Ok(())
+    }
+
+    /// Stores a message in the outbox that stays there until [`Client::ack`]
+    /// (at-least-once: it is sent again after every reconnect and restart
+    /// until then). Returns its id; ids grow across restarts, so a server
+    /// can drop duplicates. Needs the `outbox` option.
+    pub fn send_tracked(&self, message: Message) -> Result<u64, Error> {
+        let message = outgoing(message)?;
+        self.check_not_closed()?;
+        let outbox = self.outbox("send_tracked")?;
+        outbox.push(message, true, &self.shared.queue)
+    }
+
+    /// The server confirmed the tracked message `id`: it leaves the outbox
+    /// and is not sent again.
+    pub fn ack(&self, id: u64) -> Result<(), Error> {
+        self.check_not_closed()?;
+        let outbox = self.outbox("ack")?;
+        if self.shared.ack(outbox, id)? {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "no message with id {id} is pending in the outbox"
+            )))
+        }
+    }
+
+    /// Messages in the outbox: not yet proven read by the server, or
+    /// tracked and not acked.
+    pub fn outbox_pending(&self) -> Result<u64, Error> {
+        Ok(self.outbox("outbox_pending")?.pending())
+    }
+
+    fn outbox(&self, call: &str) -> Result<&Outbox, Error> {
+        self.shared
+            .outbox
+            .as_deref()
+            .ok_or_else(|| Error::InvalidArgument(format!("{call} needs the outbox option")))
     }
 
     /// The app went to the background: the connection is closed politely
@@ -278,6 +316,17 @@ impl Drop for Client {
     fn drop(&mut self) {
         // Dropping `commands` tells the task to close politely and end.
         LIVE_CLIENTS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A message the app may send, as the queue keeps it.
+fn outgoing(message: Message) -> Result<queue::Message, Error> {
+    match message {
+        Message::Text(text) => Ok(queue::Message::Text(text)),
+        Message::Binary(data) => Ok(queue::Message::Binary(data)),
+        _ => Err(Error::InvalidArgument(
+            "only text and binary messages can be sent".into(),
+        )),
     }
 }
 

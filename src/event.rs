@@ -33,6 +33,9 @@ pub enum Event {
     Closed { code: u16, reason: String },
     /// A reconnection attempt is scheduled after `delay`.
     Reconnecting { attempt: u32, delay: Duration },
+    /// Tracked outbox messages with these ids went out again (after a
+    /// reconnect or a restart): the server may see them twice.
+    Resent { ids: Vec<u64> },
     /// Something failed; `code` is an [`error_code`] or an HTTP status.
     Error { code: i32, message: String },
     /// The last event: no more will come.

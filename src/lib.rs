@@ -13,6 +13,7 @@ mod heartbeat;
 mod jni;
 pub mod logging;
 pub mod options;
+mod outbox;
 mod queue;
 mod runtime;
 mod session;

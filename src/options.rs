@@ -43,6 +43,41 @@ pub struct Options {
     pub allow_insecure: bool,
     /// HTTP proxy for CONNECT tunnels: `http://[user:password@]host:port`.
     pub proxy: Option<String>,
+    /// The durable outbox; `None`: the queue is in memory only.
+    pub outbox: Option<OutboxOptions>,
+}
+
+/// `"outbox"`: where and how sent messages are kept until delivered.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxOptions {
+    /// The SQLite file (created if missing).
+    pub path: String,
+    pub max_messages: usize,
+    pub max_bytes: usize,
+    pub fsync: Fsync,
+}
+
+/// When the outbox reaches stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fsync {
+    /// Before `ws_send` returns: survives power loss.
+    Always,
+    /// At least every 100 ms: survives the app being killed at once, a
+    /// power loss up to the last sync.
+    Batch,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> Self {
+        OutboxOptions {
+            path: String::new(),
+            max_messages: 10_000,
+            max_bytes: 64 << 20,
+            fsync: Fsync::Always,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -128,6 +163,7 @@ impl Default for Options {
             tls: TlsOptions::default(),
             allow_insecure: true,
             proxy: None,
+            outbox: None,
         }
     }
 }
@@ -247,6 +283,21 @@ impl Options {
         }
         if self.max_unpolled_bytes == 0 {
             return invalid("max_unpolled_bytes must be greater than 0".into());
+        }
+        if let Some(outbox) = &self.outbox {
+            if outbox.path.is_empty() {
+                return invalid("outbox.path is required (the outbox's SQLite file)".into());
+            }
+            if outbox.max_messages == 0 || outbox.max_bytes == 0 {
+                return invalid(
+                    "outbox.max_messages and outbox.max_bytes must be greater than 0".into(),
+                );
+            }
+            if !cfg!(feature = "outbox") {
+                return invalid(
+                    "outbox: this build of Tether has no outbox (cargo feature `outbox`)".into(),
+                );
+            }
         }
         Ok(())
     }
@@ -629,6 +680,23 @@ mod tests {
         assert_eq!(r.tls.pins, vec![[0u8; 32]]);
         assert!(r.tls.extra_cas.is_empty());
         assert_eq!(r.proxy.map(|p| p.port), Some(3128));
+    }
+
+    #[test]
+    fn outbox_options_parse_with_defaults_and_are_checked() {
+        let o = Options::from_json(Some(
+            r#"{"outbox": {"path": "/tmp/x.db", "fsync": "batch"}}"#,
+        ))
+        .unwrap();
+        let outbox = o.outbox.unwrap();
+        assert_eq!(outbox.path, "/tmp/x.db");
+        assert_eq!(outbox.fsync, Fsync::Batch);
+        assert_eq!(outbox.max_messages, 10_000);
+        assert_eq!(outbox.max_bytes, 64 << 20);
+        assert!(err(r#"{"outbox": {}}"#).contains("outbox.path"));
+        assert!(err(r#"{"outbox": {"path": "x", "max_messages": 0}}"#).contains("max_messages"));
+        assert!(err(r#"{"outbox": {"path": "x", "fsync": "never"}}"#).contains("unknown variant"));
+        assert!(err(r#"{"outbox": {"path": "x", "pth": 1}}"#).contains("unknown field"));
     }
 
     #[test]

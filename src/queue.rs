@@ -30,7 +30,7 @@ pub(crate) struct OutgoingQueue {
 
 #[derive(Debug, Default)]
 struct Inner {
-    messages: VecDeque<Message>,
+    messages: VecDeque<Entry>,
     bytes: usize,
     /// The first `held` messages are a backlog waiting for `ws_flush`.
     held: usize,
@@ -62,6 +62,39 @@ impl Message {
     #[cfg(test)]
     pub fn binary(data: impl Into<Bytes>) -> Message {
         Message::Binary(data.into())
+    }
+}
+
+/// A queued message, and where the outbox keeps it, if it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub message: Message,
+    pub stored: Option<Stored>,
+}
+
+/// A message's row in the durable outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub id: u64,
+    /// Kept until the app acks it (`ws_send_tracked`), not only until the
+    /// server has read it.
+    pub tracked: bool,
+    /// It may have gone out before (an earlier connection or process).
+    pub resent: bool,
+}
+
+impl From<Message> for Entry {
+    fn from(message: Message) -> Entry {
+        Entry {
+            message,
+            stored: None,
+        }
+    }
+}
+
+impl Entry {
+    pub fn len(&self) -> usize {
+        message_len(&self.message)
     }
 }
 
@@ -118,13 +151,13 @@ impl OutgoingQueue {
                     let Some(old) = inner.messages.pop_front() else {
                         break;
                     };
-                    inner.bytes -= message_len(&old);
+                    inner.bytes -= old.len();
                     inner.held = inner.held.saturating_sub(1);
                     dropped += 1;
                 }
             }
             inner.bytes += len;
-            inner.messages.push_back(message);
+            inner.messages.push_back(message.into());
         }
         self.pushed.notify_one();
         Ok(if dropped == 0 {
@@ -134,8 +167,19 @@ impl OutgoingQueue {
         })
     }
 
+    /// Appends a message the outbox stored (its limits apply, not the
+    /// queue's). Called in the outbox's commit order.
+    pub fn push_stored(&self, entry: Entry) {
+        {
+            let mut inner = self.inner.lock();
+            inner.bytes += entry.len();
+            inner.messages.push_back(entry);
+        }
+        self.pushed.notify_one();
+    }
+
     /// Takes everything queued and not held back, oldest first.
-    pub fn take_all(&self) -> VecDeque<Message> {
+    pub fn take_all(&self) -> VecDeque<Entry> {
         let mut inner = self.inner.lock();
         if inner.held == 0 {
             inner.bytes = 0;
@@ -143,19 +187,19 @@ impl OutgoingQueue {
         }
         let held = inner.held;
         let taken = inner.messages.split_off(held);
-        inner.bytes -= taken.iter().map(message_len).sum::<usize>();
+        inner.bytes -= taken.iter().map(Entry::len).sum::<usize>();
         taken
     }
 
     /// Puts back messages that were taken but not written, ahead of
     /// anything pushed since (but behind a held backlog, which is older),
     /// so order is kept across a lost connection.
-    pub fn requeue_front(&self, unsent: VecDeque<Message>) {
+    pub fn requeue_front(&self, unsent: VecDeque<Entry>) {
         if unsent.is_empty() {
             return;
         }
         let mut inner = self.inner.lock();
-        inner.bytes += unsent.iter().map(message_len).sum::<usize>();
+        inner.bytes += unsent.iter().map(Entry::len).sum::<usize>();
         let held = inner.held;
         let mut newer = inner.messages.split_off(held);
         inner.messages.extend(unsent);
@@ -212,13 +256,17 @@ mod tests {
         Message::text(s)
     }
 
+    fn messages(entries: VecDeque<Entry>) -> Vec<Message> {
+        entries.into_iter().map(|e| e.message).collect()
+    }
+
     #[test]
     fn keeps_order_and_counts() {
         let q = queue(10, 100, Overflow::Reject);
         q.push(text("a")).unwrap();
         q.push(Message::binary(vec![1, 2, 3])).unwrap();
         assert_eq!(q.len(), (2, 4));
-        let all: Vec<_> = q.take_all().into_iter().collect();
+        let all = messages(q.take_all());
         assert_eq!(all, vec![text("a"), Message::binary(vec![1, 2, 3])]);
         assert_eq!(q.len(), (0, 0));
     }
@@ -255,7 +303,7 @@ mod tests {
         q.push(text("1")).unwrap();
         q.push(text("2")).unwrap();
         assert_eq!(q.push(text("3")).unwrap(), Pushed::DroppedOldest(1));
-        let all: Vec<_> = q.take_all().into_iter().collect();
+        let all = messages(q.take_all());
         assert_eq!(all, vec![text("2"), text("3")]);
     }
 
@@ -267,11 +315,11 @@ mod tests {
         q.hold_backlog();
         assert!(q.take_all().is_empty());
         q.push(text("auth")).unwrap();
-        assert_eq!(q.take_all(), vec![text("auth")]);
+        assert_eq!(messages(q.take_all()), vec![text("auth")]);
         assert_eq!(q.len(), (2, 8));
         q.push(text("new")).unwrap();
         q.release_backlog();
-        let all: Vec<_> = q.take_all().into_iter().collect();
+        let all = messages(q.take_all());
         assert_eq!(all, vec![text("old1"), text("old2"), text("new")]);
     }
 
@@ -285,7 +333,7 @@ mod tests {
         q.push(text("later")).unwrap();
         q.requeue_front(taken);
         q.release_backlog();
-        let all: Vec<_> = q.take_all().into_iter().collect();
+        let all = messages(q.take_all());
         assert_eq!(all, vec![text("old"), text("auth"), text("later")]);
     }
 
@@ -298,6 +346,24 @@ mod tests {
     }
 
     #[test]
+    fn stored_entries_bypass_the_queue_limits_and_keep_their_rows() {
+        let q = queue(1, 1, Overflow::Reject);
+        let stored = |id| Entry {
+            message: text("stored"),
+            stored: Some(Stored {
+                id,
+                tracked: id % 2 == 0,
+                resent: false,
+            }),
+        };
+        q.push_stored(stored(1));
+        q.push_stored(stored(2));
+        assert_eq!(q.len(), (2, 12));
+        let ids: Vec<_> = q.take_all().iter().map(|e| e.stored.unwrap().id).collect();
+        assert_eq!(ids, vec![1, 2]);
+    }
+
+    #[test]
     fn requeued_messages_go_before_newer_ones() {
         let q = queue(10, 100, Overflow::Reject);
         q.push(text("1")).unwrap();
@@ -307,7 +373,7 @@ mod tests {
         q.push(text("3")).unwrap();
         q.requeue_front(taken);
         assert_eq!(q.len(), (2, 2));
-        let all: Vec<_> = q.take_all().into_iter().collect();
+        let all = messages(q.take_all());
         assert_eq!(all, vec![text("2"), text("3")]);
     }
 }

@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use support::hostile::{self, HostileServer, Step};
 use support::EchoServer;
 
 /// A C test that has not finished by then is killed and fails.
@@ -70,6 +71,107 @@ fn pause_resume() {
 #[test]
 fn queue_full() {
     run_c_test("queue_full", &[DEAD_URL]);
+}
+
+/// Twelve scenarios of the hostile server (tests/hostile.rs has them all)
+/// through the C ABI: each ends in WS_EVENT_TERMINATED after ws_close,
+/// then ws_free; clean under ASan, UBSan and LeakSanitizer. The script of
+/// each connection is chosen by its request path.
+#[test]
+fn hostile() {
+    let exe = compile("hostile");
+    let server = HostileServer::start(hostile_script);
+    let run = run_with_timeout(
+        Command::new(&exe)
+            .arg(server.url(""))
+            .env("ASAN_OPTIONS", asan_options())
+            .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
+        RUN_TIMEOUT,
+    );
+    let report = format!(
+        "hostile {outcome}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        run.stdout,
+        run.stderr,
+        outcome = match run.status {
+            _ if run.timed_out => format!("was killed after {RUN_TIMEOUT:?} (timeout)"),
+            Some(s) => format!("exited with {s}"),
+            None => "did not report an exit status".to_string(),
+        },
+    );
+    assert!(
+        !run.timed_out && run.status.is_some_and(|s| s.success()),
+        "C test failed: {report}"
+    );
+    // Permanent failures were tried once, never again.
+    for path in [
+        "/wrong-accept",
+        "/forbidden",
+        "/endless-headers",
+        "/bad-utf8",
+        "/huge-length",
+        "/rsv1",
+    ] {
+        assert_eq!(server.accepts_for(path), 1, "{path} was retried\n{report}");
+    }
+    println!("{report}");
+}
+
+/// The hostile server's script for each path `tests/c/hostile.c` uses.
+fn hostile_script(c: &hostile::Ctx) -> Vec<Step> {
+    use hostile::{close, frame, header, ping, text, FIN, OP_BINARY, OP_TEXT, RSV1};
+    let open = Step::Write(c.head().switching(""));
+    match c.path() {
+        "/wrong-accept" => vec![Step::Write(
+            format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+                hostile::accept_key("dGhlIHNhbXBsZSBub25jZQ==")
+            )
+            .into_bytes(),
+        )],
+        "/forbidden" => vec![Step::Write(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        )],
+        "/endless-headers" => vec![
+            Step::Write(b"HTTP/1.1 101 Switching Protocols\r\n".to_vec()),
+            Step::Repeat(b"X-Endless: 0123456789abcdef\r\n".to_vec(), 2_000_000),
+        ],
+        "/bad-utf8" => vec![open, Step::Write(frame(FIN | OP_TEXT, b"bad \xff"))],
+        "/huge-length" => vec![
+            open,
+            Step::Write(header(FIN | OP_BINARY, (1u64 << 63) - 1, None)),
+        ],
+        "/rsv1" => vec![open, Step::Write(frame(FIN | RSV1 | OP_TEXT, b"x"))],
+        "/reset-mid-frame" => vec![
+            open,
+            Step::Write([header(FIN | OP_BINARY, 1000, None), vec![1u8; 10]].concat()),
+            Step::Sleep(Duration::from_millis(100)),
+            Step::Reset,
+        ],
+        "/half-close" => vec![
+            open,
+            Step::Write(text("before")),
+            Step::ShutdownWrite,
+            Step::AwaitEof(Duration::from_secs(10)),
+        ],
+        "/close-1012" => vec![open, Step::Write(close(1012, b"restart"))],
+        "/ping-flood" => vec![
+            open,
+            Step::Repeat(ping(b"12345678"), 10_000),
+            Step::Write(text("done")),
+            Step::ServeClose,
+        ],
+        "/empty-flood" => vec![
+            open,
+            Step::Repeat(text(""), 100_000),
+            Step::Write(text("end")),
+            Step::ServeClose,
+        ],
+        "/silence" => vec![],
+        _ => vec![Step::Write(
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        )],
+    }
 }
 
 /// The header compiles as C++ (cbindgen's `cpp_compat`), warning-free.

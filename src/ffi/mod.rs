@@ -1,4 +1,5 @@
-//! The C ABI (`include/tether.h` is generated from this module by cbindgen).
+//! The C ABI (`include/tether.h` is generated from this module by cbindgen,
+//! with the `ws_status` and `ws_error_code` enums of [`crate::error`]).
 //!
 //! The only place with `unsafe extern "C"`-facing code. Every function
 //! checks its pointers, catches panics (`panic::guard`), writes its
@@ -18,8 +19,11 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use tokio_tungstenite::tungstenite::Message;
+
 use crate::client::Client;
 use crate::error::Error;
+pub use crate::error::{ws_error_code, ws_status};
 use crate::event::Event;
 use crate::options::Options;
 use crate::state::State;
@@ -70,27 +74,6 @@ pub enum WsMessageKind {
 /// (see cbindgen.toml).
 pub type ws_message_kind = i32;
 
-/// Result of every fallible call. Stable values, never renumbered.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ws_status {
-    /// Success.
-    WS_OK = 0,
-    /// `ws_poll_event`: no event within the timeout. Not a failure.
-    WS_TIMEOUT = 1,
-    /// A required pointer argument was NULL.
-    WS_ERR_NULL_ARGUMENT = -1,
-    /// Bad URL, bad options JSON, unknown option key, text that is not
-    /// UTF-8, a close code RFC 6455 forbids, a bad message kind, …
-    WS_ERR_INVALID_ARGUMENT = -2,
-    /// The outgoing queue is at its limit; nothing was taken.
-    WS_ERR_QUEUE_FULL = -3,
-    /// The client was closed by `ws_close`, or has terminated.
-    WS_ERR_CLOSED = -4,
-    /// A caught panic or a runtime failure (a bug: please report it).
-    WS_ERR_INTERNAL = -5,
-}
-
 /// State of a client, reported by `WS_EVENT_STATE`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,52 +119,10 @@ pub enum ws_event_kind {
     /// The last event of this client: none will follow, and the next
     /// `ws_poll_event` returns `WS_ERR_CLOSED`.
     WS_EVENT_TERMINATED,
-}
-
-/// Finer error codes of `WS_EVENT_ERROR` (`ws_event.error`). Codes
-/// 100..599 are HTTP statuses instead.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ws_error_code {
-    /// DNS or TCP connect failed (refused, unreachable, unknown host).
-    WS_ERROR_CONNECT = -100,
-    /// The attempt exceeded `connect_timeout_ms`.
-    WS_ERROR_CONNECT_TIMEOUT = -101,
-    /// TLS failed (handshake, untrusted certificate, wrong hostname).
-    WS_ERROR_TLS = -102,
-    /// The HTTP upgrade failed without a usable status.
-    WS_ERROR_HANDSHAKE = -103,
-    /// The server chose a subprotocol that was not offered, or none.
-    WS_ERROR_SUBPROTOCOL = -104,
-    /// The server broke RFC 6455 (bad frame, text that is not UTF-8, …).
-    WS_ERROR_PROTOCOL = -105,
-    /// An incoming message or frame exceeded `max_message_bytes` or
-    /// `max_frame_bytes`; the connection was closed with 1009.
-    WS_ERROR_MESSAGE_TOO_BIG = -106,
-    /// The connection broke (reset, or closed without a close handshake).
-    WS_ERROR_CONNECTION_LOST = -107,
-    /// No answer to a Ping within `pong_timeout_ms`: the link was dead.
-    WS_ERROR_HEARTBEAT_TIMEOUT = -108,
-    /// The server did not finish the close handshake in `close_timeout_ms`.
-    WS_ERROR_CLOSE_TIMEOUT = -109,
-    /// `queue.overflow` "drop_oldest" dropped queued messages.
-    WS_ERROR_MESSAGE_DROPPED = -110,
-    /// The client ended with queued messages that were never sent.
-    WS_ERROR_UNSENT = -111,
-    /// The server's certificate chain is not trusted (unknown issuer, bad
-    /// signature, …). A configuration error: not retried.
-    WS_ERROR_TLS_UNTRUSTED = -112,
-    /// The server's certificate is expired or not yet valid. Not retried.
-    WS_ERROR_TLS_EXPIRED = -113,
-    /// The server's certificate is not valid for the URL's host name. Not
-    /// retried.
-    WS_ERROR_TLS_HOSTNAME = -114,
-    /// No certificate of the server's chain matches `tls.pin_sha256`. Not
-    /// retried.
-    WS_ERROR_TLS_PIN = -115,
-    /// The HTTP proxy (option `proxy`) could not be reached or refused the
-    /// CONNECT; a 407 (bad proxy credentials) is not retried.
-    WS_ERROR_PROXY = -116,
+    /// Tracked outbox messages (`ws_send_tracked`) went out again, after a
+    /// reconnect or a restart: `.data` points to `.len / 8` ids, each a
+    /// `uint64_t` (aligned for it), oldest first.
+    WS_EVENT_RESENT,
 }
 
 /// One event. Filled by `ws_poll_event`.
@@ -246,19 +187,8 @@ pub struct ws_client_stats {
     pub unpolled_bytes: u64,
 }
 
-fn status(code: i32) -> ws_status {
-    match code {
-        0 => ws_status::WS_OK,
-        1 => ws_status::WS_TIMEOUT,
-        -1 => ws_status::WS_ERR_NULL_ARGUMENT,
-        -2 => ws_status::WS_ERR_INVALID_ARGUMENT,
-        -3 => ws_status::WS_ERR_QUEUE_FULL,
-        -4 => ws_status::WS_ERR_CLOSED,
-        _ => ws_status::WS_ERR_INTERNAL,
-    }
-}
-
-fn ffi_state(state: State) -> ws_state {
+/// The `ws_state` of a state: its one numbering, which the JNI wire shares.
+pub(crate) fn ffi_state(state: State) -> ws_state {
     match state {
         State::Connecting => ws_state::WS_STATE_CONNECTING,
         State::Open => ws_state::WS_STATE_OPEN,
@@ -281,13 +211,16 @@ fn ffi_state(state: State) -> ws_state {
 ///   [10000], `close_timeout_ms` [5000], `reconnect` {`enabled` [true],
 ///   `initial_delay_ms` [1000], `max_delay_ms` [30000], `multiplier` [2.0],
 ///   `jitter` [0.5], `max_attempts` [null: forever], `reset_after_ms`
-///   [5000], `jitter_seed` [null]}, `queue` {`max_messages` [1000],
+///   [5000], `jitter_seed` [null], `max_retry_after_ms` [300000]}, `queue`
+///   {`max_messages` [1000],
 ///   `max_bytes` [16 MiB] (a message that would go past a limit is
 ///   refused), `overflow` ["reject" | "drop_oldest"], `flush` ["on_open" |
 ///   "manual"]}, `max_message_bytes` [64 MiB], `max_frame_bytes` [16 MiB],
 ///   `max_unpolled_bytes` [16 MiB], `tls` {`roots` ["webpki" | "platform"],
 ///   `extra_ca_pem` [null], `pin_sha256` []}, `allow_insecure` [true],
-///   `proxy` [null: "http://[user:password@]host:port"].
+///   `proxy` [null: "http://[user:password@]host:port"], `outbox` [null:
+///   {`path` (required), `max_messages` [10000], `max_bytes` [64 MiB],
+///   `fsync` ["always" | "batch"]}: the durable outbox, see `ws_send`].
 /// - `out`: receives the new client on success; untouched on failure.
 ///
 /// Returns at once: connection progress arrives as events
@@ -302,7 +235,7 @@ pub extern "C" fn ws_connect(
     options_json: *const c_char,
     out: *mut *mut ws_client,
 ) -> ws_status {
-    status(panic::guard(|| {
+    panic::guard(|| {
         // SAFETY: the caller passes NUL-terminated strings or NULL, and a
         // writable pointer (or NULL) as documented above.
         let (url, options, out) = unsafe {
@@ -321,7 +254,7 @@ pub extern "C" fn ws_connect(
         });
         out.write(Box::into_raw(handle));
         Ok(())
-    }))
+    })
 }
 
 /// Waits for the next event of `client` and writes it to `out`.
@@ -364,10 +297,10 @@ pub extern "C" fn ws_poll_event(
         timed_out = !handle.poll_into(timeout, out)?;
         Ok(())
     });
-    if code == 0 && timed_out {
+    if code == ws_status::WS_OK && timed_out {
         ws_status::WS_TIMEOUT
     } else {
-        status(code)
+        code
     }
 }
 
@@ -440,6 +373,11 @@ impl ws_client {
             Event::Terminated => {
                 ev.kind = ws_event_kind::WS_EVENT_TERMINATED;
             }
+            Event::Resent { ids } => {
+                ev.kind = ws_event_kind::WS_EVENT_RESENT;
+                ev.data = ids.as_ptr().cast();
+                ev.len = std::mem::size_of_val(ids.as_slice());
+            }
         }
         ev.state = ffi_state(held.state.unwrap_or(State::Connecting));
         if let Some(text) = text {
@@ -474,6 +412,15 @@ impl ws_client {
 ///
 /// `WS_OK` means queued, not delivered: a message handed to a socket that
 /// then dies may or may not have arrived (see `ws_stats`).
+///
+/// With the `outbox` option, `WS_OK` means stored: the message is in the
+/// outbox file (with `"fsync": "always"` on stable storage, with `"batch"`
+/// synced within 100 ms) and survives the app being killed; it leaves the
+/// outbox only once the server has provably read it (a Ping written after
+/// it was answered), and is sent again after a reconnect or restart until
+/// then (it may arrive twice). The outbox's limits apply instead of the
+/// queue's (`WS_ERR_QUEUE_FULL`), and a store that cannot be written (disk
+/// full, …) gives `WS_ERR_INTERNAL` with the reason.
 #[no_mangle]
 pub extern "C" fn ws_send(
     client: *mut ws_client,
@@ -481,26 +428,90 @@ pub extern "C" fn ws_send(
     data: *const u8,
     len: usize,
 ) -> ws_status {
-    status(panic::guard(|| {
+    panic::guard(|| {
         // SAFETY: the caller passes a live handle (or NULL) and `len`
         // readable bytes at `data` (or NULL with len 0).
         let (handle, payload) = unsafe { (ptr::client(client)?, ptr::bytes(data, len, "data")?) };
-        match kind {
-            k if k == WsMessageKind::WS_TEXT as i32 => {
-                let text = std::str::from_utf8(payload).map_err(|e| {
-                    Error::InvalidArgument(format!(
-                        "text message is not valid UTF-8 (at byte {}); send it as WS_BINARY",
-                        e.valid_up_to()
-                    ))
-                })?;
-                handle.client.send_text(text)
-            }
-            k if k == WsMessageKind::WS_BINARY as i32 => handle.client.send_binary(payload),
-            other => Err(Error::InvalidArgument(format!(
-                "message kind {other} is invalid: use WS_TEXT (1) or WS_BINARY (2)"
-            ))),
+        handle.client.send(message(kind, payload)?)
+    })
+}
+
+/// Stores a message in the durable outbox and keeps it there until
+/// `ws_ack`: it is sent now if open, and again after every reconnect and
+/// restart until acked (at-least-once, in its original order). Needs the
+/// `outbox` option (else `WS_ERR_INVALID_ARGUMENT`).
+///
+/// - `kind`, `data`, `len`: as for `ws_send`.
+/// - `out_id`: receives the message's id once it is stored. Ids grow, across
+///   restarts too, so a server can drop duplicates; `WS_EVENT_RESENT` names
+///   the ids that went out again.
+///
+/// Fails like `ws_send` (`WS_ERR_QUEUE_FULL` when the outbox is full, taking
+/// nothing). Any thread may call this.
+#[no_mangle]
+pub extern "C" fn ws_send_tracked(
+    client: *mut ws_client,
+    kind: ws_message_kind,
+    data: *const u8,
+    len: usize,
+    out_id: *mut u64,
+) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: as for `ws_send`, and a writable `out_id` (or NULL).
+        let (handle, payload, out) = unsafe {
+            (
+                ptr::client(client)?,
+                ptr::bytes(data, len, "data")?,
+                Out::new(out_id, "out_id")?,
+            )
+        };
+        let id = handle.client.send_tracked(message(kind, payload)?)?;
+        out.write(id);
+        Ok(())
+    })
+}
+
+/// The server confirmed the tracked message `id` (`ws_send_tracked`): it
+/// leaves the outbox and is not sent again. An id that is not pending (never
+/// tracked, already acked) gives `WS_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn ws_ack(client: *mut ws_client, id: u64) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: the caller passes a live handle (or NULL).
+        let handle = unsafe { ptr::client(client)? };
+        handle.client.ack(id)
+    })
+}
+
+/// Writes to `out_count` how many messages the outbox holds: not yet proven
+/// read by the server, or tracked and not acked. Needs the `outbox` option.
+#[no_mangle]
+pub extern "C" fn ws_outbox_pending(client: *mut ws_client, out_count: *mut u64) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: a live handle (or NULL) and a writable `out_count` (or NULL).
+        let (handle, out) = unsafe { (ptr::client(client)?, Out::new(out_count, "out_count")?) };
+        out.write(handle.client.outbox_pending()?);
+        Ok(())
+    })
+}
+
+/// The message of `ws_send` and `ws_send_tracked`, checked.
+fn message(kind: ws_message_kind, payload: &[u8]) -> Result<Message, Error> {
+    match kind {
+        k if k == WsMessageKind::WS_TEXT as i32 => {
+            let text = std::str::from_utf8(payload).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "text message is not valid UTF-8 (at byte {}); send it as WS_BINARY",
+                    e.valid_up_to()
+                ))
+            })?;
+            Ok(Message::text(text))
         }
-    }))
+        k if k == WsMessageKind::WS_BINARY as i32 => Ok(Message::binary(payload.to_vec())),
+        other => Err(Error::InvalidArgument(format!(
+            "message kind {other} is invalid: use WS_TEXT (1) or WS_BINARY (2)"
+        ))),
+    }
 }
 
 /// Closes the client: sends a Close frame with `code` and `reason` after
@@ -518,13 +529,13 @@ pub extern "C" fn ws_send(
 /// still be released with `ws_free`.
 #[no_mangle]
 pub extern "C" fn ws_close(client: *mut ws_client, code: u16, reason: *const c_char) -> ws_status {
-    status(panic::guard(|| {
+    panic::guard(|| {
         // SAFETY: the caller passes a live handle (or NULL) and a
         // NUL-terminated string (or NULL).
         let (handle, reason) =
             unsafe { (ptr::client(client)?, ptr::optional_str(reason, "reason")?) };
         handle.client.close(code, reason.unwrap_or(""))
-    }))
+    })
 }
 
 /// The functions below (`ws_pause` … `ws_set_header`) fail with
@@ -592,7 +603,7 @@ pub extern "C" fn ws_set_header(
     name: *const c_char,
     value: *const c_char,
 ) -> ws_status {
-    status(panic::guard(|| {
+    panic::guard(|| {
         // SAFETY: the caller passes a live handle (or NULL) and
         // NUL-terminated strings (or NULL).
         let (handle, name, value) = unsafe {
@@ -603,7 +614,7 @@ pub extern "C" fn ws_set_header(
             )
         };
         handle.client.set_header(name, value)
-    }))
+    })
 }
 
 /// A file descriptor that is readable whenever events are pending, so the
@@ -688,7 +699,7 @@ pub extern "C" fn ws_set_log_callback(
     user_data: *mut c_void,
     level: ws_log_level,
 ) -> ws_status {
-    status(panic::guard(|| {
+    panic::guard(|| {
         use crate::logging::{set_sink, Level};
         let level = match level {
             0 => None,
@@ -716,7 +727,7 @@ pub extern "C" fn ws_set_log_callback(
             _ => set_sink(None),
         }
         Ok(())
-    }))
+    })
 }
 
 /// Runs `call` on the client behind `client`, as a status.
@@ -724,11 +735,11 @@ fn with_client(
     client: *mut ws_client,
     call: impl FnOnce(&Client) -> Result<(), Error>,
 ) -> ws_status {
-    status(panic::guard(|| {
+    panic::guard(|| {
         // SAFETY: the caller passes a live handle (or NULL).
         let handle = unsafe { ptr::client(client)? };
         call(&handle.client)
-    }))
+    })
 }
 
 /// Releases a client and everything it owns, including the `data` of its
@@ -761,7 +772,7 @@ pub extern "C" fn ws_last_error() -> *const c_char {
 /// Writes the client's counters to `out`. Any thread may call this.
 #[no_mangle]
 pub extern "C" fn ws_stats(client: *mut ws_client, out: *mut ws_client_stats) -> ws_status {
-    status(panic::guard(|| {
+    panic::guard(|| {
         // SAFETY: the caller passes a live handle (or NULL) and a writable
         // ws_stats (or NULL).
         let (handle, out) = unsafe { (ptr::client(client)?, Out::new(out, "out")?) };
@@ -779,7 +790,7 @@ pub extern "C" fn ws_stats(client: *mut ws_client, out: *mut ws_client_stats) ->
             unpolled_bytes: s.unpolled_bytes,
         });
         Ok(())
-    }))
+    })
 }
 
 /// The library's version, e.g. "0.1.0": a static NUL-terminated string.
@@ -799,7 +810,6 @@ pub extern "C" fn ws_live_clients() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::error_code;
 
     #[test]
     fn a_client_may_be_shared_between_threads() {
@@ -825,60 +835,30 @@ mod tests {
     }
 
     #[test]
-    fn error_codes_match_the_core() {
-        use ws_error_code::*;
-        let pairs = [
-            (WS_ERROR_CONNECT, error_code::CONNECT),
-            (WS_ERROR_CONNECT_TIMEOUT, error_code::CONNECT_TIMEOUT),
-            (WS_ERROR_TLS, error_code::TLS),
-            (WS_ERROR_HANDSHAKE, error_code::HANDSHAKE),
-            (WS_ERROR_SUBPROTOCOL, error_code::SUBPROTOCOL),
-            (WS_ERROR_PROTOCOL, error_code::PROTOCOL),
-            (WS_ERROR_MESSAGE_TOO_BIG, error_code::MESSAGE_TOO_BIG),
-            (WS_ERROR_CONNECTION_LOST, error_code::CONNECTION_LOST),
-            (WS_ERROR_HEARTBEAT_TIMEOUT, error_code::HEARTBEAT_TIMEOUT),
-            (WS_ERROR_CLOSE_TIMEOUT, error_code::CLOSE_TIMEOUT),
-            (WS_ERROR_MESSAGE_DROPPED, error_code::MESSAGE_DROPPED),
-            (WS_ERROR_UNSENT, error_code::UNSENT),
-            (WS_ERROR_TLS_UNTRUSTED, error_code::TLS_UNTRUSTED),
-            (WS_ERROR_TLS_EXPIRED, error_code::TLS_EXPIRED),
-            (WS_ERROR_TLS_HOSTNAME, error_code::TLS_HOSTNAME),
-            (WS_ERROR_TLS_PIN, error_code::TLS_PIN),
-            (WS_ERROR_PROXY, error_code::PROXY),
-        ];
-        for (c, rust) in pairs {
-            assert_eq!(c as i32, rust, "{c:?}");
-        }
-    }
-
-    #[test]
     fn statuses_match_the_core_errors() {
-        assert_eq!(
-            status(Error::NullArgument("x").status()),
-            ws_status::WS_ERR_NULL_ARGUMENT
-        );
-        assert_eq!(
-            status(Error::InvalidArgument(String::new()).status()),
-            ws_status::WS_ERR_INVALID_ARGUMENT
-        );
-        assert_eq!(
-            status(Error::QueueFull(String::new()).status()),
-            ws_status::WS_ERR_QUEUE_FULL
-        );
-        assert_eq!(
-            status(Error::Closed(String::new()).status()),
-            ws_status::WS_ERR_CLOSED
-        );
-        assert_eq!(
-            status(Error::Internal(String::new()).status()),
-            ws_status::WS_ERR_INTERNAL
-        );
+        let cases = [
+            (Error::NullArgument("x"), ws_status::WS_ERR_NULL_ARGUMENT),
+            (
+                Error::InvalidArgument(String::new()),
+                ws_status::WS_ERR_INVALID_ARGUMENT,
+            ),
+            (
+                Error::QueueFull(String::new()),
+                ws_status::WS_ERR_QUEUE_FULL,
+            ),
+            (Error::Closed(String::new()), ws_status::WS_ERR_CLOSED),
+            (Error::Internal(String::new()), ws_status::WS_ERR_INTERNAL),
+        ];
+        for (error, status) in cases {
+            assert_eq!(panic::guard(|| Err(error.clone())), status);
+            assert_eq!(error.status(), status as i32);
+        }
     }
 
     #[test]
     fn a_panic_becomes_an_internal_error_with_a_message() {
         let code = panic::guard(|| panic!("boom"));
-        assert_eq!(status(code), ws_status::WS_ERR_INTERNAL);
+        assert_eq!(code, ws_status::WS_ERR_INTERNAL);
         // SAFETY: ws_last_error returns NULL or a valid C string.
         let msg = unsafe { std::ffi::CStr::from_ptr(ws_last_error()) };
         assert!(msg.to_str().unwrap().contains("boom"));

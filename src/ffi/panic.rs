@@ -3,13 +3,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::error::Error;
+use crate::error::{ws_status, Error};
 
 /// Runs `body`; a panic becomes `WS_ERR_INTERNAL`, an `Err` its status.
 /// Both set this thread's last error.
-pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> i32 {
+pub(crate) fn guard(body: impl FnOnce() -> Result<(), Error>) -> ws_status {
     match catch_unwind(AssertUnwindSafe(body)) {
-        Ok(Ok(())) => 0,
+        Ok(Ok(())) => ws_status::WS_OK,
         Ok(Err(error)) => super::last_error::fail(error),
         Err(payload) => super::last_error::fail(Error::from_panic(&*payload)),
     }

@@ -119,7 +119,7 @@ impl Handle {
         let event = self.pending.lock().take().ok_or_else(|| {
             Error::InvalidArgument("no event payload is pending on this handle".into())
         })?;
-        Ok(f(wire::payload(&event)))
+        Ok(f(&wire::payload(&event)))
     }
 
     /// One event, unbatched (the simpler crossing, kept for comparison in

@@ -28,13 +28,13 @@ use ::jni::sys::{jboolean, jbyteArray, jint, jlong, jstring, JNI_FALSE};
 use ::jni::JNIEnv;
 
 use crate::client::Client;
-use crate::error::Error;
+use crate::error::{ws_status, Error};
 use crate::options::Options;
 use boundary::{guard, Failure};
 use handle::Handle;
 
 /// `sendText`/`sendBinary`: queued.
-const SENT: jint = 0;
+const SENT: jint = ws_status::WS_OK as jint;
 
 /// Reads a Java string argument; `None` for null.
 fn optional_string(env: &mut JNIEnv<'_>, s: &JString<'_>) -> Result<Option<String>, Failure> {
@@ -170,7 +170,7 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_pollOne<'l>(
         if payload.is_empty() && !matches!(event, crate::Event::Text(_) | crate::Event::Binary(_)) {
             return Ok(std::ptr::null_mut());
         }
-        Ok(env.byte_array_from_slice(payload)?.into_raw())
+        Ok(env.byte_array_from_slice(&payload)?.into_raw())
     })
 }
 

@@ -17,7 +17,10 @@
 //!               (OPEN), reason (CLOSED) or message (ERROR)
 //! ```
 
+use std::borrow::Cow;
+
 use crate::event::Event;
+use crate::ffi::{ffi_state, ws_event_kind};
 use crate::state::State;
 
 /// Bytes of a record before its payload.
@@ -26,16 +29,19 @@ pub(crate) const HEADER: usize = 20;
 /// handle (`takePending`).
 pub(crate) const PENDING: u8 = 0x80;
 
-/// `ws_event_kind` values, shared with the C ABI.
+/// The kind byte: the C ABI's `ws_event_kind` values, taken from there.
 pub(crate) mod kind {
-    pub(crate) const STATE: u8 = 0;
-    pub(crate) const OPEN: u8 = 1;
-    pub(crate) const TEXT: u8 = 2;
-    pub(crate) const BINARY: u8 = 3;
-    pub(crate) const CLOSED: u8 = 4;
-    pub(crate) const RECONNECTING: u8 = 5;
-    pub(crate) const ERROR: u8 = 6;
-    pub(crate) const TERMINATED: u8 = 7;
+    use super::ws_event_kind;
+
+    pub(crate) const STATE: u8 = ws_event_kind::WS_EVENT_STATE as u8;
+    pub(crate) const OPEN: u8 = ws_event_kind::WS_EVENT_OPEN as u8;
+    pub(crate) const TEXT: u8 = ws_event_kind::WS_EVENT_TEXT as u8;
+    pub(crate) const BINARY: u8 = ws_event_kind::WS_EVENT_BINARY as u8;
+    pub(crate) const CLOSED: u8 = ws_event_kind::WS_EVENT_CLOSED as u8;
+    pub(crate) const RECONNECTING: u8 = ws_event_kind::WS_EVENT_RECONNECTING as u8;
+    pub(crate) const ERROR: u8 = ws_event_kind::WS_EVENT_ERROR as u8;
+    pub(crate) const TERMINATED: u8 = ws_event_kind::WS_EVENT_TERMINATED as u8;
+    pub(crate) const RESENT: u8 = ws_event_kind::WS_EVENT_RESENT as u8;
 }
 
 /// What [`encode`] did with an event.
@@ -50,25 +56,22 @@ pub(crate) enum Encoded {
     NoRoom,
 }
 
+/// The state byte: the C ABI's `ws_state` value of `state`.
 pub(crate) fn state_code(state: State) -> u8 {
-    match state {
-        State::Connecting => 0,
-        State::Open => 1,
-        State::Reconnecting => 2,
-        State::Closing => 3,
-        State::Closed => 4,
-    }
+    ffi_state(state) as u8
 }
 
 /// The payload bytes of an event (empty for events without one).
-pub(crate) fn payload(event: &Event) -> &[u8] {
+pub(crate) fn payload(event: &Event) -> Cow<'_, [u8]> {
     match event {
-        Event::Text(text) => text.as_bytes(),
-        Event::Binary(bytes) => bytes,
-        Event::Open { protocol } => protocol.as_deref().unwrap_or("").as_bytes(),
-        Event::Closed { reason, .. } => reason.as_bytes(),
-        Event::Error { message, .. } => message.as_bytes(),
-        Event::State(_) | Event::Reconnecting { .. } | Event::Terminated => &[],
+        Event::Text(text) => Cow::Borrowed(text.as_bytes()),
+        Event::Binary(bytes) => Cow::Borrowed(bytes),
+        Event::Open { protocol } => Cow::Borrowed(protocol.as_deref().unwrap_or("").as_bytes()),
+        Event::Closed { reason, .. } => Cow::Borrowed(reason.as_bytes()),
+        Event::Error { message, .. } => Cow::Borrowed(message.as_bytes()),
+        // Little-endian u64 ids, oldest first.
+        Event::Resent { ids } => Cow::Owned(ids.iter().flat_map(|id| id.to_le_bytes()).collect()),
+        Event::State(_) | Event::Reconnecting { .. } | Event::Terminated => Cow::Borrowed(&[]),
     }
 }
 
@@ -90,6 +93,7 @@ pub(crate) fn fields(event: &Event) -> (u8, u8, u16, i32, i64) {
         ),
         Event::Error { code, .. } => (kind::ERROR, 0, 0, *code, 0),
         Event::Terminated => (kind::TERMINATED, 0, 0, 0, 0),
+        Event::Resent { .. } => (kind::RESENT, 0, 0, 0, 0),
     }
 }
 
@@ -116,7 +120,7 @@ pub(crate) fn encode(event: &Event, out: &mut [u8], allow_pending: bool) -> Enco
     let len = i32::try_from(data.len()).unwrap_or(i32::MAX);
     out[16..20].copy_from_slice(&len.to_le_bytes());
     if fits {
-        out[HEADER..whole].copy_from_slice(data);
+        out[HEADER..whole].copy_from_slice(&data);
         Encoded::Whole(whole)
     } else {
         Encoded::HeaderOnly

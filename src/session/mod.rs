@@ -32,7 +32,8 @@ use crate::error::{error_code, Error};
 use crate::event::{Event, EventSender};
 use crate::logging::log;
 use crate::options::{Flush, Options};
-use crate::queue::OutgoingQueue;
+use crate::outbox::Outbox;
+use crate::queue::{Entry, OutgoingQueue, Stored};
 use crate::state::{Machine, Next, RetryPolicy, State};
 use crate::wire::{Ending, Opened, Wire};
 use clock::SuspensionDetector;
@@ -76,14 +77,50 @@ pub(crate) struct Shared {
     pub counters: Counters,
     /// Headers of the next handshake (`set_header` changes them).
     pub headers: Mutex<BTreeMap<String, String>>,
+    /// The durable outbox, if the options name one.
+    pub outbox: Option<Arc<Outbox>>,
+    /// Tracked outbox messages the server has read and the app not acked
+    /// yet, by id: sent again after every reconnect until acked.
+    pub unacked: Mutex<BTreeMap<u64, Entry>>,
 }
 
 impl Shared {
-    pub fn new(options: &Options) -> Shared {
+    /// Opens the outbox the options name, if any, and queues what an
+    /// earlier run left in it, in order, ahead of anything sent from now.
+    pub fn open(options: &Options) -> Result<Shared, Error> {
+        let Some(outbox_options) = &options.outbox else {
+            return Ok(Shared::new(options, None));
+        };
+        let (outbox, rows) = Outbox::open(outbox_options)?;
+        let shared = Shared::new(options, Some(Arc::new(outbox)));
+        for row in rows {
+            shared.queue.push_stored(Entry {
+                message: row.message,
+                // It may have gone out before the app was killed.
+                stored: Some(Stored {
+                    id: row.id,
+                    tracked: row.tracked,
+                    resent: true,
+                }),
+            });
+        }
+        Ok(shared)
+    }
+
+    /// The server confirmed the tracked message `id`: it leaves the outbox
+    /// (and the resend list). False if no such message was pending.
+    pub fn ack(&self, outbox: &Outbox, id: u64) -> Result<bool, Error> {
+        self.unacked.lock().remove(&id);
+        outbox.remove(&[id])
+    }
+
+    fn new(options: &Options, outbox: Option<Arc<Outbox>>) -> Shared {
         Shared {
             queue: OutgoingQueue::new(&options.queue),
             counters: Counters::default(),
             headers: Mutex::new(options.headers.clone()),
+            outbox,
+            unacked: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -218,6 +255,9 @@ impl<W: Wire> Session<W> {
             }
         }
         self.report_unsent();
+        if let Some(outbox) = &self.shared.outbox {
+            outbox.close();
+        }
         self.report_state();
         log!(Info, "{target}: terminated");
         self.events.send(Event::Terminated);
@@ -234,7 +274,18 @@ impl<W: Wire> Session<W> {
 
     fn report_unsent(&self) {
         let (messages, bytes) = self.shared.queue.close();
-        if messages > 0 {
+        if let Some(outbox) = &self.shared.outbox {
+            let kept = outbox.pending();
+            if kept > 0 {
+                self.events.send(Event::Error {
+                    code: error_code::UNSENT,
+                    message: format!(
+                        "closed with {kept} messages not yet delivered; they stay in the outbox {} for the next connect",
+                        outbox.path().display()
+                    ),
+                });
+            }
+        } else if messages > 0 {
             self.events.send(Event::Error {
                 code: error_code::UNSENT,
                 message: format!(

@@ -9,12 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant, Interval, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::Bytes;
 
 use super::{Command, Counters, Session, Shared};
 use crate::error::error_code;
 use crate::event::{Event, EventSender};
 use crate::heartbeat::{self, Heartbeat, Liveness};
 use crate::logging::log;
+use crate::outbox::Outbox;
+use crate::queue::Entry;
 use crate::state::End;
 use crate::wire::{
     Ending, HeartbeatPolicy, Incoming, Opened, Outbound, Wire, WireReader, WireWriter,
@@ -42,6 +45,9 @@ enum Notable {
     PeerClose(u16, String),
     /// A frame came while a Ping awaited proof of life.
     Alive,
+    /// The peer answered the confirmation Ping with this sequence number:
+    /// it has read every frame written before it.
+    Confirmed(u64),
     End(Ending),
 }
 
@@ -61,6 +67,10 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
             Incoming::Text(text) => Some(Event::Text(text)),
             Incoming::Binary(data) => Some(Event::Binary(data)),
             Incoming::Pong(payload) => {
+                if let Some(seq) = confirmation_seq(&payload) {
+                    link.awaiting_life.store(false, Ordering::Release);
+                    return (reader, Notable::Confirmed(seq));
+                }
                 if let Some(rtt) = heartbeat::round_trip(link.base, Instant::now(), &payload) {
                     let micros = (rtt.as_micros() as u64).max(1);
                     counters.rtt_micros.store(micros, Ordering::Relaxed);
@@ -85,26 +95,133 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
     }
 }
 
+/// What waits to be written on this connection, in the order it goes:
+/// Pings first, then messages, our Close frame last.
+#[derive(Default)]
+struct Pending {
+    control: VecDeque<Outbound>,
+    messages: VecDeque<Entry>,
+    close: Option<Outbound>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.control.is_empty() && self.messages.is_empty() && self.close.is_none()
+    }
+
+    fn take_queue(&mut self, shared: &Shared) {
+        self.messages.extend(shared.queue.take_all());
+    }
+
+    /// Puts the messages back in front of the queue (Pings and Close
+    /// frames belong to the connection that ends).
+    fn requeue(&mut self, shared: &Shared) {
+        shared
+            .queue
+            .requeue_front(self.messages.drain(..).collect());
+    }
+}
+
+/// Outbox messages written on this connection and not yet proven read,
+/// and the confirmation Pings that will prove it: a peer answers Pings in
+/// the order it reads frames, so the Pong of a Ping written after a batch
+/// says the whole batch was read (written is not delivered: a killed app's
+/// kernel may drop what its socket buffers still held).
+#[derive(Default)]
+struct Receipts {
+    /// Written, oldest first.
+    in_flight: VecDeque<Entry>,
+    /// How many of `in_flight` a confirmation Ping follows already.
+    covered: usize,
+    /// Confirmation Pings on their way: (sequence, `in_flight` they cover).
+    awaiting: VecDeque<(u64, usize)>,
+    next_seq: u64,
+}
+
+impl Receipts {
+    /// After a batch went out: a confirmation Ping behind it, if it held
+    /// outbox messages no Ping follows yet.
+    fn follow_with_ping(&mut self, pending: &mut Pending) {
+        if self.in_flight.len() > self.covered {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            pending
+                .control
+                .push_back(Outbound::Ping(confirmation_payload(seq)));
+            self.awaiting.push_back((seq, self.in_flight.len()));
+            self.covered = self.in_flight.len();
+        }
+    }
+
+    /// The Pong of confirmation `seq` came: what it proves read.
+    fn confirmed(&mut self, seq: u64) -> Vec<Entry> {
+        let mut upto = 0;
+        while let Some(&(s, covers)) = self.awaiting.front() {
+            if s > seq {
+                break;
+            }
+            upto = covers;
+            self.awaiting.pop_front();
+        }
+        let read: Vec<Entry> = self.in_flight.drain(..upto).collect();
+        self.covered -= upto;
+        for (_, covers) in &mut self.awaiting {
+            *covers -= upto;
+        }
+        read
+    }
+}
+
+/// A confirmation Ping's payload: 9 bytes, so that it never reads as a
+/// heartbeat Ping's 8-byte timestamp.
+fn confirmation_payload(seq: u64) -> Bytes {
+    let mut payload = Vec::with_capacity(9);
+    payload.push(b'o');
+    payload.extend_from_slice(&seq.to_be_bytes());
+    payload.into()
+}
+
+fn confirmation_seq(payload: &[u8]) -> Option<u64> {
+    match payload {
+        [b'o', seq @ ..] => Some(u64::from_be_bytes(seq.try_into().ok()?)),
+        _ => None,
+    }
+}
+
 /// Hands pending frames to the wire in order, then flushes. Cancel-safe:
 /// a frame leaves `pending` only when the wire takes it, and `unflushed`
-/// says whether a flush is still owed.
+/// says whether a flush is still owed. Outbox messages acked meanwhile are
+/// skipped; written ones are kept in `receipts` until proven read.
 async fn drain<Wr: WireWriter>(
     writer: &mut Wr,
-    pending: &mut VecDeque<Outbound>,
+    pending: &mut Pending,
     unflushed: &mut bool,
-    counters: &Counters,
+    out: Outflow<'_>,
 ) -> Result<(), Ending> {
     while !pending.is_empty() {
         writer.ready().await?;
-        let Some(frame) = pending.pop_front() else {
+        let frame = if let Some(frame) = pending.control.pop_front() {
+            frame
+        } else if let Some(entry) = pending.messages.pop_front() {
+            if let Some(stored) = entry.stored {
+                if out.outbox.is_some_and(|o| !o.contains(stored.id)) {
+                    continue;
+                }
+                if stored.tracked && stored.resent {
+                    out.resent.push(stored.id);
+                }
+                out.receipts.in_flight.push_back(entry.clone());
+            }
+            out.counters.messages_out.fetch_add(1, Ordering::Relaxed);
+            out.counters
+                .bytes_out
+                .fetch_add(entry.len() as u64, Ordering::Relaxed);
+            Outbound::Message(entry.message)
+        } else if let Some(close) = pending.close.take() {
+            close
+        } else {
             break;
         };
-        if let Outbound::Message(message) = &frame {
-            counters.messages_out.fetch_add(1, Ordering::Relaxed);
-            counters
-                .bytes_out
-                .fetch_add(crate::queue::message_len(message) as u64, Ordering::Relaxed);
-        }
         writer.start(frame)?;
         *unflushed = true;
     }
@@ -113,17 +230,13 @@ async fn drain<Wr: WireWriter>(
     Ok(())
 }
 
-/// Puts the messages of `pending` back in front of the queue (Pings and
-/// Close frames belong to the connection that ends).
-fn requeue(shared: &Shared, pending: &mut VecDeque<Outbound>) {
-    let messages = pending
-        .drain(..)
-        .filter_map(|frame| match frame {
-            Outbound::Message(message) => Some(message),
-            _ => None,
-        })
-        .collect();
-    shared.queue.requeue_front(messages);
+/// Where `drain` accounts for what it wrote.
+struct Outflow<'a> {
+    counters: &'a Counters,
+    outbox: Option<&'a Outbox>,
+    receipts: &'a mut Receipts,
+    /// Tracked ids written again.
+    resent: &'a mut Vec<u64>,
 }
 
 /// The heartbeat of one connection, as its wire's policy asks.
@@ -190,9 +303,12 @@ impl Pulse {
     }
 
     /// Queues a Ping ahead of data and starts its deadline.
-    fn ping_now(&mut self, link: &Link, pending: &mut VecDeque<Outbound>) {
+    fn ping_now(&mut self, link: &Link, pending: &mut Pending) {
         let now = Instant::now();
-        pending.push_front(Outbound::Ping(heartbeat::ping_payload(link.base, now)));
+        let payload = heartbeat::ping_payload(link.base, now);
+        pending
+            .control
+            .push_back(Outbound::Ping(Bytes::copy_from_slice(&payload)));
         self.heartbeat
             .ping_sent(now, link.frames.load(Ordering::Relaxed));
         link.awaiting_life.store(true, Ordering::Release);
@@ -258,12 +374,17 @@ impl<W: Wire> Session<W> {
             events: self.events.clone(),
             shared: self.shared.clone(),
         };
-        let mut pending: VecDeque<Outbound> = VecDeque::new();
+        let mut pending = Pending::default();
+        let mut receipts = Receipts::default();
+        let mut resent = Vec::new();
+        let outbox = self.shared.outbox.clone();
         let mut unflushed = false;
         // What the app asked this connection to end for, once asked.
         let mut requested: Option<End> = None;
         // The peer's Close frame, once it came before any request of ours.
         let mut peer_close: Option<(u16, String)> = None;
+        // The peer's answer to our Close frame.
+        let mut peer_answer: Option<(u16, String)> = None;
         let mut close_deadline: Option<Instant> = None;
         let mut pulse = Pulse::new(policy, 0);
 
@@ -273,21 +394,26 @@ impl<W: Wire> Session<W> {
             loop {
                 let closing = requested.is_some() || peer_close.is_some();
                 if pending.is_empty() && !closing {
-                    pending.extend(
-                        self.shared
-                            .queue
-                            .take_all()
-                            .into_iter()
-                            .map(Outbound::Message),
-                    );
+                    pending.take_queue(&self.shared);
                 }
                 let may_write = !pending.is_empty() || unflushed;
                 let heartbeat_deadline = pulse.heartbeat.deadline().filter(|_| !closing);
                 tokio::select! {
                     biased;
-                    result = drain(&mut writer, &mut pending, &mut unflushed, &link.shared.counters), if may_write => {
+                    result = drain(&mut writer, &mut pending, &mut unflushed, Outflow {
+                        counters: &link.shared.counters,
+                        outbox: outbox.as_deref(),
+                        receipts: &mut receipts,
+                        resent: &mut resent,
+                    }), if may_write => {
                         if let Err(ending) = result {
                             break ending;
+                        }
+                        if !closing {
+                            receipts.follow_with_ping(&mut pending);
+                        }
+                        if !resent.is_empty() {
+                            self.events.send(Event::Resent { ids: std::mem::take(&mut resent) });
                         }
                     }
                     (returned, notable) = &mut read => match notable {
@@ -298,13 +424,20 @@ impl<W: Wire> Session<W> {
                             // wake for until the next Ping.
                             pulse.check(&link);
                         }
+                        Notable::Confirmed(seq) => {
+                            read.set(read_until_notable(returned, &link));
+                            pulse.check(&link);
+                            self.settle(receipts.confirmed(seq));
+                        }
                         Notable::PeerClose(code, reason) => {
                             read.set(read_until_notable(returned, &link));
-                            if requested.is_none() && peer_close.is_none() {
+                            if requested.is_some() {
+                                peer_answer = Some((code, reason));
+                            } else if peer_close.is_none() {
                                 // The peer is closing: no more data may be
                                 // sent; what is pending waits for the next
                                 // connection.
-                                requeue(&self.shared, &mut pending);
+                                pending.requeue(&self.shared);
                                 peer_close = Some((code, reason));
                                 self.machine.closing(false);
                                 self.report_state();
@@ -338,13 +471,11 @@ impl<W: Wire> Session<W> {
                             // Everything queued before the close goes out first
                             // (on pause or reconnect it stays queued instead).
                             if end == End::UserClose {
-                                pending.extend(
-                                    self.shared.queue.take_all().into_iter().map(Outbound::Message),
-                                );
+                                pending.take_queue(&self.shared);
                             } else {
-                                requeue(&self.shared, &mut pending);
+                                pending.requeue(&self.shared);
                             }
-                            pending.push_back(Outbound::Close { code, reason });
+                            pending.close = Some(Outbound::Close { code, reason });
                             close_deadline = Some(self.close_deadline());
                         }
                         self.machine.closing(end == End::UserClose);
@@ -369,9 +500,10 @@ impl<W: Wire> Session<W> {
                         }
                     }
                     _ = sleep_until(close_deadline.unwrap_or_else(Instant::now)), if close_deadline.is_some() => {
-                        break match &peer_close {
-                            // The peer said why it closes: that is the end,
-                            // even if it never hangs up.
+                        break match peer_close.as_ref().or(peer_answer.as_ref()) {
+                            // The peer said why it closes (or answered our
+                            // Close): that is the end, even if it never
+                            // hangs up.
                             Some((code, reason)) => Ending::peer_closed(*code, reason.clone()),
                             None => Ending::abnormal(
                                 requested.clone().unwrap_or(End::UserClose),
@@ -392,36 +524,46 @@ impl<W: Wire> Session<W> {
         if let Some(violation) = ending.violation {
             let mark = self.events.idle_polls();
             let linger = self.close_timeout.min(Duration::from_secs(1));
-            let counters = &self.shared.counters;
+            let out = Outflow {
+                counters: &self.shared.counters,
+                outbox: outbox.as_deref(),
+                receipts: &mut receipts,
+                resent: &mut resent,
+            };
             let _ = tokio::time::timeout(linger, async {
                 self.events.app_caught_up(mark).await;
                 if requested.is_none() {
-                    pending.extend(
-                        self.shared
-                            .queue
-                            .take_all()
-                            .into_iter()
-                            .map(Outbound::Message),
-                    );
+                    pending.take_queue(&self.shared);
                 }
-                drain(&mut writer, &mut pending, &mut unflushed, counters).await
+                drain(&mut writer, &mut pending, &mut unflushed, out).await
             })
             .await;
             let code = violation.close_code();
-            let mut close = VecDeque::from([Outbound::Close {
-                code,
-                reason: String::new(),
-            }]);
+            let mut close = Pending {
+                close: Some(Outbound::Close {
+                    code,
+                    reason: String::new(),
+                }),
+                ..Pending::default()
+            };
+            let out = Outflow {
+                counters: &self.shared.counters,
+                outbox: outbox.as_deref(),
+                receipts: &mut receipts,
+                resent: &mut resent,
+            };
             let _ = tokio::time::timeout(
                 Duration::from_millis(200),
-                drain(&mut writer, &mut close, &mut unflushed, counters),
+                drain(&mut writer, &mut close, &mut unflushed, out),
             )
             .await;
             ending.closed = Some((code, String::new()));
         }
-        // Whatever was taken from the queue but not written goes back, in
-        // front, for the next connection.
-        requeue(&self.shared, &mut pending);
+        // Whatever was not proven read goes back, in front and in order, for
+        // the next connection: outbox messages written (and tracked ones
+        // not acked yet) first, then what was taken but not written.
+        pending.requeue(&self.shared);
+        self.requeue_unconfirmed(receipts.in_flight);
 
         if opened_at.elapsed() >= self.reset_after {
             self.machine.stayed_open();
@@ -436,6 +578,54 @@ impl<W: Wire> Session<W> {
         ending
     }
 
+    /// Outbox messages proven read: untracked ones leave the outbox (off
+    /// the runtime thread: a sync may take milliseconds), tracked ones
+    /// wait for the app's ack.
+    fn settle(&self, read: Vec<Entry>) {
+        let Some(outbox) = self.shared.outbox.clone() else {
+            return;
+        };
+        let mut delivered = Vec::new();
+        let mut unacked = self.shared.unacked.lock();
+        for entry in read {
+            let Some(stored) = entry.stored else { continue };
+            if stored.tracked {
+                if outbox.contains(stored.id) {
+                    unacked.insert(stored.id, entry);
+                }
+            } else {
+                delivered.push(stored.id);
+            }
+        }
+        drop(unacked);
+        if !delivered.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = outbox.remove(&delivered) {
+                    log!(Warn, "{e}");
+                }
+            });
+        }
+    }
+
+    /// Puts outbox messages not proven read, and tracked ones not acked, in
+    /// front of the queue, oldest first, marked as sent before.
+    fn requeue_unconfirmed(&self, in_flight: VecDeque<Entry>) {
+        let Some(outbox) = &self.shared.outbox else {
+            return;
+        };
+        let unacked = std::mem::take(&mut *self.shared.unacked.lock());
+        let mut again: Vec<Entry> = unacked.into_values().chain(in_flight).collect();
+        again.retain(|e| e.stored.is_some_and(|s| outbox.contains(s.id)));
+        for entry in &mut again {
+            if let Some(stored) = &mut entry.stored {
+                stored.resent = true;
+            }
+        }
+        again.sort_by_key(|e| e.stored.map(|s| s.id));
+        again.dedup_by_key(|e| e.stored.map(|s| s.id));
+        self.shared.queue.requeue_front(again.into());
+    }
+
     fn close_deadline(&self) -> Instant {
         Instant::now() + self.close_timeout
     }
@@ -447,7 +637,7 @@ impl<W: Wire> Session<W> {
         &mut self,
         pulse: &mut Pulse,
         link: &Link,
-        pending: &mut VecDeque<Outbound>,
+        pending: &mut Pending,
         closing: bool,
     ) -> Option<Ending> {
         let slept = self.suspension.check()?;

@@ -90,7 +90,7 @@ impl Harness {
             &options,
             Box::new(MemoryDialer(net.clone())),
         ));
-        let shared = Arc::new(Shared::new(&options));
+        let shared = Arc::new(Shared::open(&options).unwrap());
         let (event_tx, events) = event::channel(options.max_unpolled_bytes);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let clock = TestClock::new();
@@ -127,6 +127,30 @@ impl Harness {
 
     fn send_text(&self, text: &str) {
         self.shared.queue.push(Message::text(text)).unwrap();
+    }
+
+    fn outbox(&self) -> &crate::outbox::Outbox {
+        self.shared.outbox.as_deref().expect("no outbox option")
+    }
+
+    /// `ws_send` (or `ws_send_tracked`) with an outbox: returns once stored.
+    fn store(&self, text: &str, tracked: bool) -> u64 {
+        self.outbox()
+            .push(Message::text(text), tracked, &self.shared.queue)
+            .unwrap()
+    }
+
+    /// Waits (real time: deletes run off the runtime thread) until the
+    /// outbox holds `n` messages.
+    async fn outbox_settles_at(&self, n: u64) {
+        for _ in 0..2_000 {
+            if self.outbox().pending() == n {
+                return;
+            }
+            tokio::time::sleep(MS).await;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("the outbox holds {}, not {n}", self.outbox().pending());
     }
 
     /// The next event, waiting at most an hour of virtual time.
@@ -848,4 +872,161 @@ async fn an_answer_naming_an_extension_not_offered_fails_without_retry() {
     assert!(closed_codes(&events).is_empty(), "never opened");
     assert!(!events.iter().any(is_open), "{events:?}");
     assert_eq!(h.attempts().len(), 1, "not retried");
+}
+
+/// A fresh folder for an outbox file, unique to this test.
+fn outbox_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tether-session-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn outbox_json(dir: &std::path::Path, extra: &str) -> String {
+    let path = serde_json::to_string(&dir.join("outbox.db")).unwrap();
+    format!(
+        r#"{{"outbox": {{"path": {path}}}, "ping_interval_ms": 0,
+            "reconnect": {{"initial_delay_ms": 1000, "jitter": 0}}{extra}}}"#
+    )
+}
+
+/// Reads what the client writes (answering its Pings, as tungstenite does
+/// while it reads) and hands each text to the test.
+fn collect_texts(mut ws: ServerWs) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = ws.next().await {
+            if let WsMessage::Text(text) = message {
+                let _ = tx.send(text.to_string());
+            }
+        }
+    });
+    rx
+}
+
+async fn texts_in(rx: &mut mpsc::UnboundedReceiver<String>, n: usize) -> Vec<String> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let text = tokio::time::timeout(3600 * SECOND, rx.recv())
+            .await
+            .expect("no text within an hour")
+            .expect("the server's reader ended");
+        got.push(text);
+    }
+    got
+}
+
+#[tokio::test(start_paused = true)]
+async fn outbox_messages_leave_only_once_the_server_has_provably_read_them() {
+    let dir = outbox_dir("receipts");
+    let mut h = Harness::start(&outbox_json(&dir, ""));
+    let ws = h.accept().await;
+    h.events_until(is_open).await;
+    for i in 0..3 {
+        h.store(&format!("m{i}"), false);
+    }
+    // Written to the socket, but the server has not read a byte.
+    h.idle(10 * SECOND).await;
+    assert_eq!(h.outbox().pending(), 3, "written is not delivered");
+    let mut texts = collect_texts(ws);
+    assert_eq!(texts_in(&mut texts, 3).await, ["m0", "m1", "m2"]);
+    // Its Pong to the Ping behind them proves the batch read.
+    h.outbox_settles_at(0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unconfirmed_outbox_messages_go_out_again_in_order_after_a_lost_connection() {
+    let dir = outbox_dir("lost");
+    let mut h = Harness::start(&outbox_json(&dir, ""));
+    let ws = h.accept().await;
+    h.events_until(is_open).await;
+    for i in 0..3 {
+        h.store(&format!("m{i}"), false);
+    }
+    h.idle(SECOND).await;
+    // The link dies before the server read them (a kernel's buffers lost).
+    drop(ws);
+    h.events_until(|e| matches!(e, Event::Reconnecting { .. }))
+        .await;
+    h.store("m3", false);
+    let mut texts = collect_texts(h.accept().await);
+    assert_eq!(texts_in(&mut texts, 4).await, ["m0", "m1", "m2", "m3"]);
+    h.outbox_settles_at(0).await;
+    let events = h.idle(SECOND).await;
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Resent { .. })),
+        "untracked messages are not reported: {events:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn tracked_messages_stay_until_acked_and_every_resend_is_reported() {
+    let dir = outbox_dir("tracked");
+    let mut h = Harness::start(&outbox_json(&dir, ""));
+    let ws = h.accept().await;
+    h.events_until(is_open).await;
+    let first = h.store("t1", true);
+    let second = h.store("t2", true);
+    h.store("plain", false);
+    let mut texts = collect_texts(ws);
+    assert_eq!(texts_in(&mut texts, 3).await, ["t1", "t2", "plain"]);
+    // Read by the server, but not acked: the tracked ones stay.
+    h.outbox_settles_at(2).await;
+    h.command(Command::Reconnect);
+    let mut texts = collect_texts(h.accept().await);
+    assert_eq!(texts_in(&mut texts, 2).await, ["t1", "t2"]);
+    let events = h.events_until(|e| matches!(e, Event::Resent { .. })).await;
+    assert_eq!(
+        events.last(),
+        Some(&Event::Resent {
+            ids: vec![first, second]
+        })
+    );
+    assert!(h.shared.ack(h.outbox(), first).unwrap());
+    assert!(!h.shared.ack(h.outbox(), first).unwrap(), "acked twice");
+    h.outbox_settles_at(1).await;
+    h.command(Command::Reconnect);
+    let mut texts = collect_texts(h.accept().await);
+    assert_eq!(texts_in(&mut texts, 1).await, ["t2"]);
+    let events = h.events_until(|e| matches!(e, Event::Resent { .. })).await;
+    assert_eq!(events.last(), Some(&Event::Resent { ids: vec![second] }));
+    assert!(h.shared.ack(h.outbox(), second).unwrap());
+    h.outbox_settles_at(0).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reopened_outbox_sends_what_was_left_first_and_after_the_apps_flush() {
+    let dir = outbox_dir("reopen");
+    let json = outbox_json(&dir, r#", "queue": {"flush": "manual"}"#);
+    let ids: Vec<u64> = {
+        let h = Harness::start(&json);
+        h.set_up(false);
+        let ids = vec![h.store("left 1", false), h.store("left 2", true)];
+        h.command(Command::Close {
+            code: 1000,
+            reason: String::new(),
+        });
+        let events = h.events_until(is_terminated).await;
+        assert_eq!(
+            error_codes(&events),
+            vec![error_code::CONNECT, error_code::UNSENT]
+        );
+        ids
+    };
+    // The first client's session let go of the file when it ended.
+    tokio::time::sleep(SECOND).await;
+    let mut h = Harness::start(&json);
+    assert_eq!(h.outbox().pending(), 2);
+    let mut texts = collect_texts(h.accept().await);
+    h.events_until(is_open).await;
+    // The app's auth goes first; the backlog waits for its flush.
+    h.store("auth", false);
+    assert_eq!(texts_in(&mut texts, 1).await, ["auth"]);
+    h.shared.queue.release_backlog();
+    assert_eq!(texts_in(&mut texts, 2).await, ["left 1", "left 2"]);
+    let events = h.events_until(|e| matches!(e, Event::Resent { .. })).await;
+    assert_eq!(events.last(), Some(&Event::Resent { ids: vec![ids[1]] }));
+    h.outbox_settles_at(1).await;
+    let later = h.store("later", false);
+    assert!(later > ids[1], "ids grow across restarts");
 }

@@ -89,8 +89,9 @@ pub(crate) enum Incoming {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Outbound {
     Message(Message),
-    /// A heartbeat Ping carrying its send time (see `heartbeat`).
-    Ping([u8; 8]),
+    /// A Ping: a heartbeat's (its send time, see `heartbeat`) or an outbox
+    /// confirmation's.
+    Ping(Bytes),
     /// Starts our side of the close handshake; nothing may follow it.
     Close {
         code: u16,

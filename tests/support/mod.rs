@@ -1,6 +1,7 @@
 //! Real WebSocket servers on 127.0.0.1 for the integration tests.
 #![allow(dead_code)]
 pub mod connect_proxy;
+pub mod hostile;
 pub mod pki;
 pub mod proxy;
 

@@ -226,7 +226,13 @@ public enum class TlsRoots(internal val json: String) {
     /** Mozilla's roots, bundled (the default). */
     WEBPKI("webpki"),
 
-    /** The operating system's trust store (not in this build yet: rejected at connect). */
+    /**
+     * The operating system's trust store (rustls-platform-verifier), user-installed
+     * enterprise CAs included, with [TlsConfig.extraCaPem] as a fallback. A pin on a root then
+     * needs the server to send that root. Not on Android yet: there it needs a one-time JNI
+     * initialisation that this binding does not do; use [WEBPKI] plus
+     * [TlsConfig.extraCaPem] there for now.
+     */
     PLATFORM("platform"),
 }
 
@@ -239,7 +245,15 @@ public class TlsConfig internal constructor() {
     /** PEM text of extra trusted CA certificates (a private CA, a test server). */
     public var extraCaPem: String? = null
 
-    /** Base64 SHA-256 hashes of SubjectPublicKeyInfo; the chain must contain one (not in this build yet). */
+    /**
+     * Public-key pins, like OkHttp's CertificatePinner: base64 SHA-256 hashes of a
+     * SubjectPublicKeyInfo, with or without the `sha256/` prefix. Checked after the chain
+     * verified, against the verified path only: one of these keys must be the leaf's, or
+     * belong to a certificate the leaf chains up to, or to a configured root the chain
+     * reaches (a pinned certificate the server merely appends does not count). Otherwise the
+     * connection fails with [TetherError.TlsPin] and is not retried. A malformed pin fails
+     * [TetherClient.connect] with [TetherError.InvalidArgument].
+     */
     public val pinSha256: MutableList<String> = mutableListOf()
 
     internal fun isDefault(): Boolean = roots == null && extraCaPem == null && pinSha256.isEmpty()

@@ -47,7 +47,7 @@ internal interface NativeClient {
 
 /** An event of the core, decoded by the binding. */
 internal sealed class NativeEvent {
-    /** `ws_state` numbering: 0 connecting, 1 open, 2 reconnecting, 3 closing, 4 closed. */
+    /** A `ws_state` value ([Codes], `WS_STATE_…`). */
     class State(val state: Int) : NativeEvent()
     class Open(val protocol: String?) : NativeEvent()
     class Text(val text: String) : NativeEvent()

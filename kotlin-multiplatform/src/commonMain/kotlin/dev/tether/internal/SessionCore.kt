@@ -86,13 +86,14 @@ internal class SessionCore(
     override suspend fun deliver(event: NativeEvent) {
         when (event) {
             is NativeEvent.State -> state.value = when (event.state) {
-                0 -> ConnectionState.Connecting
-                1 -> ConnectionState.Open
+                Codes.WS_STATE_CONNECTING -> ConnectionState.Connecting
+                Codes.WS_STATE_OPEN -> ConnectionState.Open
                 // Followed at once by a Reconnecting event with the attempt and delay,
                 // unless paused or offline: then no attempt is scheduled.
-                2 -> ConnectionState.Reconnecting(0, Duration.INFINITE)
-                3 -> ConnectionState.Closing
-                else -> ConnectionState.Closed
+                Codes.WS_STATE_RECONNECTING -> ConnectionState.Reconnecting(0, Duration.INFINITE)
+                Codes.WS_STATE_CLOSING -> ConnectionState.Closing
+                Codes.WS_STATE_CLOSED -> ConnectionState.Closed
+                else -> state.value // a state this version does not know: keep the last one
             }
             is NativeEvent.Open -> {
                 protocol = event.protocol

@@ -90,7 +90,7 @@ internal class JniClient(private val handle: NativeHandle, private val sink: Eve
 
     private companion object {
         val ids = AtomicLong()
-        const val SENT = 0
+        const val SENT = Codes.WS_OK
         const val GOING_AWAY = 1001
         const val STATS = 10
 
@@ -127,15 +127,18 @@ internal class EventDecoder {
                 len == 0 -> null
                 else -> ByteArray(len).also { b.position(at + HEADER); b.get(it) }
             }
-            val event = when (rawKind and PENDING.inv()) {
-                STATE -> NativeEvent.State(b.get(at + 1).toInt())
-                OPEN -> NativeEvent.Open(payload?.decodeToString())
-                TEXT -> NativeEvent.Text(payload?.decodeToString() ?: "")
-                BINARY -> NativeEvent.Binary(payload ?: EMPTY)
-                CLOSED -> NativeEvent.Closed(b.getShort(at + 2).toInt() and 0xFFFF, payload?.decodeToString() ?: "")
-                RECONNECTING -> NativeEvent.Reconnecting(b.getInt(at + 4), b.getLong(at + 8))
-                ERROR -> NativeEvent.Error(b.getInt(at + 4), payload?.decodeToString() ?: "")
-                else -> NativeEvent.Terminated
+            val event = when (val kind = rawKind and PENDING.inv()) {
+                Codes.WS_EVENT_STATE -> NativeEvent.State(b.get(at + 1).toInt())
+                Codes.WS_EVENT_OPEN -> NativeEvent.Open(payload?.decodeToString())
+                Codes.WS_EVENT_TEXT -> NativeEvent.Text(payload?.decodeToString() ?: "")
+                Codes.WS_EVENT_BINARY -> NativeEvent.Binary(payload ?: EMPTY)
+                Codes.WS_EVENT_CLOSED ->
+                    NativeEvent.Closed(b.getShort(at + 2).toInt() and 0xFFFF, payload?.decodeToString() ?: "")
+                Codes.WS_EVENT_RECONNECTING -> NativeEvent.Reconnecting(b.getInt(at + 4), b.getLong(at + 8))
+                Codes.WS_EVENT_ERROR -> NativeEvent.Error(b.getInt(at + 4), payload?.decodeToString() ?: "")
+                Codes.WS_EVENT_TERMINATED -> NativeEvent.Terminated
+                // The poller reports it as an internal error and ends the session.
+                else -> throw IllegalStateException("event kind $kind is unknown to this binding")
             }
             at += HEADER + if (pending) 0 else len
             deliver(event)
@@ -146,15 +149,11 @@ internal class EventDecoder {
     }
 
     companion object {
+        /** Bytes of a record before its payload (src/jni/wire.rs `HEADER`). */
         const val HEADER = 20
+
+        /** Set in the kind byte (a [Codes] `WS_EVENT_…` value) when the payload waits in [NativeBridge.takePending]. */
         const val PENDING = 0x80
-        const val STATE = 0
-        const val OPEN = 1
-        const val TEXT = 2
-        const val BINARY = 3
-        const val CLOSED = 4
-        const val RECONNECTING = 5
-        const val ERROR = 6
         const val INITIAL_BUFFER = 4 * 1024
         const val MAX_BUFFER = 256 * 1024
         val EMPTY = ByteArray(0)

@@ -41,7 +41,7 @@ class CrossingBenchmark {
             val n = NativeBridge.pollBatch(h, 100, buf)
             var at = 0
             while (at < n) {
-                if (buf.get(at).toInt() == EventDecoder.OPEN) return h
+                if (buf.get(at).toInt() == Codes.WS_EVENT_OPEN) return h
                 at += EventDecoder.HEADER + buf.getInt(at + 16)
             }
         }
@@ -98,7 +98,7 @@ class CrossingBenchmark {
         var guard = 0
         while (got < n && guard++ < 10_000_000) {
             val payload = NativeBridge.pollOne(h, 5000, fields)
-            if (fields[0] == EventDecoder.BINARY.toLong()) {
+            if (fields[0] == Codes.WS_EVENT_BINARY.toLong()) {
                 got++
                 bytes += payload!!.size
             }

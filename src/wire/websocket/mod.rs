@@ -1,6 +1,6 @@
-//! The WebSocket wire (RFC 6455, tokio-tungstenite): the HTTP upgrade
-//! over whatever byte stream the dialer opens, frames in and out, and the
-//! classification of how a WebSocket connection ended.
+//! The WebSocket wire (RFC 6455): the HTTP upgrade (handshake.rs) over
+//! whatever byte stream the dialer opens, frames in and out with
+//! tokio-tungstenite, and the classification of how a connection ended.
 
 use std::collections::BTreeMap;
 use std::future::poll_fn;
@@ -8,11 +8,9 @@ use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
 
@@ -23,6 +21,8 @@ use crate::options::Options;
 use crate::queue::Message;
 use crate::state::End;
 use crate::transport::{ConnectError, Dialer, Endpoint, Transport};
+
+mod handshake;
 
 type Ws = WebSocketStream<Transport>;
 
@@ -74,35 +74,21 @@ impl WebSocketWire {
         &self,
         headers: &BTreeMap<String, String>,
     ) -> Result<(Ws, Option<String>), Ending> {
-        let transport = self
+        let mut transport = self
             .dialer
             .dial(&self.endpoint)
             .await
             .map_err(|e| connect_ending(e, &self.endpoint))?;
-        let request =
-            upgrade_request(&self.endpoint, &self.subprotocols, headers).map_err(|message| {
-                Ending::failed(End::Configuration, error_code::HANDSHAKE, message)
-            })?;
-        let (ws, response) =
-            tokio_tungstenite::client_async_with_config(request, transport, Some(self.config))
-                .await
-                .map_err(handshake_ending)?;
-        // We offer no extension: an answer naming one must fail the
-        // connection (RFC 6455 §4.1), or its frames would be misread.
-        if let Some(named) = response
-            .headers()
-            .get_all("sec-websocket-extensions")
-            .iter()
-            .find(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
-        {
-            return Err(unoffered_extension_ending(named.as_bytes()));
-        }
-        let protocol = response
-            .headers()
-            .get("sec-websocket-protocol")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        Ok((ws, protocol))
+        let upgraded =
+            handshake::upgrade(&mut transport, &self.endpoint, &self.subprotocols, headers).await?;
+        let ws = WebSocketStream::from_partially_read(
+            transport,
+            upgraded.leftover,
+            Role::Client,
+            Some(self.config),
+        )
+        .await;
+        Ok((ws, upgraded.protocol))
     }
 }
 
@@ -151,6 +137,20 @@ impl WireReader for WebSocketReader {
             Some(Ok(WsMessage::Pong(payload))) => Incoming::Pong(payload),
             // tungstenite answers Pings itself.
             Some(Ok(WsMessage::Ping(_) | WsMessage::Frame(_))) => Incoming::Control,
+            // tungstenite answers a Close frame whose code no endpoint may
+            // send (RFC 6455 7.4) with 1002 and hands us that answer in its
+            // place; this text is how it can be told from a peer's own 1002.
+            Some(Ok(WsMessage::Close(Some(frame))))
+                if frame.code == CloseCode::Protocol && frame.reason == "Protocol violation" =>
+            {
+                Incoming::End(Ending::violated(
+                    Violation::Protocol,
+                    error_code::PROTOCOL,
+                    "the peer closed with 1002: it sent a close code no endpoint may send, \
+                     or it says we broke the protocol"
+                        .into(),
+                ))
+            }
             Some(Ok(WsMessage::Close(frame))) => {
                 let (code, reason) = match frame {
                     Some(f) => (u16::from(f.code), f.reason.to_string()),
@@ -184,7 +184,7 @@ impl WireWriter for WebSocketWriter {
         let message = match frame {
             Outbound::Message(Message::Text(text)) => WsMessage::Text(text),
             Outbound::Message(Message::Binary(data)) => WsMessage::Binary(data),
-            Outbound::Ping(payload) => WsMessage::Ping(payload.to_vec().into()),
+            Outbound::Ping(payload) => WsMessage::Ping(payload),
             Outbound::Close { code, reason } => WsMessage::Close(Some(CloseFrame {
                 code: CloseCode::from(code),
                 reason: reason.as_str().into(),
@@ -198,35 +198,6 @@ impl WireWriter for WebSocketWriter {
     async fn flush(&mut self) -> Result<(), Ending> {
         self.sink.flush().await.map_err(write_error_ending)
     }
-}
-
-fn upgrade_request(
-    endpoint: &Endpoint,
-    subprotocols: &[String],
-    headers: &BTreeMap<String, String>,
-) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
-    let mut request = endpoint
-        .uri
-        .clone()
-        .into_client_request()
-        .map_err(|e| format!("cannot build the upgrade request: {e}"))?;
-    let request_headers = request.headers_mut();
-    for (name, value) in headers {
-        // Validated with the options; checked again rather than unwrapped.
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name {name:?}"))?;
-        let mut value = HeaderValue::from_str(value)
-            .map_err(|_| format!("invalid value for header {name:?}"))?;
-        value.set_sensitive(true);
-        request_headers.insert(name, value);
-    }
-    if !subprotocols.is_empty() {
-        let offered = subprotocols.join(", ");
-        let value =
-            HeaderValue::from_str(&offered).map_err(|_| "invalid subprotocols".to_string())?;
-        request_headers.insert("sec-websocket-protocol", value);
-    }
-    Ok(request)
 }
 
 /// How a failure to open the byte stream ends the attempt.
@@ -268,52 +239,6 @@ fn tls_ending(error: std::io::Error) -> Ending {
             End::Lost,
             error_code::TLS,
             format!("TLS handshake failed: {error}"),
-        ),
-    }
-}
-
-fn handshake_ending(error: WsError) -> Ending {
-    match error {
-        WsError::Http(response) => {
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            let message = format!(
-                "the server refused the WebSocket upgrade: HTTP {} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            );
-            Ending {
-                retry_after,
-                ..Ending::failed(
-                    End::HandshakeStatus(status.as_u16()),
-                    i32::from(status.as_u16()),
-                    message.trim_end().to_string(),
-                )
-            }
-        }
-        WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(e)) => Ending::failed(
-            End::Configuration,
-            error_code::SUBPROTOCOL,
-            format!("subprotocol negotiation failed: {e}"),
-        ),
-        WsError::Io(e) => Ending::failed(
-            End::Lost,
-            error_code::CONNECTION_LOST,
-            format!("connection lost during the upgrade: {e}"),
-        ),
-        WsError::Protocol(ProtocolError::HandshakeIncomplete) => Ending::failed(
-            End::Lost,
-            error_code::CONNECTION_LOST,
-            "the server closed the connection during the upgrade".into(),
-        ),
-        other => Ending::failed(
-            End::ProtocolViolation,
-            error_code::HANDSHAKE,
-            format!("the WebSocket upgrade failed: {other}"),
         ),
     }
 }
@@ -361,15 +286,6 @@ fn read_error_ending(error: WsError, peer_close: Option<(u16, String)>) -> Endin
     }
 }
 
-fn unoffered_extension_ending(named: &[u8]) -> Ending {
-    let shown: String = String::from_utf8_lossy(named).chars().take(64).collect();
-    Ending::failed(
-        End::ProtocolViolation,
-        error_code::HANDSHAKE,
-        format!("the server accepted an extension the client did not offer: {shown:?}"),
-    )
-}
-
 fn write_error_ending(error: WsError) -> Ending {
     Ending::abnormal(
         End::Lost,
@@ -398,7 +314,6 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_tungstenite::tungstenite::http::Response;
 
     #[test]
     fn retry_after_takes_seconds_or_a_date() {
@@ -489,22 +404,6 @@ mod tests {
         let frame = read_error_ending(WsError::Protocol(ProtocolError::NonZeroReservedBits), None);
         assert_eq!(frame.violation, Some(Violation::Protocol));
         assert_eq!(frame.error.unwrap().0, error_code::PROTOCOL);
-    }
-
-    #[test]
-    fn refused_upgrades_carry_the_status_and_retry_after() {
-        let response = Response::builder()
-            .status(503)
-            .header("retry-after", "7")
-            .body(None)
-            .unwrap();
-        let ending = handshake_ending(WsError::Http(Box::new(response)));
-        assert_eq!(ending.end, End::HandshakeStatus(503));
-        assert_eq!(ending.error.as_ref().unwrap().0, 503);
-        assert_eq!(ending.retry_after, Some(Duration::from_secs(7)));
-        assert_eq!(ending.closed, None);
-        let ending = handshake_ending(WsError::Protocol(ProtocolError::HandshakeIncomplete));
-        assert_eq!(ending.end, End::Lost);
     }
 
     #[test]
