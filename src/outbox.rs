@@ -79,7 +79,11 @@ impl Outbox {
     /// first.
     pub fn open(options: &OutboxOptions) -> Result<(Outbox, Vec<Row>), Error> {
         let path = PathBuf::from(&options.path);
-        let (store, rows) = store::Store::open(&path, options.fsync)?;
+        // A file this client cannot own is a bad option, reported at connect.
+        let (store, rows) = store::Store::open(&path, options.fsync).map_err(|e| match e {
+            Error::Internal(why) => Error::InvalidArgument(why),
+            other => other,
+        })?;
         let mut live = Live::default();
         for row in &rows {
             let len = crate::queue::message_len(&row.message);

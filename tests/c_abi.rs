@@ -73,6 +73,15 @@ fn queue_full() {
     run_c_test("queue_full", &[DEAD_URL]);
 }
 
+#[test]
+fn outbox() {
+    let dir = std::env::temp_dir().join(format!("tether-c-outbox-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    run_c_test("outbox", &[dir.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Twelve scenarios of the hostile server (tests/hostile.rs has them all)
 /// through the C ABI: each ends in WS_EVENT_TERMINATED after ws_close,
 /// then ws_free; clean under ASan, UBSan and LeakSanitizer. The script of

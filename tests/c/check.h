@@ -53,6 +53,7 @@ static inline const char *event_name(int k) {
   case WS_EVENT_RECONNECTING: return "WS_EVENT_RECONNECTING";
   case WS_EVENT_ERROR: return "WS_EVENT_ERROR";
   case WS_EVENT_TERMINATED: return "WS_EVENT_TERMINATED";
+  case WS_EVENT_RESENT: return "WS_EVENT_RESENT";
   default: return "(unknown ws_event_kind)";
   }
 }
