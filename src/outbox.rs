@@ -282,6 +282,7 @@ mod store {
 
     pub(super) struct Store {
         conn: Connection,
+        fsync: Fsync,
     }
 
     fn failed(path: &Path, what: &str, e: rusqlite::Error) -> Error {
@@ -349,7 +350,7 @@ mod store {
             };
             conn.pragma_update(None, "synchronous", synchronous)
                 .map_err(fail("configure it"))?;
-            let mut store = Store { conn };
+            let mut store = Store { conn, fsync };
             // The first write takes the exclusive lock, kept until close.
             let tx = store
                 .conn
@@ -442,16 +443,31 @@ mod store {
         pub fn delete(&mut self, ids: &[u64]) -> Result<(), Error> {
             let path = self.conn.path().unwrap_or("").to_string();
             let fail = |e| failed(Path::new(&path), "remove delivered messages", e);
-            let tx = self.conn.transaction().map_err(fail)?;
+            if self.fsync == Fsync::Batch {
+                return self.delete_rows(ids).map_err(fail);
+            }
+            // A delete lost to a power cut only sends a message twice: it
+            // need not wait for the disk (the next stored message's sync
+            // carries it along).
+            self.conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(fail)?;
+            let deleted = self.delete_rows(ids).map_err(fail);
+            self.conn
+                .pragma_update(None, "synchronous", "FULL")
+                .map_err(fail)?;
+            deleted
+        }
+
+        fn delete_rows(&mut self, ids: &[u64]) -> Result<(), rusqlite::Error> {
+            let tx = self.conn.transaction()?;
             {
-                let mut delete = tx
-                    .prepare_cached("DELETE FROM outbox WHERE id = ?1")
-                    .map_err(fail)?;
+                let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
                 for id in ids {
-                    delete.execute(params![*id as i64]).map_err(fail)?;
+                    delete.execute(params![*id as i64])?;
                 }
             }
-            tx.commit().map_err(fail)
+            tx.commit()
         }
 
         pub fn sync(&mut self) -> Result<(), Error> {
