@@ -1030,3 +1030,82 @@ async fn a_reopened_outbox_sends_what_was_left_first_and_after_the_apps_flush() 
     let later = h.store("later", false);
     assert!(later > ids[1], "ids grow across restarts");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_close_asked_during_the_servers_close_ends_with_the_servers_code() {
+    let mut h =
+        Harness::start(r#"{"close_timeout_ms": 5000, "reconnect": {"initial_delay_ms": 10}}"#);
+    let mut ws = h.accept().await;
+    h.events_until(is_open).await;
+    ws.send(WsMessage::Close(Some(CloseFrame {
+        code: CloseCode::Restart,
+        reason: "restarting".into(),
+    })))
+    .await
+    .unwrap();
+    h.events_until(|e| *e == Event::State(State::Closing)).await;
+    h.command(Command::Close {
+        code: 1000,
+        reason: String::new(),
+    });
+    let events = h.events_until(is_terminated).await;
+    assert!(error_codes(&events).is_empty(), "{events:?}");
+    assert_eq!(closed_codes(&events), vec![1012], "the server's code");
+    assert!(reconnecting(&events).is_empty(), "the app asked to close");
+    assert_eq!(h.attempts().len(), 1);
+    drop(ws);
+}
+
+/// The opcodes of the client's frames read raw from `stream` until it ends
+/// or `window` passes (virtual time).
+async fn client_opcodes(mut stream: DuplexStream, window: Duration) -> Vec<u8> {
+    let mut opcodes = Vec::new();
+    let _ = tokio::time::timeout(window, async {
+        loop {
+            let mut head = [0u8; 2];
+            if stream.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let mut len = u64::from(head[1] & 0x7f);
+            if len == 126 {
+                len = u64::from(stream.read_u16().await.unwrap());
+            } else if len == 127 {
+                len = stream.read_u64().await.unwrap();
+            }
+            let mut mask_and_payload = vec![0u8; 4 + len as usize];
+            stream.read_exact(&mut mask_and_payload).await.unwrap();
+            opcodes.push(head[0] & 0x0f);
+        }
+    })
+    .await;
+    opcodes
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_written_after_our_close_not_even_a_ping() {
+    let mut h = Harness::start(
+        r#"{"close_timeout_ms": 10000, "ping_interval_ms": 1000, "pong_timeout_ms": 500}"#,
+    );
+    let ws = h.accept().await;
+    h.events_until(is_open).await;
+    h.send_text("before");
+    h.command(Command::Close {
+        code: 1000,
+        reason: String::new(),
+    });
+    // The server reads raw frames and never answers: ten ping intervals
+    // pass before the close times out.
+    let opcodes = client_opcodes(ws.into_inner(), 12 * SECOND).await;
+    let close = opcodes
+        .iter()
+        .position(|&op| op == 0x8)
+        .expect("no Close frame");
+    assert_eq!(
+        close,
+        opcodes.len() - 1,
+        "frames after the Close: {opcodes:?}"
+    );
+    assert!(opcodes.contains(&0x1), "the text went first: {opcodes:?}");
+    let events = h.events_until(is_terminated).await;
+    assert_eq!(error_codes(&events), vec![error_code::CLOSE_TIMEOUT]);
+}
