@@ -28,7 +28,7 @@ type Ws = WebSocketStream<Transport>;
 
 /// Read buffer of a connection. Small, so idle connections stay cheap;
 /// tungstenite grows it to the size of each incoming frame as needed.
-const READ_BUFFER_BYTES: usize = 16 * 1024;
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Opens WebSocket connections to one endpoint.
 pub(crate) struct WebSocketWire {
