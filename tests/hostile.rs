@@ -65,7 +65,7 @@ use support::hostile::{
     HostileServer, Parsed, Step, FIN, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG,
     OP_TEXT, RSV1, RSV2, RSV3,
 };
-use support::{poll_until, states};
+use support::{close_codes, closes, error_codes, poll_until, states, texts};
 use tether::{error_code, Client, Event, Options, State};
 
 /// Bound on any single wait of the suite.
@@ -92,40 +92,6 @@ fn connect(server: &HostileServer, extra: &str) -> Client {
         format!("{{{BASE}, {extra}}}")
     };
     Client::connect(&server.url("/"), Options::from_json(Some(&json)).unwrap()).unwrap()
-}
-
-fn error_codes(events: &[Event]) -> Vec<i32> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Error { code, .. } => Some(*code),
-            _ => None,
-        })
-        .collect()
-}
-
-fn closes(events: &[Event]) -> Vec<(u16, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Closed { code, reason } => Some((*code, reason.clone())),
-            _ => None,
-        })
-        .collect()
-}
-
-fn close_codes(events: &[Event]) -> Vec<u16> {
-    closes(events).into_iter().map(|(code, _)| code).collect()
-}
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Text(t) => Some(t.as_str().to_string()),
-            _ => None,
-        })
-        .collect()
 }
 
 fn messages(events: &[Event]) -> usize {

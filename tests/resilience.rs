@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use support::proxy::{FaultProxy, Mode};
-use support::{poll_until, states, wait_open, EchoServer};
+use support::{poll_until, states, texts, wait_open, EchoServer};
 use tether::{error_code, Client, Event, Options, State};
 
 const T: Duration = Duration::from_secs(15);
@@ -19,16 +19,6 @@ fn options(json: &str) -> Options {
 
 /// Fast reconnection, deterministic jitter.
 const FAST: &str = r#""reconnect": {"initial_delay_ms": 50, "max_delay_ms": 200, "jitter": 0.2, "jitter_seed": 7}"#;
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Text(t) => Some(t.as_str().to_string()),
-            _ => None,
-        })
-        .collect()
-}
 
 fn has_error(events: &[Event], code: i32) -> bool {
     events

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use support::connect_proxy::ConnectProxy;
 use support::pki::TestCa;
-use support::{poll_until, wait_open, EchoServer};
+use support::{error_codes, poll_until, wait_open, EchoServer};
 use tether::{error_code, Client, Error, Event, Options};
 
 const T: Duration = Duration::from_secs(15);
@@ -22,16 +22,6 @@ fn trusting(ca: &TestCa, extra: &str) -> Options {
         r#"{{"tls": {{"extra_ca_pem": {}{extra}}}, "reconnect": {{"initial_delay_ms": 10, "max_delay_ms": 20}}}}"#,
         serde_json::to_string(&ca.pem).unwrap()
     ))
-}
-
-fn error_codes(events: &[Event]) -> Vec<i32> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Error { code, .. } => Some(*code),
-            _ => None,
-        })
-        .collect()
 }
 
 fn echo_once(client: &Client) {

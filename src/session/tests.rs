@@ -239,44 +239,37 @@ fn is_terminated(event: &Event) -> bool {
     *event == Event::Terminated
 }
 
+/// What `pick` finds in each event that has it, in order.
+fn pick<T>(events: &[Event], pick: impl Fn(&Event) -> Option<T>) -> Vec<T> {
+    events.iter().filter_map(pick).collect()
+}
+
 fn reconnecting(events: &[Event]) -> Vec<(u32, Duration)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Reconnecting { attempt, delay } => Some((*attempt, *delay)),
-            _ => None,
-        })
-        .collect()
+    pick(events, |e| match e {
+        Event::Reconnecting { attempt, delay } => Some((*attempt, *delay)),
+        _ => None,
+    })
 }
 
 fn states(events: &[Event]) -> Vec<State> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::State(s) => Some(*s),
-            _ => None,
-        })
-        .collect()
+    pick(events, |e| match e {
+        Event::State(s) => Some(*s),
+        _ => None,
+    })
 }
 
 fn error_codes(events: &[Event]) -> Vec<i32> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Error { code, .. } => Some(*code),
-            _ => None,
-        })
-        .collect()
+    pick(events, |e| match e {
+        Event::Error { code, .. } => Some(*code),
+        _ => None,
+    })
 }
 
 fn closed_codes(events: &[Event]) -> Vec<u16> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Closed { code, .. } => Some(*code),
-            _ => None,
-        })
-        .collect()
+    pick(events, |e| match e {
+        Event::Closed { code, .. } => Some(*code),
+        _ => None,
+    })
 }
 
 fn gaps(times: &[Instant]) -> Vec<Duration> {

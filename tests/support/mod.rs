@@ -256,3 +256,40 @@ pub fn states(events: &[Event]) -> Vec<State> {
         })
         .collect()
 }
+
+/// The codes of the `Error` events, in order.
+pub fn error_codes(events: &[Event]) -> Vec<i32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Code and reason of the `Closed` events, in order.
+pub fn closes(events: &[Event]) -> Vec<(u16, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Closed { code, reason } => Some((*code, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn close_codes(events: &[Event]) -> Vec<u16> {
+    closes(events).into_iter().map(|(code, _)| code).collect()
+}
+
+/// The received texts, in order.
+pub fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Text(t) => Some(t.as_str().to_string()),
+            _ => None,
+        })
+        .collect()
+}
