@@ -90,27 +90,7 @@ fn outbox() {
 fn hostile() {
     let exe = compile("hostile");
     let server = HostileServer::start(hostile_script);
-    let run = run_with_timeout(
-        Command::new(&exe)
-            .arg(server.url(""))
-            .env("ASAN_OPTIONS", asan_options())
-            .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
-        RUN_TIMEOUT,
-    );
-    let report = format!(
-        "hostile {outcome}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        run.stdout,
-        run.stderr,
-        outcome = match run.status {
-            _ if run.timed_out => format!("was killed after {RUN_TIMEOUT:?} (timeout)"),
-            Some(s) => format!("exited with {s}"),
-            None => "did not report an exit status".to_string(),
-        },
-    );
-    assert!(
-        !run.timed_out && run.status.is_some_and(|s| s.success()),
-        "C test failed: {report}"
-    );
+    let report = run_sanitized(&exe, "hostile", &[server.url("")]);
     // Permanent failures were tried once, never again.
     for path in [
         "/wrong-accept",
@@ -122,7 +102,6 @@ fn hostile() {
     ] {
         assert_eq!(server.accepts_for(path), 1, "{path} was retried\n{report}");
     }
-    println!("{report}");
 }
 
 /// The hostile server's script for each path `tests/c/hostile.c` uses.
@@ -274,14 +253,21 @@ fn run_c_test(name: &str, extra_args: &[&str]) {
     let server = EchoServer::start();
     let mut args = vec![server.url()];
     args.extend(extra_args.iter().map(|s| s.to_string()));
+    run_sanitized(&exe, name, &args);
+    drop(server);
+}
+
+/// Runs a compiled C test under the sanitizers and asserts it exits 0; its
+/// output is shown with --nocapture (known-bug notes go to its stderr) and
+/// returned.
+fn run_sanitized(exe: &std::path::Path, name: &str, args: &[String]) -> String {
     let run = run_with_timeout(
-        Command::new(&exe)
-            .args(&args)
+        Command::new(exe)
+            .args(args)
             .env("ASAN_OPTIONS", asan_options())
             .env("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1"),
         RUN_TIMEOUT,
     );
-    drop(server);
     let report = format!(
         "{name} {args:?} {outcome}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         run.stdout,
@@ -296,8 +282,8 @@ fn run_c_test(name: &str, extra_args: &[&str]) {
         !run.timed_out && run.status.is_some_and(|s| s.success()),
         "C test failed: {report}"
     );
-    // Shown with --nocapture (known-bug notes go to the program's stderr).
     println!("{report}");
+    report
 }
 
 fn asan_options() -> &'static str {

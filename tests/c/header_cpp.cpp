@@ -64,6 +64,7 @@ static_assert(std::is_trivially_copyable<ws_client_stats>::value, "ws_client_sta
       case WS_EVENT_CLOSED:
       case WS_EVENT_RECONNECTING:
       case WS_EVENT_ERROR:
+      case WS_EVENT_RESENT:
         break;
     }
   }
