@@ -266,6 +266,9 @@ impl Client {
     /// before go out first. Events then drain to [`Event::Terminated`].
     pub fn close(&self, code: u16, reason: &str) -> Result<(), Error> {
         validate_close(code, reason)?;
+        if self.terminated.load(Ordering::Acquire) {
+            return Err(Error::Closed("the client has terminated".into()));
+        }
         if self.close_requested.swap(true, Ordering::AcqRel) {
             return Err(Error::Closed("the client is already closed".into()));
         }

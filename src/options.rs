@@ -407,6 +407,15 @@ pub(crate) fn parse_pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'st
             "options: tls.extra_ca_pem holds no CERTIFICATE block".into(),
         ));
     }
+    // A block must hold a certificate usable as a trust anchor.
+    for (i, cert) in certs.iter().enumerate() {
+        webpki::anchor_from_trusted_cert(cert).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "options: tls.extra_ca_pem: CERTIFICATE block {} is not a certificate ({e})",
+                i + 1
+            ))
+        })?;
+    }
     Ok(certs)
 }
 
@@ -473,12 +482,33 @@ impl ProxyConfig {
                 base64::engine::general_purpose::STANDARD.encode(decoded)
             )
         });
+        let Some(port) = authority_port(authority.as_str(), 80) else {
+            return invalid("the port must be between 1 and 65535");
+        };
         Ok(ProxyConfig {
             host: host.to_string(),
-            port: authority.port_u16().unwrap_or(80),
+            port,
             authorization,
         })
     }
+}
+
+/// The port of a URL authority (`[user@]host[:port]`): `default` when it
+/// names none, `None` when it is not 1..=65535 written in digits (RFC 3986:
+/// `port = *DIGIT`; `Uri::port` hides what is not a u16, so it is read here).
+pub(crate) fn authority_port(authority: &str, default: u16) -> Option<u16> {
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let text = match host_port.rfind(':') {
+        Some(i) if i > host_port.rfind(']').unwrap_or(0) => &host_port[i + 1..],
+        _ => return Some(default),
+    };
+    if text.is_empty() {
+        return Some(default);
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<u16>().ok().filter(|p| *p > 0)
 }
 
 /// `%XX` escapes of URL user info, decoded.
@@ -487,8 +517,10 @@ fn percent_decode(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Exactly two hex digits (no sign: from_str_radix takes "+f").
         let hex = bytes
             .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(value)) => {
@@ -653,9 +685,16 @@ mod tests {
             "http://",
             "http://p:1/path",
             "p:1",
+            "http://127.0.0.1:0",
+            "http://127.0.0.1:65536",
+            "http://127.0.0.1:18446744073709551617",
+            "http://127.0.0.1:+80",
         ] {
             assert!(ProxyConfig::parse(bad).is_err(), "{bad}");
         }
+        // `%+f` is no escape: it stays literal.
+        let p = ProxyConfig::parse("http://%+f@proxy.test:8080").unwrap();
+        assert_eq!(p.authorization.as_deref(), Some("Basic JStm"));
     }
 
     #[test]
@@ -702,5 +741,8 @@ mod tests {
     #[test]
     fn bad_pem_is_rejected() {
         assert!(err(r#"{"tls": {"extra_ca_pem": "not a pem"}}"#).contains("extra_ca_pem"));
+        let empty = serde_json::json!({"tls": {"extra_ca_pem":
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}});
+        assert!(err(&empty.to_string()).contains("not a certificate"));
     }
 }

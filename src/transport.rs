@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use futures_util::future::BoxFuture;
 
 use crate::error::Error;
-use crate::options::ProxyConfig;
+use crate::options::{authority_port, ProxyConfig};
 
 /// A validated `ws://` or `wss://` URL.
 #[derive(Debug, Clone)]
@@ -50,25 +50,10 @@ impl Endpoint {
         if url.contains('#') {
             return invalid("fragments (#…) are not allowed in WebSocket URLs (RFC 6455 §3)");
         }
-        // `Uri::port` hides a port that is not a u16: read it ourselves.
-        let authority = uri.authority().map_or("", |a| a.as_str());
-        let host_port = authority.rsplit('@').next().unwrap_or("");
-        let port_text = match host_port.rfind(':') {
-            Some(i) if i > host_port.rfind(']').unwrap_or(0) => Some(&host_port[i + 1..]),
-            _ => None,
-        };
-        let port = match port_text {
-            None | Some("") => {
-                if tls {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some(text) => match text.parse::<u16>() {
-                Ok(p) if p > 0 => p,
-                _ => return invalid("the port must be between 1 and 65535"),
-            },
+        let default_port = if tls { 443 } else { 80 };
+        let Some(port) = authority_port(uri.authority().map_or("", |a| a.as_str()), default_port)
+        else {
+            return invalid("the port must be between 1 and 65535");
         };
         Ok(Endpoint {
             host: host.to_string(),
@@ -313,6 +298,8 @@ mod tests {
             "ws://127.0.0.1:99999/",
             "ws://127.0.0.1:65536/",
             "ws://127.0.0.1:0/",
+            "ws://127.0.0.1:+80/",
+            "wss://example.test:+443/",
             "ws://host/#frag",
         ] {
             assert!(

@@ -159,6 +159,9 @@ fn judge(buf: &[u8], key: &str, subprotocols: &[String]) -> Result<Option<Upgrad
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
     };
+    if !(100..=599).contains(&status) {
+        return Err(bad_answer(format!("HTTP status {status} does not exist")));
+    }
     if status != 101 {
         let reason = StatusCode::from_u16(status)
             .ok()
@@ -296,6 +299,9 @@ mod tests {
         assert!(ending.error.unwrap().1.contains("503 Service Unavailable"));
         let ending = judged(b"HTTP/1.1 200 OK\r\n\r\n", &[]).unwrap_err();
         assert_eq!(ending.end, End::HandshakeStatus(200));
+        // Not a status HTTP has: a broken answer, not "try again later".
+        let ending = judged(b"HTTP/1.1 902 Huh\r\n\r\n", &[]).unwrap_err();
+        assert_eq!(ending.end, End::ProtocolViolation);
     }
 
     #[test]
