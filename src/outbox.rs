@@ -36,7 +36,8 @@ pub(crate) struct Row {
 /// The open outbox of one client.
 pub(crate) struct Outbox {
     path: PathBuf,
-    store: Mutex<store::Store>,
+    /// `None` once closed: the file is free for the next owner.
+    store: Mutex<Option<store::Store>>,
     /// Sends waiting for the next commit, in call order.
     staged: Mutex<Vec<Arc<Staged>>>,
     /// Ids and sizes of every row on disk: the limits count these.
@@ -92,7 +93,7 @@ impl Outbox {
         }
         let outbox = Outbox {
             path,
-            store: Mutex::new(store),
+            store: Mutex::new(Some(store)),
             staged: Mutex::new(Vec::new()),
             live: Mutex::new(live),
             max_messages: options.max_messages,
@@ -133,7 +134,7 @@ impl Outbox {
             let mut store = self.store.lock();
             let batch = std::mem::take(&mut *self.staged.lock());
             if !batch.is_empty() {
-                self.commit(&mut store, batch, queue);
+                self.commit(store.as_mut(), batch, queue);
             }
         }
         let mut outcome = staged.outcome.lock();
@@ -161,9 +162,17 @@ impl Outbox {
     }
 
     /// Commits `batch` (under the store's lock, so queue order is id order).
-    fn commit(&self, store: &mut store::Store, batch: Vec<Arc<Staged>>, queue: &OutgoingQueue) {
+    fn commit(
+        &self,
+        store: Option<&mut store::Store>,
+        batch: Vec<Arc<Staged>>,
+        queue: &OutgoingQueue,
+    ) {
         let rows: Vec<(&Message, bool)> = batch.iter().map(|s| (&s.message, s.tracked)).collect();
-        let result = store.insert(&rows);
+        let result = match store {
+            Some(store) => store.insert(&rows),
+            None => Err(closed_error()),
+        };
         if result.is_ok() && self.fsync == Fsync::Batch {
             self.unsynced.notify_one();
         }
@@ -215,7 +224,11 @@ impl Outbox {
         if present.is_empty() {
             return Ok(false);
         }
-        self.store.lock().delete(&present)?;
+        self.store
+            .lock()
+            .as_mut()
+            .ok_or_else(closed_error)?
+            .delete(&present)?;
         let mut live = self.live.lock();
         for id in &present {
             if let Some(len) = live.rows.remove(id) {
@@ -228,7 +241,7 @@ impl Outbox {
     /// With `"fsync": "batch"`: puts what was committed since the last
     /// sync on stable storage.
     pub fn sync(&self) -> Result<(), Error> {
-        self.store.lock().sync()
+        self.store.lock().as_mut().ok_or_else(closed_error)?.sync()
     }
 
     /// With `"fsync": "batch"`, until [`Outbox::close`]: syncs within
@@ -239,26 +252,38 @@ impl Outbox {
         }
         loop {
             self.unsynced.notified().await;
-            let closed = self.closed.load(Ordering::Acquire);
-            if !closed {
-                tokio::time::sleep(BATCH_SYNC_INTERVAL).await;
+            if self.closed.load(Ordering::Acquire) {
+                return;
             }
+            tokio::time::sleep(BATCH_SYNC_INTERVAL).await;
             let outbox = self.clone();
             let synced = tokio::task::spawn_blocking(move || outbox.sync()).await;
-            if let Ok(Err(e)) = synced {
-                crate::logging::log!(Warn, "{e}");
-            }
-            if closed {
-                return;
+            match synced {
+                Ok(Err(e)) if !self.closed.load(Ordering::Acquire) => {
+                    crate::logging::log!(Warn, "{e}")
+                }
+                _ => {}
             }
         }
     }
 
-    /// The client ends: a last sync, then the batch syncer stops.
+    /// The client ends: a last sync, then the file is closed, so that by
+    /// the client's `Terminated` event another client may open it.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        if let Some(mut store) = self.store.lock().take() {
+            if self.fsync == Fsync::Batch {
+                if let Err(e) = store.sync() {
+                    crate::logging::log!(Warn, "{e}");
+                }
+            }
+        }
         self.unsynced.notify_one();
     }
+}
+
+fn closed_error() -> Error {
+    Error::Closed("the outbox is closed: its client has ended".into())
 }
 
 #[cfg(feature = "outbox")]
@@ -565,6 +590,28 @@ mod tests {
         outbox.remove(&[b]).unwrap();
         let c = outbox.push(Message::text("c"), false, &q).unwrap();
         assert!(c > b, "ids never go back, even after deletes");
+    }
+
+    #[test]
+    fn a_closed_outbox_frees_its_file_at_once() {
+        let dir = temp_dir("close");
+        let path = dir.join("o.db");
+        let q = queue();
+        let (first, _) = Outbox::open(&options(&path)).unwrap();
+        first.push(Message::text("kept"), false, &q).unwrap();
+        first.close();
+        // Still referenced, but closed: the next owner gets the file.
+        let (second, rows) = Outbox::open(&options(&path)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(matches!(
+            first.push(Message::text("late"), false, &q),
+            Err(Error::Closed(_))
+        ));
+        assert!(matches!(
+            first.remove(&[rows[0].id]),
+            Ok(true) | Err(Error::Closed(_))
+        ));
+        drop(second);
     }
 
     #[test]

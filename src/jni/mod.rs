@@ -26,6 +26,7 @@ mod wire;
 use ::jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JString, ReleaseMode};
 use ::jni::sys::{jboolean, jbyteArray, jint, jlong, jstring, JNI_FALSE};
 use ::jni::JNIEnv;
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::client::Client;
 use crate::error::{ws_status, Error};
@@ -220,6 +221,16 @@ fn send_status(result: Result<(), Error>) -> Result<jint, Failure> {
     }
 }
 
+/// The bytes of a text message, checked to be UTF-8.
+fn utf8_text(bytes: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "text message is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })
+}
+
 /// Queues `utf8[offset, offset + length)` as a text message (checked to be
 /// UTF-8). Returns 0 (queued) or -3 (queue full, nothing taken).
 #[no_mangle]
@@ -235,13 +246,7 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendText<'l>(
         // SAFETY: the in-flight counter keeps the handle alive for this call.
         let handle = unsafe { Handle::from_raw(handle)? };
         let result = with_bytes(env, &utf8, offset, length, |bytes| {
-            let text = std::str::from_utf8(bytes).map_err(|e| {
-                Error::InvalidArgument(format!(
-                    "text message is not valid UTF-8 (at byte {})",
-                    e.valid_up_to()
-                ))
-            })?;
-            Ok(handle.client.send_text(text))
+            Ok(handle.client.send_text(utf8_text(bytes)?))
         })?;
         send_status(result)
     })
@@ -268,6 +273,63 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendBinary<'l>(
     })
 }
 
+/// The result of a tracked send: the message's id (≥ 1: ids start at 1 and
+/// are SQLite rowids, so they fit a `jlong`), or -3 (QUEUE_FULL) when the
+/// outbox is at its limit (nothing taken). Other failures throw.
+fn tracked_status(result: Result<u64, Error>) -> Result<jlong, Failure> {
+    match result {
+        Ok(id) => Ok(jlong::try_from(id)
+            .map_err(|_| Error::Internal(format!("outbox id {id} does not fit a jlong")))?),
+        Err(full @ Error::QueueFull(_)) => Ok(full.status().into()),
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// Stores `utf8[offset, offset + length)` as a tracked text message in the
+/// outbox (see `ws_send_tracked`): it stays until `ack`. Returns its id, or
+/// -3 (outbox full, nothing taken).
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendTrackedText<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    utf8: JByteArray<'l>,
+    offset: jint,
+    length: jint,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        // SAFETY: the in-flight counter keeps the handle alive for this call.
+        let handle = unsafe { Handle::from_raw(handle)? };
+        let result = with_bytes(env, &utf8, offset, length, |bytes| {
+            let text = Message::Text(Utf8Bytes::from(utf8_text(bytes)?));
+            Ok(handle.client.send_tracked(text))
+        })?;
+        tracked_status(result)
+    })
+}
+
+/// Stores `data[offset, offset + length)` as a tracked binary message.
+/// Returns its id, or -3 (outbox full, nothing taken).
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendTrackedBinary<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    data: JByteArray<'l>,
+    offset: jint,
+    length: jint,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        // SAFETY: the in-flight counter keeps the handle alive for this call.
+        let handle = unsafe { Handle::from_raw(handle)? };
+        let result = with_bytes(env, &data, offset, length, |bytes| {
+            let binary = Message::Binary(Bytes::copy_from_slice(bytes));
+            Ok(handle.client.send_tracked(binary))
+        })?;
+        tracked_status(result)
+    })
+}
+
 /// Starts the close handshake (see `ws_close`); the events then drain to
 /// TERMINATED, which wakes the poller.
 #[no_mangle]
@@ -288,12 +350,60 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_close<'l>(
     })
 }
 
-/// Runs `f` on the client behind `handle`, throwing its error.
-fn on_client(env: &mut JNIEnv<'_>, handle: jlong, f: impl FnOnce(&Client) -> Result<(), Error>) {
-    guard(env, (), |_| {
+/// Runs `f` on the client behind `handle` and returns its value, throwing
+/// its error (Kotlin then never sees `fallback`).
+fn with_client<R>(
+    env: &mut JNIEnv<'_>,
+    handle: jlong,
+    fallback: R,
+    f: impl FnOnce(&Client) -> Result<R, Error>,
+) -> R {
+    guard(env, fallback, |_| {
         // SAFETY: the in-flight counter keeps the handle alive for this call.
         let handle = unsafe { Handle::from_raw(handle)? };
         Ok(f(&handle.client)?)
+    })
+}
+
+/// Runs `f` on the client behind `handle`, throwing its error.
+fn on_client(env: &mut JNIEnv<'_>, handle: jlong, f: impl FnOnce(&Client) -> Result<(), Error>) {
+    with_client(env, handle, (), f)
+}
+
+/// A Kotlin `Long` outbox id as the core's; outbox ids start at 1.
+fn outbox_id(id: jlong) -> Result<u64, Error> {
+    u64::try_from(id).map_err(|_| {
+        Error::InvalidArgument(format!("no message with id {id} is pending in the outbox"))
+    })
+}
+
+/// A count for Kotlin, saturating at `Long.MAX_VALUE`.
+fn long(v: u64) -> jlong {
+    jlong::try_from(v).unwrap_or(jlong::MAX)
+}
+
+/// The server confirmed the tracked message `id` (see `ws_ack`); an id
+/// that is not pending throws INVALID_ARGUMENT.
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_ack<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    id: jlong,
+) {
+    on_client(&mut env, handle, |client| client.ack(outbox_id(id)?))
+}
+
+/// Messages in the outbox (see `ws_outbox_pending`): not yet proven read
+/// by the server, or tracked and not acked.
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_outboxPending<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+) -> jlong {
+    with_client(&mut env, handle, 0, |client| {
+        Ok(long(client.outbox_pending()?))
     })
 }
 
@@ -382,7 +492,6 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_stats<'l>(
         // SAFETY: the in-flight counter keeps the handle alive for this call.
         let handle = unsafe { Handle::from_raw(handle)? };
         let s = handle.client.stats();
-        let long = |v: u64| jlong::try_from(v).unwrap_or(jlong::MAX);
         let rtt = s
             .last_rtt
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));

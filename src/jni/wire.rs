@@ -14,7 +14,8 @@
 //!      8     8  delay in ms (RECONNECTING)
 //!     16     4  payload length in bytes
 //!     20   len  payload: message bytes (TEXT, BINARY), UTF-8 subprotocol
-//!               (OPEN), reason (CLOSED) or message (ERROR)
+//!               (OPEN), reason (CLOSED), message (ERROR), or the ids
+//!               (RESENT): len / 8 little-endian u64s, oldest first
 //! ```
 
 use std::borrow::Cow;
@@ -176,6 +177,22 @@ mod tests {
         };
         encode(&e, &mut buf, false);
         assert_eq!((buf[0], le_i32(&buf[4..8])), (kind::ERROR, -107));
+    }
+
+    #[test]
+    fn a_resent_record_carries_its_ids_little_endian() {
+        let mut buf = [0u8; 64];
+        let ids = vec![1, 0x0102_0304_0506_0708, u64::MAX >> 1];
+        let event = Event::Resent { ids: ids.clone() };
+        assert_eq!(encode(&event, &mut buf, false), Encoded::Whole(HEADER + 24));
+        assert_eq!(buf[0], kind::RESENT);
+        assert_eq!(le_i32(&buf[16..20]), 24);
+        let decoded: Vec<u64> = buf[HEADER..HEADER + 24]
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(decoded, ids);
+        assert_eq!(buf[HEADER + 8], 0x08, "least significant byte first");
     }
 
     #[test]

@@ -51,6 +51,13 @@ public sealed class TetherEvent {
     /** Something failed; the session goes on (reconnecting) unless a [Closed] state follows. */
     public data class Failed(val error: TetherError) : TetherEvent()
 
+    /**
+     * Tracked messages ([TetherSession.sendTracked]) with these [ids], oldest first, went out
+     * again (after a reconnect, or on a session reopened on the same outbox file): the server
+     * may see them twice, and can drop duplicates by id.
+     */
+    public data class Resent(val ids: List<Long>) : TetherEvent()
+
     /** The last event: the session has ended and its native resources are being released. */
     public data object Terminated : TetherEvent()
 }

@@ -94,6 +94,11 @@ public class WebSocketScope internal constructor(
     public suspend fun send(frame: Frame): Unit = session.send(frame)
     public fun trySend(text: String): Boolean = session.trySend(text)
     public fun trySend(data: ByteArray): Boolean = session.trySend(data)
+    public suspend fun sendTracked(text: String): Long = session.sendTracked(text)
+    public suspend fun sendTracked(data: ByteArray): Long = session.sendTracked(data)
+    public suspend fun sendTracked(frame: Frame): Long = session.sendTracked(frame)
+    public fun ack(id: Long): Unit = session.ack(id)
+    public fun pendingOutbox(): Long = session.pendingOutbox()
 
     /** Closes the session (see [TetherSession.close]); `for (frame in incoming)` then ends. */
     public fun close(code: Int = 1000, reason: String = ""): Unit = session.close(code, reason)

@@ -16,6 +16,7 @@ public annotation class TetherDsl
  *     headers["Authorization"] = "Bearer $token"
  *     reconnect { initialDelay = 500.milliseconds; maxAttempts = 10 }
  *     queue { maxMessages = 500; flush = QueueFlush.MANUAL }
+ *     outbox { path = "$filesDir/tether-outbox.db"; fsync = OutboxFsync.BATCH }
  * }
  * ```
  *
@@ -62,6 +63,7 @@ public class TetherConfig {
     internal val reconnect: ReconnectConfig = ReconnectConfig()
     internal val queue: QueueConfig = QueueConfig()
     internal val tls: TlsConfig = TlsConfig()
+    internal val outbox: OutboxConfig = OutboxConfig()
 
     /** Adds a header of the upgrade request. */
     public fun header(name: String, value: String) {
@@ -89,6 +91,15 @@ public class TetherConfig {
         tls.block()
     }
 
+    /**
+     * The durable outbox: sent messages are kept in a file until the server has provably
+     * read them (or, for [TetherSession.sendTracked], until [TetherSession.ack]), so that
+     * they survive the app being killed. Setting [OutboxConfig.path] turns it on.
+     */
+    public fun outbox(block: OutboxConfig.() -> Unit) {
+        outbox.block()
+    }
+
     /** A copy, so that a client is not changed by later edits of the builder. */
     internal fun copy(): TetherConfig {
         val c = TetherConfig()
@@ -105,6 +116,7 @@ public class TetherConfig {
         c.reconnect.copyFrom(reconnect)
         c.queue.copyFrom(queue)
         c.tls.copyFrom(tls)
+        c.outbox.copyFrom(outbox)
         return c
     }
 
@@ -123,6 +135,7 @@ public class TetherConfig {
             if (!reconnect.isDefault()) field("reconnect") { reconnect.write(this) }
             if (!queue.isDefault()) field("queue") { queue.write(this) }
             if (!tls.isDefault()) field("tls") { tls.write(this) }
+            if (!outbox.isDefault()) field("outbox") { outbox.write(this) }
         }
     }.toString()
 }
@@ -266,5 +279,53 @@ public class TlsConfig internal constructor() {
         roots?.let { field("roots", it.json) }
         extraCaPem?.let { field("extra_ca_pem", it) }
         if (pinSha256.isNotEmpty()) field("pin_sha256") { array(pinSha256) }
+    }
+}
+
+/** When an outbox write reaches stable storage. */
+public enum class OutboxFsync(internal val json: String) {
+    /** Before a send returns: the message survives a power loss (the default). Slowest. */
+    ALWAYS("always"),
+
+    /**
+     * Synced at least every 100 ms, and concurrent senders share syncs: a message survives
+     * the app being killed at once, a power loss up to the last sync.
+     */
+    BATCH("batch"),
+}
+
+/**
+ * The durable outbox (SQLite, in WAL mode). With it, [TetherSession.send] returns only once
+ * the message is stored, and a session opened on a file that still holds messages (after a
+ * kill, or a close while offline) sends them first, in order. Untracked messages leave the
+ * file once the server has provably read them; tracked ones ([TetherSession.sendTracked])
+ * once acked ([TetherSession.ack]), and are sent again after every reconnect until then.
+ * One session at a time may hold a file: a second one fails to connect.
+ */
+@TetherDsl
+public class OutboxConfig internal constructor() {
+    /** The outbox's SQLite file, created if missing (e.g. under the app's files directory). Required. */
+    public var path: String? = null
+
+    /** When writes reach stable storage (default [OutboxFsync.ALWAYS]). */
+    public var fsync: OutboxFsync? = null
+
+    /** At most this many stored messages (default 10000); a send past it waits (it is full). */
+    public var maxMessages: Int? = null
+
+    /** At most this many stored payload bytes (default 64 MiB). */
+    public var maxBytes: Long? = null
+
+    internal fun isDefault(): Boolean = path == null && fsync == null && maxMessages == null && maxBytes == null
+
+    internal fun copyFrom(o: OutboxConfig) {
+        path = o.path; fsync = o.fsync; maxMessages = o.maxMessages; maxBytes = o.maxBytes
+    }
+
+    internal fun write(w: JsonWriter) = w.obj {
+        path?.let { field("path", it) }
+        fsync?.let { field("fsync", it.json) }
+        maxMessages?.let { field("max_messages", it.toLong()) }
+        maxBytes?.let { field("max_bytes", it) }
     }
 }

@@ -55,7 +55,11 @@ public class TetherSession internal constructor(
     /** The subprotocol the server chose at the last open, if any. */
     public val protocol: String? get() = core.protocol
 
-    /** Queues a text message, waiting while the outgoing queue is full. Throws [TetherError.Closed] after [close]. */
+    /**
+     * Queues a text message, waiting while the outgoing queue is full. With an outbox
+     * ([TetherConfig.outbox]) it returns once the message is stored in the outbox's file.
+     * Throws [TetherError.Closed] after [close].
+     */
     public suspend fun send(text: String) {
         sendWaiting { core.client.sendText(text) }
     }
@@ -72,6 +76,39 @@ public class TetherSession internal constructor(
             is Frame.Binary -> send(frame.data)
         }
     }
+
+    /**
+     * Stores a tracked text message in the outbox ([TetherConfig.outbox]) and returns its id.
+     * It goes out like [send] and stays in the outbox until [ack]: it is sent again after
+     * every reconnect, and by a session reopened on the same file, until then (at-least-once,
+     * in its original order; [TetherEvent.Resent] names the ids sent again). Ids grow, across
+     * restarts too, so that a server can drop duplicates. Waits while the outbox is full
+     * (tracked messages leave it only when acked). Throws [TetherError.InvalidArgument]
+     * without an outbox, [TetherError.Closed] after [close].
+     */
+    public suspend fun sendTracked(text: String): Long = sendTrackedWaiting { core.client.sendTrackedText(text) }
+
+    /** Stores a tracked binary message (copied) in the outbox, as [sendTracked] does; returns its id. */
+    public suspend fun sendTracked(data: ByteArray): Long = sendTrackedWaiting { core.client.sendTrackedBinary(data) }
+
+    /** Stores [frame] as a tracked message, as [sendTracked] does; returns its id. */
+    public suspend fun sendTracked(frame: Frame): Long = when (frame) {
+        is Frame.Text -> sendTracked(frame.text)
+        is Frame.Binary -> sendTracked(frame.data)
+    }
+
+    /**
+     * The server confirmed the tracked message [id] ([sendTracked]): it leaves the outbox
+     * and is not sent again. Throws [TetherError.InvalidArgument] for an id that is not
+     * pending (never tracked, or acked already) or without an outbox.
+     */
+    public fun ack(id: Long): Unit = core.client.ack(id)
+
+    /**
+     * Messages in the outbox: sent ones the server has not provably read yet, and tracked
+     * ones not acked. Throws [TetherError.InvalidArgument] without an outbox.
+     */
+    public fun pendingOutbox(): Long = core.client.outboxPending()
 
     /**
      * Queues a text message if the outgoing queue has room. Returns false when it is full or
@@ -99,7 +136,10 @@ public class TetherSession internal constructor(
         close(NORMAL_CLOSURE)
     }
 
-    /** Suspends until the session has ended (after [close], or a final error). */
+    /**
+     * Suspends until the session has ended (after [close], or a final error) and its native
+     * client has been freed: a new session may then open the same outbox file.
+     */
     public suspend fun awaitClosed() {
         core.job.join()
         keepAlive(this)
@@ -132,6 +172,16 @@ public class TetherSession internal constructor(
         var wait = 1L
         while (!attempt()) {
             // The queue is full: it drains as the connection writes.
+            delay(wait)
+            wait = min(wait * 2, MAX_SEND_WAIT_MS)
+        }
+    }
+
+    private suspend inline fun sendTrackedWaiting(attempt: () -> Long?): Long {
+        var wait = 1L
+        while (true) {
+            attempt()?.let { return it }
+            // The outbox is full: it drains as messages are read by the server, or acked.
             delay(wait)
             wait = min(wait * 2, MAX_SEND_WAIT_MS)
         }

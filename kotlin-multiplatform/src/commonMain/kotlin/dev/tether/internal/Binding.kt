@@ -25,6 +25,13 @@ internal interface Binding {
 internal interface EventSink {
     /** May suspend (the poller then waits: backpressure); never throws. */
     suspend fun deliver(event: NativeEvent)
+
+    /**
+     * The native client has been freed: after [NativeEvent.Terminated], once no call on it
+     * is in flight. What it held (its socket, its outbox file) is released. Called once,
+     * from any thread; never throws.
+     */
+    fun released()
 }
 
 /** One native client. Every call throws [dev.tether.TetherError] on failure. */
@@ -34,6 +41,18 @@ internal interface NativeClient {
 
     /** Queues a binary message; false when the outgoing queue is full (nothing taken). */
     fun sendBinary(data: ByteArray): Boolean
+
+    /** Stores a tracked text message in the outbox; its id, or null when the outbox is full (nothing taken). */
+    fun sendTrackedText(text: String): Long?
+
+    /** Stores a tracked binary message in the outbox; its id, or null when the outbox is full (nothing taken). */
+    fun sendTrackedBinary(data: ByteArray): Long?
+
+    /** The server confirmed tracked message [id]; an id that is not pending throws InvalidArgument. */
+    fun ack(id: Long)
+
+    /** Messages in the outbox: not yet proven read by the server, or tracked and not acked. */
+    fun outboxPending(): Long
 
     fun close(code: Int, reason: String)
     fun pause()
@@ -55,6 +74,9 @@ internal sealed class NativeEvent {
     class Closed(val code: Int, val reason: String) : NativeEvent()
     class Reconnecting(val attempt: Int, val delayMs: Long) : NativeEvent()
     class Error(val code: Int, val message: String) : NativeEvent()
+
+    /** Tracked outbox messages that went out again, oldest first. */
+    class Resent(val ids: LongArray) : NativeEvent()
     data object Terminated : NativeEvent()
 }
 

@@ -53,4 +53,5 @@ internal object Codes {
     const val WS_EVENT_RECONNECTING = 5
     const val WS_EVENT_ERROR = 6
     const val WS_EVENT_TERMINATED = 7
+    const val WS_EVENT_RESENT = 8
 }

@@ -28,7 +28,10 @@ internal class SessionCore(
     parent: Job?,
     private val clock: TimeSource.WithComparableMarks = TimeSource.Monotonic,
 ) : EventSink {
-    /** Completes when the native client has terminated; cancelled with the session's scope. */
+    /**
+     * Completes when the native client has terminated and been freed (so that a new session
+     * may take its outbox file); cancelled with the session's scope.
+     */
     val job: CompletableJob = Job(parent)
     val frames = Channel<Frame>(config.incomingBuffer.coerceAtLeast(1))
     val events = Channel<TetherEvent>(EVENT_BUFFER, BufferOverflow.DROP_OLDEST)
@@ -108,6 +111,7 @@ internal class SessionCore(
                 events.trySend(TetherEvent.Reconnecting(event.attempt, delay))
             }
             is NativeEvent.Error -> events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
+            is NativeEvent.Resent -> events.trySend(TetherEvent.Resent(event.ids.toList()))
             NativeEvent.Terminated -> finish()
         }
     }
@@ -139,6 +143,9 @@ internal class SessionCore(
         events.trySend(TetherEvent.Terminated)
         events.close()
         frames.close()
+    }
+
+    override fun released() {
         job.complete()
     }
 

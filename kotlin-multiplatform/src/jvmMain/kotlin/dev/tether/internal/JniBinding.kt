@@ -14,7 +14,7 @@ internal object JniBinding : Binding {
 
     override fun open(url: String, optionsJson: String, sink: EventSink): NativeClient {
         val pointer = translate { NativeBridge.connect(url, optionsJson) }
-        val client = JniClient(NativeHandle(pointer), sink)
+        val client = JniClient(NativeHandle(pointer, sink::released), sink)
         client.start()
         return client
     }
@@ -69,6 +69,20 @@ internal class JniClient(private val handle: NativeHandle, private val sink: Eve
     override fun sendBinary(data: ByteArray): Boolean =
         handle.use { NativeBridge.sendBinary(it, data, 0, data.size) } == SENT
 
+    override fun sendTrackedText(text: String): Long? {
+        val utf8 = text.encodeToByteArray()
+        return tracked(handle.use { NativeBridge.sendTrackedText(it, utf8, 0, utf8.size) })
+    }
+
+    override fun sendTrackedBinary(data: ByteArray): Long? =
+        tracked(handle.use { NativeBridge.sendTrackedBinary(it, data, 0, data.size) })
+
+    /** An id (≥ 1), or null for QUEUE_FULL: the outbox was full. */
+    private fun tracked(result: Long): Long? = if (result == FULL) null else result
+
+    override fun ack(id: Long) = handle.use { NativeBridge.ack(it, id) }
+    override fun outboxPending(): Long = handle.use { NativeBridge.outboxPending(it) }
+
     override fun close(code: Int, reason: String) = handle.use { NativeBridge.close(it, code, reason) }
     override fun pause() = handle.use { NativeBridge.pause(it) }
     override fun resume() = handle.use { NativeBridge.resume(it) }
@@ -91,6 +105,7 @@ internal class JniClient(private val handle: NativeHandle, private val sink: Eve
     private companion object {
         val ids = AtomicLong()
         const val SENT = Codes.WS_OK
+        const val FULL = Codes.WS_ERR_QUEUE_FULL.toLong()
         const val GOING_AWAY = 1001
         const val STATS = 10
 
@@ -137,6 +152,7 @@ internal class EventDecoder {
                 Codes.WS_EVENT_RECONNECTING -> NativeEvent.Reconnecting(b.getInt(at + 4), b.getLong(at + 8))
                 Codes.WS_EVENT_ERROR -> NativeEvent.Error(b.getInt(at + 4), payload?.decodeToString() ?: "")
                 Codes.WS_EVENT_TERMINATED -> NativeEvent.Terminated
+                Codes.WS_EVENT_RESENT -> NativeEvent.Resent(ids(payload))
                 // The poller reports it as an internal error and ends the session.
                 else -> throw IllegalStateException("event kind $kind is unknown to this binding")
             }
@@ -149,6 +165,13 @@ internal class EventDecoder {
     }
 
     companion object {
+        /** The ids of a RESENT record: its payload is little-endian u64s, oldest first. */
+        fun ids(payload: ByteArray?): LongArray {
+            if (payload == null) return LongArray(0)
+            val longs = ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN).asLongBuffer()
+            return LongArray(longs.remaining()).also { longs.get(it) }
+        }
+
         /** Bytes of a record before its payload (src/jni/wire.rs `HEADER`). */
         const val HEADER = 20
 

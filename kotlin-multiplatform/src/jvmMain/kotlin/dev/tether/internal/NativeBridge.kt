@@ -37,6 +37,18 @@ internal object NativeBridge {
     /** Queues bytes; 0, or -3 when the queue is full. */
     @JvmStatic external fun sendBinary(handle: Long, data: ByteArray, offset: Int, length: Int): Int
 
+    /** Stores UTF-8 text as a tracked outbox message; its id (≥ 1), or -3 when the outbox is full. */
+    @JvmStatic external fun sendTrackedText(handle: Long, utf8: ByteArray, offset: Int, length: Int): Long
+
+    /** Stores bytes as a tracked outbox message; its id (≥ 1), or -3 when the outbox is full. */
+    @JvmStatic external fun sendTrackedBinary(handle: Long, data: ByteArray, offset: Int, length: Int): Long
+
+    /** The server confirmed tracked message [id]; throws INVALID_ARGUMENT when it is not pending. */
+    @JvmStatic external fun ack(handle: Long, id: Long)
+
+    /** Messages in the outbox (not yet proven read, or tracked and not acked). */
+    @JvmStatic external fun outboxPending(handle: Long): Long
+
     @JvmStatic external fun close(handle: Long, code: Int, reason: String?)
     @JvmStatic external fun pause(handle: Long)
     @JvmStatic external fun resume(handle: Long)

@@ -10,9 +10,10 @@ import java.util.concurrent.atomic.AtomicLong
  * [calls] starts at 1 (the handle's own reference). Every call increments it for its
  * duration; [destroy] drops the handle's reference once. Whoever brings it to 0 frees the
  * pointer, so a call in flight (a blocked poll, a send from another thread) delays the free
- * until it returns, and no call can start after it (uniffi's scheme).
+ * until it returns, and no call can start after it (uniffi's scheme). [onFreed] runs right
+ * after the free, on the thread that did it.
  */
-internal class NativeHandle(private val pointer: Long) {
+internal class NativeHandle(private val pointer: Long, private val onFreed: () -> Unit = {}) {
     private val calls = AtomicLong(1)
     private val destroyed = AtomicBoolean(false)
 
@@ -43,7 +44,10 @@ internal class NativeHandle(private val pointer: Long) {
 
     @PublishedApi
     internal fun release() {
-        if (calls.decrementAndGet() == 0L) NativeBridge.free(pointer)
+        if (calls.decrementAndGet() == 0L) {
+            NativeBridge.free(pointer)
+            onFreed()
+        }
     }
 }
 

@@ -62,6 +62,7 @@ class SessionCoreTest {
         core.deliver(NativeEvent.Error(-108, "no pong"))
         core.deliver(NativeEvent.Error(503, "busy"))
         core.deliver(NativeEvent.Closed(1006, ""))
+        core.deliver(NativeEvent.Resent(longArrayOf(3, 1L shl 40)))
         core.deliver(NativeEvent.State(4))
         core.deliver(NativeEvent.Terminated)
         val events = buildList { for (e in core.events) add(e) }
@@ -69,8 +70,12 @@ class SessionCoreTest {
         assertTrue((events[1] as TetherEvent.Failed).error is TetherError.HeartbeatTimeout)
         assertEquals(503, ((events[2] as TetherEvent.Failed).error as TetherError.HttpStatus).status)
         assertEquals(TetherEvent.Closed(1006, ""), events[3])
+        assertEquals(TetherEvent.Resent(listOf(3L, 1L shl 40)), events[4])
         assertEquals(TetherEvent.Terminated, events.last())
         assertTrue(core.frames.isClosedForReceive)
+        // The job (awaitClosed) completes once the binding has freed the native client.
+        assertFalse(core.job.isCompleted)
+        core.released()
         assertTrue(core.job.isCompleted)
         assertEquals(ConnectionState.Closed, core.state.value)
     }

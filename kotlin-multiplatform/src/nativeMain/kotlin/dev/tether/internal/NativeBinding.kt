@@ -10,6 +10,7 @@ import dev.tether.cinterop.WS_ERR_QUEUE_FULL
 import dev.tether.cinterop.WS_OK
 import dev.tether.cinterop.WS_TEXT
 import dev.tether.cinterop.WS_TIMEOUT
+import dev.tether.cinterop.ws_ack
 import dev.tether.cinterop.ws_client_stats
 import dev.tether.cinterop.ws_close
 import dev.tether.cinterop.ws_connect
@@ -20,11 +21,13 @@ import dev.tether.cinterop.ws_free
 import dev.tether.cinterop.ws_last_error
 import dev.tether.cinterop.ws_live_clients
 import dev.tether.cinterop.ws_network_changed
+import dev.tether.cinterop.ws_outbox_pending
 import dev.tether.cinterop.ws_pause
 import dev.tether.cinterop.ws_poll_event
 import dev.tether.cinterop.ws_reconnect
 import dev.tether.cinterop.ws_resume
 import dev.tether.cinterop.ws_send
+import dev.tether.cinterop.ws_send_tracked
 import dev.tether.cinterop.ws_set_header
 import dev.tether.cinterop.ws_stats
 import kotlin.concurrent.AtomicLong
@@ -34,9 +37,11 @@ import kotlin.time.Duration.Companion.microseconds
 import kotlinx.cinterop.CPointer
 import kotlinx.cinterop.CPointerVar
 import kotlinx.cinterop.ExperimentalForeignApi
+import kotlinx.cinterop.ULongVar
 import kotlinx.cinterop.addressOf
 import kotlinx.cinterop.alloc
 import kotlinx.cinterop.convert
+import kotlinx.cinterop.get
 import kotlinx.cinterop.memScoped
 import kotlinx.cinterop.ptr
 import kotlinx.cinterop.readBytes
@@ -61,7 +66,7 @@ internal object CinteropBinding : Binding {
             orThrow(ws_connect(url, optionsJson, out.ptr))
             out.value ?: throw TetherError.Internal("ws_connect succeeded without a client")
         }
-        val client = CinteropClient(ClientHandle(pointer), sink)
+        val client = CinteropClient(ClientHandle(pointer, sink::released), sink)
         client.start()
         Unreachables.sweep()
         return client
@@ -145,6 +150,39 @@ internal class CinteropClient(private val handle: ClientHandle, private val sink
         status != WS_ERR_QUEUE_FULL && orThrow(status) == WS_OK
     }
 
+    override fun sendTrackedText(text: String): Long? = sendTracked(WS_TEXT, text.encodeToByteArray())
+
+    override fun sendTrackedBinary(data: ByteArray): Long? = sendTracked(WS_BINARY, data)
+
+    /** As [send], through `ws_send_tracked`: the id, or null when the outbox is full (nothing taken). */
+    private fun sendTracked(kind: UInt, bytes: ByteArray): Long? = handle.use { p ->
+        memScoped {
+            val id = alloc<ULongVar>()
+            val status = if (bytes.isEmpty()) {
+                ws_send_tracked(p, kind, null, 0u, id.ptr)
+            } else {
+                bytes.usePinned { pinned ->
+                    ws_send_tracked(p, kind, pinned.addressOf(0).reinterpret(), bytes.size.convert(), id.ptr)
+                }
+            }
+            if (status == WS_ERR_QUEUE_FULL) return@memScoped null
+            orThrow(status)
+            id.value.toLong()
+        }
+    }
+
+    override fun ack(id: Long) {
+        if (id < 0) throw TetherError.InvalidArgument("no message with id $id is pending in the outbox")
+        handle.use { orThrow(ws_ack(it, id.toULong())) }
+    }
+
+    override fun outboxPending(): Long = memScoped {
+        val count = alloc<ULongVar>()
+        handle.use { orThrow(ws_outbox_pending(it, count.ptr)) }
+        // Saturates as the JVM binding does (a count never gets near).
+        count.value.coerceAtMost(Long.MAX_VALUE.toULong()).toLong()
+    }
+
     override fun close(code: Int, reason: String) {
         if (code !in 0..0xFFFF) throw TetherError.InvalidArgument("close code $code is out of range")
         handle.use { orThrow(ws_close(it, code.toUShort(), reason)) }
@@ -213,6 +251,7 @@ private fun decode(e: ws_event): NativeEvent = when (e.kind) {
     ws_event_kind.WS_EVENT_RECONNECTING -> NativeEvent.Reconnecting(e.attempt.toInt(), e.delay_ms.toLong())
     ws_event_kind.WS_EVENT_ERROR -> NativeEvent.Error(e.error, e.text())
     ws_event_kind.WS_EVENT_TERMINATED -> NativeEvent.Terminated
+    ws_event_kind.WS_EVENT_RESENT -> NativeEvent.Resent(e.ids())
 }
 
 private val EMPTY = ByteArray(0)
@@ -224,15 +263,28 @@ private fun ws_event.bytes(): ByteArray {
 
 private fun ws_event.text(): String = bytes().decodeToString()
 
+/** The ids of a RESENT event: `.data` points to `.len / 8` aligned `uint64_t`s, oldest first. */
+private fun ws_event.ids(): LongArray {
+    val data = data
+    val count = (len / 8uL).toInt()
+    if (data == null || count == 0) return LongArray(0)
+    val values = data.reinterpret<ULongVar>()
+    return LongArray(count) { values[it].toLong() }
+}
+
 /**
  * A `ws_client` pointer that is never freed under a running call, and freed exactly once.
  *
  * [calls] starts at 1 (the handle's own reference, which the poller gives up after its last
  * poll). Every call increments it for its duration; whoever brings it to 0 calls `ws_free`,
  * so a call in flight (a send from another thread) delays the free until it returns, and
- * no call can start after it (uniffi's scheme, as on the JVM).
+ * no call can start after it (uniffi's scheme, as on the JVM). [onFreed] runs right after
+ * `ws_free`, on the thread that called it.
  */
-internal class ClientHandle(@PublishedApi internal val pointer: CPointer<ws_client>) {
+internal class ClientHandle(
+    @PublishedApi internal val pointer: CPointer<ws_client>,
+    private val onFreed: () -> Unit = {},
+) {
     private val calls = AtomicLong(1)
     private val destroyed = AtomicLong(0)
 
@@ -263,7 +315,10 @@ internal class ClientHandle(@PublishedApi internal val pointer: CPointer<ws_clie
 
     @PublishedApi
     internal fun release() {
-        if (calls.decrementAndGet() == 0L) ws_free(pointer)
+        if (calls.decrementAndGet() == 0L) {
+            ws_free(pointer)
+            onFreed()
+        }
     }
 }
 
