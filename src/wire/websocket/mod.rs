@@ -81,13 +81,21 @@ impl WebSocketWire {
             .map_err(|e| connect_ending(e, &self.endpoint))?;
         let upgraded =
             handshake::upgrade(&mut transport, &self.endpoint, &self.subprotocols, headers).await?;
-        let ws = WebSocketStream::from_partially_read(
-            transport,
-            upgraded.leftover,
-            Role::Client,
-            Some(self.config),
-        )
-        .await;
+        // Only a non-empty leftover goes through `from_partially_read`: its
+        // read buffer starts at the leftover's capacity, and an empty one
+        // would make every later frame allocate a buffer of its own size
+        // (one read, one allocation per frame while the app holds the last).
+        let ws = if upgraded.leftover.is_empty() {
+            WebSocketStream::from_raw_socket(transport, Role::Client, Some(self.config)).await
+        } else {
+            WebSocketStream::from_partially_read(
+                transport,
+                upgraded.leftover,
+                Role::Client,
+                Some(self.config),
+            )
+            .await
+        };
         Ok((ws, upgraded.protocol))
     }
 }
