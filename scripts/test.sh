@@ -32,6 +32,9 @@ cargo test --test outbox_kill -- --nocapture a_sender_killed_hundreds_of_times
 step "Kotlin façade (JNI build, clippy --features jni, JUnit via Maven)"
 scripts/test-kotlin.sh
 
+step "benchmark smoke (scripts/bench.sh --smoke: every client completes every workload once, tiny sizes, debug builds; asserts no speed)"
+scripts/bench.sh --smoke
+
 step "conformance (Autobahn TestSuite, cases 1.* to 10.*)"
 scripts/autobahn.sh
 
