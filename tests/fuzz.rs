@@ -54,7 +54,7 @@ use tether::ffi::*;
 use tether::{Client, Error, Event, Options, State};
 
 use support::pki::TestCa;
-use support::EchoServer;
+use support::{error_codes, EchoServer};
 
 // ---------------------------------------------------------------------------
 // Case counts, deadlines, common checks
@@ -208,16 +208,6 @@ fn check_lifecycle(events: &[Event]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn error_codes(events: &[Event]) -> Vec<i32> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Error { code, .. } => Some(*code),
-            _ => None,
-        })
-        .collect()
 }
 
 fn opened(events: &[Event]) -> bool {
