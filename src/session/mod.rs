@@ -334,7 +334,10 @@ impl<W: Wire> Session<W> {
         log!(Info, "connecting to {}", self.wire.describe());
         let headers = self.shared.headers.lock().clone();
         let timeout = self.connect_timeout;
-        let open = tokio::time::timeout(timeout, self.wire.open(&headers));
+        // On the heap: an attempt's state (its read buffer, TLS) is needed
+        // only while it runs, and the session's future stays small for
+        // the long idle stretches of an open connection.
+        let open = tokio::time::timeout(timeout, Box::pin(self.wire.open(&headers)));
         tokio::pin!(open);
         loop {
             tokio::select! {

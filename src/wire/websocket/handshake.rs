@@ -50,7 +50,7 @@ pub(super) async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
     stream.flush().await.map_err(lost)?;
 
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
+    let mut chunk = vec![0u8; 4096];
     loop {
         let n = stream.read(&mut chunk).await.map_err(lost)?;
         if n == 0 {
