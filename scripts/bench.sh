@@ -104,21 +104,8 @@ fi
 
 if wants python; then
   venv="$BENCH_ARTIFACTS/venv"
-  if ! cmp -s bench/python/requirements.txt "$venv/.requirements.installed" \
-    || ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
-    log "pip install into $venv (websockets)"
-    rm -rf "$venv"
-    if ! python3 -m venv "$venv" 2>/dev/null; then
-      rm -rf "$venv"
-      log "installing python3-venv"
-      { apt-get update -q && apt-get install -y -q python3-venv; } >/dev/null \
-        || die "python3 -m venv fails and python3-venv could not be installed"
-      python3 -m venv "$venv" || die "python3 -m venv failed"
-    fi
-    timeout 300 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-      -r bench/python/requirements.txt || die "pip install failed"
-    cp bench/python/requirements.txt "$venv/.requirements.installed"
-  fi
+  scripts/python-venv.sh "$venv" bench/python/requirements.txt websockets \
+    || die "cannot install the Python client's websockets"
 fi
 
 if wants kotlin || wants okhttp || wants ktor-cio || wants ktor-okhttp; then

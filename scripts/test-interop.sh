@@ -25,24 +25,8 @@ fi
 
 # ---- Python's websockets
 venv=.tools/interop/venv
-stamp="$venv/.requirements.installed"
-if ! cmp -s tests/interop/requirements.txt "$stamp" \
-  || ! "$venv/bin/python" -c 'import websockets' 2>/dev/null; then
-  log "pip install into $venv (websockets)"
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  if ! python3 -m venv "$venv" 2>/dev/null; then
-    # Debian's python3 needs python3-venv for this.
-    rm -rf "$venv"
-    log "installing python3-venv"
-    { apt-get update -q && apt-get install -y -q python3-venv; } >/dev/null \
-      || die "python3 -m venv fails and python3-venv could not be installed"
-    python3 -m venv "$venv" || die "python3 -m venv failed"
-  fi
-  timeout 300 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-    -r tests/interop/requirements.txt || die "pip install failed"
-  cp tests/interop/requirements.txt "$stamp"
-fi
+scripts/python-venv.sh "$venv" tests/interop/requirements.txt websockets \
+  || die "cannot install Python's websockets"
 
 log "node $(node --version), ws $(cd tests/interop && node -p 'require("ws/package.json").version'), \
 $("$venv/bin/python" --version), websockets $("$venv/bin/python" -c 'import websockets; print(websockets.__version__)')"
