@@ -378,6 +378,13 @@ impl ws_client {
                 ev.data = ids.as_ptr().cast();
                 ev.len = std::mem::size_of_val(ids.as_slice());
             }
+            // Only Socket.IO clients get these, and they are polled with
+            // sio_poll_event.
+            Event::SocketIo(_) => {
+                ev.kind = ws_event_kind::WS_EVENT_ERROR;
+                ev.error = ws_status::WS_ERR_INTERNAL as i32;
+                text = Some("a Socket.IO event on a WebSocket client".to_string());
+            }
         }
         ev.state = ffi_state(held.state.unwrap_or(State::Connecting));
         if let Some(text) = text {

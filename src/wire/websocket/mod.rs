@@ -61,9 +61,8 @@ impl WebSocketWire {
         }
     }
 
-    /// Another heartbeat than the options' (tests of the driver's
-    /// policies).
-    #[cfg(test)]
+    /// Another heartbeat than the options' (Engine.IO's server pings, the
+    /// driver's tests).
     pub fn with_heartbeat(mut self, heartbeat: HeartbeatPolicy) -> WebSocketWire {
         self.heartbeat = heartbeat;
         self
