@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod ffi;
 mod heartbeat;
+mod http;
 #[cfg(feature = "jni")]
 mod jni;
 pub mod logging;

@@ -214,6 +214,17 @@ impl Ending {
     }
 }
 
+impl From<crate::http::HttpError> for Ending {
+    /// A failed HTTP request or response of an HTTP wire: no connection
+    /// counts as established (no `Closed` event), the error is reported.
+    fn from(error: crate::http::HttpError) -> Ending {
+        Ending {
+            retry_after: error.retry_after,
+            ..Ending::failed(error.end, error.code, error.message)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
