@@ -459,8 +459,8 @@ fn args_array(args_json: &str, attachments: usize) -> Result<Vec<Value>, Error> 
 fn parse_url(url: &str) -> Result<(Endpoint, Option<String>), Error> {
     let invalid = |why: &str| Err(Error::InvalidArgument(format!("URL: {why}")));
     let (scheme, rest) = match url.split_once("://") {
-        Some(("http", rest)) => ("ws", rest),
-        Some(("https", rest)) => ("wss", rest),
+        Some(("http", rest)) => ("http", rest),
+        Some(("https", rest)) => ("https", rest),
         Some((other, _)) => {
             return invalid(&format!(
                 "unsupported scheme {other:?} for Socket.IO; use http or https"
@@ -497,7 +497,7 @@ fn parse_url(url: &str) -> Result<(Endpoint, Option<String>), Error> {
             }
         }
     }
-    let endpoint = Endpoint::parse(&format!("{scheme}://{authority}/"))?;
+    let endpoint = Endpoint::parse_http(&format!("{scheme}://{authority}/"))?;
     Ok((
         endpoint,
         query.filter(|q| !q.is_empty()).map(str::to_string),

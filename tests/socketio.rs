@@ -126,7 +126,9 @@ fn until(client: &SocketIoClient, what: &str, mut want: impl FnMut(&Event) -> bo
     let deadline = Instant::now() + T;
     let mut seen = Vec::new();
     while Instant::now() < deadline {
-        if let Some(event) = client.poll_event(Some(Duration::from_millis(200))).unwrap() {
+        let polled = client.poll_event(Some(Duration::from_millis(200)));
+        let polled = polled.unwrap_or_else(|e| panic!("waiting for {what}: {e}; saw {seen:#?}"));
+        if let Some(event) = polled {
             let done = want(&event);
             seen.push(event);
             if done {
@@ -406,11 +408,12 @@ fn after_a_server_restart_every_namespace_rejoins_and_queued_emits_follow_in_ord
             }
         });
         assert!(
-            events
-                .iter()
-                .any(|e| matches!(e, Event::State(State::Reconnecting))),
+            events.iter().all(|e| !matches!(e, Event::Terminated)),
             "{events:#?}"
         );
+        until(&client, "Reconnecting", |e| {
+            *e == Event::State(State::Reconnecting)
+        });
         // Sent while the link is down (or not yet known to be): they wait.
         for i in 0..5 {
             client
