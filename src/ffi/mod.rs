@@ -12,6 +12,8 @@
 mod last_error;
 mod panic;
 mod ptr;
+/// The Socket.IO functions (`sio_*`).
+pub mod sio;
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
