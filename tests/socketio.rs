@@ -453,3 +453,41 @@ fn connection_state_is_recovered_after_a_drop() {
         client.close().unwrap();
     }
 }
+
+#[test]
+fn pause_keeps_emits_and_resume_rejoins() {
+    if !server_installed() {
+        return;
+    }
+    for (server_transports, transports) in TRANSPORTS {
+        let server = Server::start(&["--transports", server_transports]);
+        let client =
+            SocketIoClient::connect(&server.url(), Some(&options(transports, ""))).unwrap();
+        connected(&client, "/");
+        client.pause().unwrap();
+        until(&client, "DISCONNECT on pause", |e| {
+            matches!(e, Event::SocketIo(SioEvent::Disconnect { .. }))
+        });
+        // Emits while paused wait; the network coming back does not
+        // reconnect a paused client.
+        client
+            .emit("/", "echo", r#"["while paused"]"#, false)
+            .unwrap();
+        client.network_changed(true).unwrap();
+        let quiet_until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < quiet_until {
+            if let Some(e) = client.poll_event(Some(Duration::from_millis(100))).unwrap() {
+                assert!(
+                    !matches!(e, Event::SocketIo(SioEvent::Connect { .. })),
+                    "{transports}: a paused client connected: {e:?}"
+                );
+            }
+        }
+        client.resume().unwrap();
+        connected(&client, "/");
+        let (args, _, _) = event(&client, "echo");
+        assert_eq!(args, json!(["while paused"]), "{transports}");
+        client.close().unwrap();
+        until(&client, "Terminated", |e| *e == Event::Terminated);
+    }
+}
