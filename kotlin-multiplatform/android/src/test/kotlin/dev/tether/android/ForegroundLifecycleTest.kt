@@ -192,6 +192,19 @@ class ForegroundLifecycleTest {
     }
 
     @Test
+    fun `close from another thread drops a pause that was pending`() {
+        val binding = bind()
+        val activity = launch()
+        activity.pause().stop()
+        idleFor(300)
+        val closer = Thread { binding.close() }
+        closer.start()
+        closer.join(10_000)
+        idleFor(60_000)
+        assertEquals(emptyList<String>(), target.calls)
+    }
+
+    @Test
     fun `a negative debounce or grace is refused`() {
         val refused = runCatching { TetherLifecycle.bind(application, target, debounce = (-1).milliseconds) }
         assertEquals(IllegalArgumentException::class.java, refused.exceptionOrNull()?.javaClass)
