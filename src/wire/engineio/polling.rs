@@ -44,7 +44,7 @@ impl PollTarget {
 pub(crate) fn lost(error: HttpError) -> Ending {
     let end = match error.end {
         End::ProtocolViolation => {
-            return Ending::violated(Violation::TooBig, error.code, error.message);
+            return super::broken(Violation::TooBig, error.code, error.message);
         }
         End::Configuration => End::Configuration,
         _ => End::Lost,
@@ -148,7 +148,7 @@ impl PollingReader {
                 Ok(body) => match packet::decode_payload(&body) {
                     Ok(packets) => self.packets.extend(packets),
                     Err(e) => {
-                        return Err(Incoming::End(Ending::violated(
+                        return Err(Incoming::End(super::broken(
                             Violation::Protocol,
                             error_code::PROTOCOL,
                             e,
@@ -221,12 +221,6 @@ impl PollingWriter {
 
     /// Posts everything taken (pongs first), one POST at a time.
     pub async fn flush(&mut self, link: &EngineLink) -> Result<(), Ending> {
-        for pong in link.take_pongs() {
-            // Pongs are due now: they go ahead of data not yet posted.
-            let mut payload = Vec::new();
-            packet::append_to_payload(&mut payload, &Packet::Pong(pong));
-            self.batches.push_front(payload);
-        }
         loop {
             if let Some(post) = &mut self.post {
                 let result = post.await;
@@ -239,10 +233,22 @@ impl PollingWriter {
                     return Err(lost(e));
                 }
             }
-            let payload = match self.batches.pop_front() {
-                Some(payload) => payload,
-                None if !self.filling.is_empty() => std::mem::take(&mut self.filling),
-                None => break,
+            // The pong owed is taken only when its POST can start: pings
+            // that come while a POST is in flight are answered by that
+            // one pong, not by one POST each. It goes ahead of data.
+            let pong = link.take_pongs().into_iter().next();
+            let payload = match (pong, self.batches.pop_front()) {
+                (Some(pong), batch) => {
+                    if let Some(batch) = batch {
+                        self.batches.push_front(batch);
+                    }
+                    let mut payload = Vec::new();
+                    packet::append_to_payload(&mut payload, &Packet::Pong(pong));
+                    payload
+                }
+                (None, Some(payload)) => payload,
+                (None, None) if !self.filling.is_empty() => std::mem::take(&mut self.filling),
+                (None, None) => break,
             };
             self.post = Some(Box::pin(post(self.target.clone(), Bytes::from(payload))));
         }

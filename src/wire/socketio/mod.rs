@@ -316,6 +316,7 @@ impl Wire for SocketIoWire {
                 // The CONNECTs go out at once, before anything is queued.
                 ready: VecDeque::from([Incoming::Flush]),
                 collecting: None,
+                limit: self.engine.options.max_message_bytes,
             },
             writer: SioWriter {
                 engine: opened.writer,
@@ -360,6 +361,8 @@ fn requeue_released(state: &mut SioState, released: Vec<Message>) {
 struct Collecting {
     packet: packet::Packet,
     attachments: Vec<Bytes>,
+    /// Their bytes so far.
+    bytes: usize,
 }
 
 pub(crate) struct SioReader {
@@ -368,10 +371,14 @@ pub(crate) struct SioReader {
     /// Decoded, not yet handed to the driver.
     ready: VecDeque<Incoming>,
     collecting: Option<Collecting>,
+    /// `max_message_bytes`: an event with all its attachments stays under
+    /// it (they come one by one, each under it, and are held until the
+    /// last: together they must not grow without bound).
+    limit: usize,
 }
 
 fn violation(why: String) -> Incoming {
-    Incoming::End(Ending::violated(
+    Incoming::End(super::engineio::broken(
         Violation::Protocol,
         error_code::PROTOCOL,
         format!("Socket.IO: {why}"),
@@ -394,11 +401,23 @@ impl WireReader for SioReader {
                     let Some(collecting) = &mut self.collecting else {
                         return violation("a binary message no packet announced".into());
                     };
+                    collecting.bytes = collecting.bytes.saturating_add(data.len());
+                    if collecting.bytes > self.limit {
+                        return Incoming::End(super::engineio::broken(
+                            Violation::TooBig,
+                            error_code::MESSAGE_TOO_BIG,
+                            format!(
+                                "Socket.IO: the attachments of an event exceed max_message_bytes ({} bytes)",
+                                self.limit
+                            ),
+                        ));
+                    }
                     collecting.attachments.push(data);
                     if collecting.attachments.len() == collecting.packet.attachments {
                         if let Some(Collecting {
                             packet,
                             attachments,
+                            ..
                         }) = self.collecting.take()
                         {
                             self.deliver(packet, attachments);
@@ -461,6 +480,7 @@ impl SioReader {
                     self.collecting = Some(Collecting {
                         packet,
                         attachments: Vec::new(),
+                        bytes: 0,
                     });
                 } else {
                     self.deliver(packet, Vec::new());

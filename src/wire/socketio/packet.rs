@@ -94,9 +94,13 @@ pub(crate) fn parse_header(text: &str) -> Result<(Header<'_>, &str), String> {
         .take_while(|b| b.is_ascii_digit())
         .count();
     let id = if digits > 0 {
+        // The app sees an event's id plus one (0 means none): the largest
+        // u64 could not be answered with its own id.
         let id = text[at..at + digits]
             .parse::<u64>()
-            .map_err(|_| "an ack id out of range".to_string())?;
+            .ok()
+            .filter(|id| *id < u64::MAX)
+            .ok_or_else(|| "an ack id out of range".to_string())?;
         at += digits;
         Some(id)
     } else {
@@ -268,6 +272,7 @@ mod tests {
             "599999999999999999999-[\"a\"]",
             "52000-[\"a\"]",
             "299999999999999999999999[\"a\"]",
+            "218446744073709551615[\"a\"]",
         ] {
             assert!(parse_header(bad).is_err(), "{bad:?} was accepted");
         }
