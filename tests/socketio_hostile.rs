@@ -859,6 +859,11 @@ fn unknown_engineio_packet_type() {
 }
 
 #[test]
+fn engineio_packet_starting_with_a_multibyte_character() {
+    expect_broken(Config::default(), "ö4", error_code::PROTOCOL);
+}
+
+#[test]
 fn empty_engineio_packet_in_a_payload() {
     expect_broken(
         Config::default(),
