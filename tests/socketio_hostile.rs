@@ -1029,6 +1029,61 @@ fn server_disconnect_of_a_namespace_is_not_rejoined() {
 }
 
 #[test]
+fn connect_for_a_namespace_the_server_disconnected_is_ignored() {
+    let server = HostileEio::start(Config::default());
+    let client = connect(&server, "");
+    connected(&client, "/");
+    server.push("41");
+    until(&client, "the DISCONNECT", |e| {
+        matches!(e, Event::SocketIo(SioEvent::Disconnect { .. }))
+    });
+    // Nobody asked to join `/` again.
+    server.push(r#"40{"sid":"unasked"}"#);
+    server.push(r#"42["after"]"#);
+    server.push("41/admin,");
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(e) = client.poll_event(Some(Duration::from_millis(50))).unwrap() {
+            seen.push(e);
+        }
+    }
+    assert!(
+        !seen.iter().any(|e| is_connect(e, "/")),
+        "a CONNECT nobody asked for was reported: {seen:#?}"
+    );
+    assert!(client.emit("/", "x", "[]", false).is_err());
+    close_and_terminate(&client);
+}
+
+#[test]
+fn connect_for_a_namespace_the_app_left_is_ignored() {
+    let server = HostileEio::start(Config::default());
+    let client = connect(&server, "");
+    connected(&client, "/");
+    client.join("/admin", None).unwrap();
+    connected(&client, "/admin");
+    client.leave("/admin").unwrap();
+    until(
+        &client,
+        "the DISCONNECT of /admin",
+        |e| matches!(e, Event::SocketIo(SioEvent::Disconnect { nsp, .. }) if nsp == "/admin"),
+    );
+    assert!(server
+        .wait(T, |s| s.requests.iter().any(
+            |r| r.is_post() && r.packets().iter().any(|p| p == "41/admin,")
+        )));
+    server.push(r#"40/admin,{"sid":"unasked"}"#);
+    server.push(r#"42["after"]"#);
+    let ev = until(&client, "the event after", |e| is_event(e, "after"));
+    assert!(
+        !ev.iter().any(|e| is_connect(e, "/admin")),
+        "a CONNECT of a namespace the app left was reported: {ev:#?}"
+    );
+    close_and_terminate(&client);
+}
+
+#[test]
 fn connect_error_is_reported_with_the_servers_data() {
     let server = HostileEio::start(Config {
         auto_connect: false,

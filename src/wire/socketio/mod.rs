@@ -506,6 +506,11 @@ impl SioReader {
             let Some(ns) = state.namespaces.get_mut(&packet.nsp) else {
                 return;
             };
+            if !ns.wanted && ns.link == NamespaceLink::NotJoined {
+                // Nobody asked (the app left it, the server ended or
+                // refused it): not reported, nothing to tell.
+                return;
+            }
             if !ns.wanted {
                 // Left while the CONNECT was on its way.
                 tell_left = ns.link != NamespaceLink::NotJoined;
