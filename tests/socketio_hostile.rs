@@ -1192,3 +1192,204 @@ fn close_while_the_handshake_is_held_terminates() {
     assert!(server.wait(T, |s| !s.requests.is_empty()));
     close_and_terminate(&client);
 }
+
+// ---------------------------------------------------------------------
+// The WebSocket transport, and the upgrade
+// ---------------------------------------------------------------------
+
+/// A client of `server` over `transports` (JSON array text).
+fn connect_over(server: &HostileEio, transports: &str, extra: &str) -> SocketIoClient {
+    let mut json = format!(
+        r#"{{"allow_insecure": true, "transports": {transports}, "connect_timeout_ms": 3000, "close_timeout_ms": {CLOSE_TIMEOUT_MS}, {FAST}"#
+    );
+    if !extra.is_empty() {
+        json.push_str(", ");
+        json.push_str(extra);
+    }
+    json.push('}');
+    SocketIoClient::connect(&server.url(), Some(&json)).unwrap()
+}
+
+const WEBSOCKET: &str = r#"["websocket"]"#;
+const BOTH: &str = r#"["polling", "websocket"]"#;
+
+#[test]
+fn websocket_the_hostile_server_speaks_engine_io() {
+    let server = HostileEio::start(Config {
+        ping_interval_ms: 100,
+        ping_timeout_ms: 5000,
+        ..Config::default()
+    });
+    let client = connect_over(&server, WEBSOCKET, "");
+    connected(&client, "/");
+    server.push(r#"42["hello",1]"#);
+    until(&client, "hello", |e| is_event(e, "hello"));
+    client.emit("/", "echo", "[2]", false).unwrap();
+    assert!(server.wait(T, |s| s.ws_messages.iter().any(|m| m == r#"42["echo",2]"#)));
+    assert!(server.wait(T, |s| s.sessions.get("sid0").is_some_and(|s| s.pongs >= 3)));
+    assert!(server
+        .requests()
+        .iter()
+        .all(|r| r.query("transport").as_deref() == Some("websocket")));
+    close_and_terminate(&client);
+    assert!(server.wait(T, |s| s.ws_messages.iter().any(|m| m == "41")));
+}
+
+#[test]
+fn websocket_no_ping_is_a_dead_link_and_reconnects() {
+    let server = HostileEio::start(Config {
+        ping_interval_ms: 300,
+        ping_timeout_ms: 200,
+        pings: false,
+        ..Config::default()
+    });
+    let client = connect_over(&server, WEBSOCKET, "");
+    connected(&client, "/");
+    let ev = until(&client, "the reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    });
+    assert_eq!(
+        error_codes(&ev),
+        vec![error_code::HEARTBEAT_TIMEOUT],
+        "{ev:#?}"
+    );
+    connected(&client, "/");
+    close_and_terminate(&client);
+}
+
+/// Over WebSocket, the server sends `packet` (a text frame, or binary if
+/// it starts with `b`): `code`, then a reconnect and `/` joined again.
+fn expect_websocket_broken(packet: &str, code: i32) {
+    let server = HostileEio::start(Config::default());
+    let client = connect_over(&server, WEBSOCKET, "");
+    connected(&client, "/");
+    server.push(packet);
+    let ev = until(&client, "the reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    });
+    assert!(error_codes(&ev).contains(&code), "{ev:#?}");
+    connected(&client, "/");
+    assert!(server.handshakes() >= 2);
+    close_and_terminate(&client);
+}
+
+#[test]
+fn websocket_packet_starting_with_a_multibyte_character() {
+    expect_websocket_broken("ö4", error_code::PROTOCOL);
+}
+
+#[test]
+fn websocket_event_without_a_name() {
+    expect_websocket_broken("42[1]", error_code::PROTOCOL);
+}
+
+#[test]
+fn websocket_binary_frame_without_a_packet() {
+    expect_websocket_broken("bAQID", error_code::PROTOCOL);
+}
+
+#[test]
+fn websocket_unknown_engineio_packet_type() {
+    expect_websocket_broken("9", error_code::PROTOCOL);
+}
+
+#[test]
+fn websocket_server_close_packet_reconnects() {
+    expect_websocket_broken("1", error_code::CONNECTION_LOST);
+}
+
+#[test]
+fn websocket_first_frame_not_an_open_packet_is_retried() {
+    let server = HostileEio::start(Config {
+        ws_open: Some(r#"42["early"]"#.into()),
+        ..Config::default()
+    });
+    let client = connect_over(&server, WEBSOCKET, "");
+    let ev = until(&client, "the reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    });
+    assert_eq!(error_codes(&ev), vec![error_code::HANDSHAKE], "{ev:#?}");
+    assert!(server.wait(T, |s| s.handshakes >= 2));
+    close_and_terminate(&client);
+}
+
+#[test]
+fn websocket_binary_attachments_arrive_with_their_event() {
+    let server = HostileEio::start(Config::default());
+    let client = connect_over(&server, WEBSOCKET, "");
+    connected(&client, "/");
+    server.push(r#"451-["file",{"_placeholder":true,"num":0}]"#);
+    server.push("bAQID");
+    let ev = until(&client, "file", |e| is_event(e, "file"));
+    let Some(Event::SocketIo(SioEvent::Event { attachments, .. })) = ev.last() else {
+        unreachable!()
+    };
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(&attachments[0][..], &[1, 2, 3]);
+    close_and_terminate(&client);
+}
+
+#[test]
+fn upgrade_to_websocket_completes_and_carries_the_session() {
+    let server = HostileEio::start(Config {
+        upgrades: r#"["websocket"]"#,
+        ..Config::default()
+    });
+    let client = connect_over(&server, BOTH, "");
+    connected(&client, "/");
+    assert!(
+        server.wait(T, |s| s.ws_messages.iter().any(|m| m == "2probe")
+            && s.ws_messages.iter().any(|m| m == "5")
+            && s.ws_messages.iter().any(|m| m == "40"))
+    );
+    server.push(r#"42["over-ws"]"#);
+    until(&client, "over-ws", |e| is_event(e, "over-ws"));
+    let ws = server
+        .requests()
+        .into_iter()
+        .find(|r| r.query("transport").as_deref() == Some("websocket"))
+        .unwrap();
+    assert_eq!(ws.sid().as_deref(), Some("sid0"));
+    close_and_terminate(&client);
+}
+
+#[test]
+fn upgrade_refused_stays_on_polling() {
+    let server = HostileEio::scripted(
+        Config {
+            upgrades: r#"["websocket"]"#,
+            ..Config::default()
+        },
+        |r, _| {
+            if r.query("transport").as_deref() == Some("websocket") {
+                Reply::status(400, "no")
+            } else {
+                Reply::Default
+            }
+        },
+    );
+    let client = connect_over(&server, BOTH, "");
+    let ev = connected(&client, "/");
+    assert!(error_codes(&ev).is_empty(), "{ev:#?}");
+    server.push(r#"42["over-polling"]"#);
+    until(&client, "over-polling", |e| is_event(e, "over-polling"));
+    assert_eq!(server.handshakes(), 1);
+    close_and_terminate(&client);
+}
+
+#[test]
+fn upgrade_probe_never_answered_falls_back_to_polling() {
+    let server = HostileEio::start(Config {
+        upgrades: r#"["websocket"]"#,
+        answer_probe: false,
+        ..Config::default()
+    });
+    let client = connect_over(&server, BOTH, "");
+    let ev = connected(&client, "/");
+    assert!(error_codes(&ev).is_empty(), "{ev:#?}");
+    assert!(server.with(|s| s.ws_messages.iter().any(|m| m == "2probe")));
+    server.push(r#"42["over-polling"]"#);
+    until(&client, "over-polling", |e| is_event(e, "over-polling"));
+    assert!(server.posted_messages(0).iter().any(|m| m == "0"));
+    close_and_terminate(&client);
+}

@@ -25,9 +25,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 use super::ServerThread;
 
@@ -55,6 +61,12 @@ pub struct Config {
     pub auto_connect: bool,
     /// How long a POST waits before its `ok`.
     pub post_delay: Duration,
+    /// The open packet's `upgrades` (JSON array text).
+    pub upgrades: &'static str,
+    /// WebSocket: `2probe` is answered `3probe`.
+    pub answer_probe: bool,
+    /// WebSocket: the first frame in place of the open packet.
+    pub ws_open: Option<String>,
 }
 
 impl Default for Config {
@@ -67,6 +79,9 @@ impl Default for Config {
             enforce_pongs: false,
             auto_connect: true,
             post_delay: Duration::ZERO,
+            upgrades: "[]",
+            answer_probe: true,
+            ws_open: None,
         }
     }
 }
@@ -208,6 +223,10 @@ pub struct Session {
     pub pings: usize,
     pub pongs: usize,
     pub closed: bool,
+    /// Upgraded to WebSocket (`5` came): polls get a noop.
+    pub upgraded: bool,
+    /// A WebSocket carries this session (from the start or upgraded).
+    pub websocket: bool,
 }
 
 /// Everything the server saw and did, for the tests.
@@ -229,6 +248,8 @@ pub struct State {
     pub sids: Vec<String>,
     /// Overrides the next handshakes' sids (popped in order).
     pub sid_overrides: VecDeque<String>,
+    /// WebSocket messages received (text, or `b` + base64 for binary).
+    pub ws_messages: Vec<String>,
 }
 
 struct Inner {
@@ -366,6 +387,10 @@ async fn serve(mut tcp: TcpStream, conn: usize, inner: Arc<Inner>) {
         inner.changed.notify_waiters();
         let reply = (inner.script)(&request, &ctx);
         let answered = match reply {
+            Reply::Default if request.query("transport").as_deref() == Some("websocket") => {
+                websocket(tcp, &request, &inner).await;
+                return;
+            }
             Reply::Default => default_reply(&mut tcp, &request, &inner).await,
             Reply::Respond {
                 status,
@@ -507,9 +532,37 @@ async fn endless(tcp: &mut TcpStream, length: u64, chunk: &[u8], inner: &Inner) 
 fn open_packet(config: &Config, sid: &str) -> String {
     let sid = serde_json::to_string(sid).unwrap();
     format!(
-        r#"0{{"sid":{sid},"upgrades":[],"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
-        config.ping_interval_ms, config.ping_timeout_ms, config.max_payload
+        r#"0{{"sid":{sid},"upgrades":{},"pingInterval":{},"pingTimeout":{},"maxPayload":{}}}"#,
+        config.upgrades, config.ping_interval_ms, config.ping_timeout_ms, config.max_payload
     )
+}
+
+/// Opens a session; returns its sid.
+fn new_session(inner: &Inner) -> String {
+    let mut state = inner.state.lock().unwrap();
+    let index = state.handshakes;
+    state.handshakes += 1;
+    let sid = state
+        .sid_overrides
+        .pop_front()
+        .unwrap_or_else(|| format!("sid{index}"));
+    state.sids.push(sid.clone());
+    state.sessions.insert(
+        sid.clone(),
+        Session {
+            index,
+            queued: VecDeque::new(),
+            polls: 0,
+            next_ping: Instant::now() + Duration::from_millis(inner.config.ping_interval_ms),
+            ping_out: None,
+            pings: 0,
+            pongs: 0,
+            closed: false,
+            upgraded: false,
+            websocket: false,
+        },
+    );
+    sid
 }
 
 fn unknown_sid() -> Vec<u8> {
@@ -523,30 +576,7 @@ async fn default_reply(tcp: &mut TcpStream, request: &Recorded, inner: &Inner) -
         if request.method != "GET" {
             return write_response(tcp, 400, &[], &unknown_sid()).await;
         }
-        let body = {
-            let mut state = inner.state.lock().unwrap();
-            let index = state.handshakes;
-            state.handshakes += 1;
-            let sid = state
-                .sid_overrides
-                .pop_front()
-                .unwrap_or_else(|| format!("sid{index}"));
-            state.sids.push(sid.clone());
-            state.sessions.insert(
-                sid.clone(),
-                Session {
-                    index,
-                    queued: VecDeque::new(),
-                    polls: 0,
-                    next_ping: Instant::now() + Duration::from_millis(config.ping_interval_ms),
-                    ping_out: None,
-                    pings: 0,
-                    pongs: 0,
-                    closed: false,
-                },
-            );
-            open_packet(config, &sid)
-        };
+        let body = open_packet(config, &new_session(inner));
         inner.changed.notify_waiters();
         return write_response(tcp, 200, &[], body.as_bytes()).await;
     };
@@ -576,29 +606,36 @@ fn on_post(sid: &str, body: &[u8], inner: &Inner) -> bool {
         return false;
     };
     for packet in String::from_utf8_lossy(body).split(SEP) {
-        if packet.starts_with('3') {
-            session.pongs += 1;
-            if let Some(sent) = session.ping_out.take() {
-                if sent.elapsed() > Duration::from_millis(config.ping_timeout_ms) {
-                    state.pong_timeouts += 1;
-                }
-            }
-        } else if packet == "1" {
-            session.closed = true;
-        } else if let Some(connect) = packet.strip_prefix("40") {
-            if config.auto_connect {
-                let nsp = match connect.strip_prefix('/') {
-                    Some(rest) => format!("/{},", rest.split(',').next().unwrap_or("")),
-                    None => String::new(),
-                };
-                let sio_sid = format!("sio-{}-{}", session.index, session.queued.len());
-                session
-                    .queued
-                    .push_back(format!(r#"40{nsp}{{"sid":"{sio_sid}"}}"#));
-            }
-        }
+        on_packet(config, session, &mut state.pong_timeouts, packet);
     }
     true
+}
+
+/// One packet from the client (by POST or over WebSocket).
+fn on_packet(config: &Config, session: &mut Session, pong_timeouts: &mut usize, packet: &str) {
+    if packet.starts_with('3') {
+        session.pongs += 1;
+        if let Some(sent) = session.ping_out.take() {
+            if sent.elapsed() > Duration::from_millis(config.ping_timeout_ms) {
+                *pong_timeouts += 1;
+            }
+        }
+    } else if packet == "1" {
+        session.closed = true;
+    } else if packet == "5" {
+        session.upgraded = true;
+    } else if let Some(connect) = packet.strip_prefix("40") {
+        if config.auto_connect {
+            let nsp = match connect.strip_prefix('/') {
+                Some(rest) => format!("/{},", rest.split(',').next().unwrap_or("")),
+                None => String::new(),
+            };
+            let sio_sid = format!("sio-{}-{}", session.index, session.queued.len());
+            session
+                .queued
+                .push_back(format!(r#"40{nsp}{{"sid":"{sio_sid}"}}"#));
+        }
+    }
 }
 
 /// A poll GET: answered with what is queued, a ping when due, or `400`
@@ -659,6 +696,9 @@ fn poll_step(
         state.sessions.remove(sid);
         return PollStep::Again;
     }
+    if session.upgraded {
+        return PollStep::Answer(200, b"6".to_vec());
+    }
     if session.closed {
         session.queued.push_back("1".into());
     } else if config.pings && now >= session.next_ping {
@@ -679,4 +719,110 @@ fn poll_step(
         wake = wake.min(sent + ping_timeout + Duration::from_millis(1));
     }
     PollStep::Wait(wake)
+}
+
+/// The WebSocket transport: the 101 by hand, then Engine.IO packets as
+/// frames (a new session, or the upgrade of a polling one with its sid).
+async fn websocket(mut tcp: TcpStream, request: &Recorded, inner: &Inner) {
+    let config = &inner.config;
+    let Some(key) = request.header("sec-websocket-key") else {
+        let _ = write_response(&mut tcp, 400, &[], b"not a WebSocket upgrade").await;
+        return;
+    };
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        derive_accept_key(key.as_bytes())
+    );
+    if tcp.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    let mut ws = WebSocketStream::from_raw_socket(tcp, Role::Server, None).await;
+    let sid = match request.sid() {
+        Some(sid) => sid,
+        None => {
+            let sid = new_session(inner);
+            if let Some(session) = inner.state.lock().unwrap().sessions.get_mut(&sid) {
+                session.websocket = true;
+                session.upgraded = true;
+            }
+            let open = config
+                .ws_open
+                .clone()
+                .unwrap_or_else(|| open_packet(config, &sid));
+            if ws.send(Message::text(open)).await.is_err() {
+                return;
+            }
+            sid
+        }
+    };
+    let interval = Duration::from_millis(config.ping_interval_ms);
+    loop {
+        let changed = inner.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let (out, wake) = {
+            let mut state = inner.state.lock().unwrap();
+            let Some(session) = state.sessions.get_mut(&sid) else {
+                return;
+            };
+            session.websocket = true;
+            let now = Instant::now();
+            let mut out = Vec::new();
+            if session.upgraded {
+                if config.pings && now >= session.next_ping {
+                    session.queued.push_back("2".into());
+                    session.pings += 1;
+                    session.ping_out.get_or_insert(now);
+                    session.next_ping = now + interval;
+                }
+                out.extend(session.queued.drain(..));
+            }
+            let wake = if config.pings && session.upgraded {
+                session.next_ping
+            } else {
+                now + HOLD_LIMIT
+            };
+            (out, wake)
+        };
+        for packet in out {
+            let message = match packet.strip_prefix('b') {
+                Some(data) => Message::binary(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(data)
+                        .unwrap_or_default(),
+                ),
+                None => Message::text(packet),
+            };
+            if ws.send(message).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = &mut changed => {}
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            message = ws.next() => {
+                let text = match message {
+                    Some(Ok(Message::Text(text))) => text.as_str().to_string(),
+                    Some(Ok(Message::Binary(data))) => {
+                        format!("b{}", base64::engine::general_purpose::STANDARD.encode(&data))
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => return,
+                };
+                let probe = text == "2probe" && config.answer_probe;
+                {
+                    let mut state = inner.state.lock().unwrap();
+                    let state = &mut *state;
+                    state.ws_messages.push(text.clone());
+                    if let Some(session) = state.sessions.get_mut(&sid) {
+                        on_packet(config, session, &mut state.pong_timeouts, &text);
+                    }
+                }
+                inner.changed.notify_waiters();
+                if probe && ws.send(Message::text("3probe")).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
