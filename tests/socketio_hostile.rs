@@ -425,6 +425,31 @@ fn handshake_hang_up_is_an_error_and_retried() {
 }
 
 #[test]
+fn handshake_body_over_max_message_bytes_is_an_error_and_retried() {
+    let server = HostileEio::scripted(Config::default(), |r, ctx| {
+        if r.is_handshake() && ctx.index == 0 {
+            Reply::Endless {
+                length: 1 << 30,
+                chunk: vec![b'0'; 64 * 1024],
+            }
+        } else {
+            Reply::Default
+        }
+    });
+    let client = connect(&server, r#""max_message_bytes": 65536"#);
+    let ev = connected(&client, "/");
+    assert!(retried(&ev), "{ev:#?}");
+    assert_eq!(
+        error_codes(&ev),
+        vec![error_code::MESSAGE_TOO_BIG],
+        "{ev:#?}"
+    );
+    assert!(server.wait(T, |s| s.stream_cut), "the client read on");
+    assert!(server.with(|s| s.streamed) < 64 << 20);
+    close_and_terminate(&client);
+}
+
+#[test]
 fn handshake_500_is_retried() {
     expect_handshake_retried(Reply::status(500, "oops"), 500);
 }
@@ -1388,5 +1413,24 @@ fn upgrade_probe_never_answered_falls_back_to_polling() {
     server.push(r#"42["over-polling"]"#);
     until(&client, "over-polling", |e| is_event(e, "over-polling"));
     assert!(server.posted_messages(0).iter().any(|m| m == "0"));
+    close_and_terminate(&client);
+}
+
+#[test]
+fn websocket_first_frame_over_max_message_bytes_is_retried() {
+    let server = HostileEio::start(Config {
+        ws_open: Some(format!("0{}", "x".repeat(100_000))),
+        ..Config::default()
+    });
+    let client = connect_over(&server, WEBSOCKET, r#""max_message_bytes": 65536"#);
+    let ev = until(&client, "the reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    });
+    assert_eq!(
+        error_codes(&ev),
+        vec![error_code::MESSAGE_TOO_BIG],
+        "{ev:#?}"
+    );
+    assert!(server.wait(T, |s| s.handshakes >= 2));
     close_and_terminate(&client);
 }

@@ -289,7 +289,13 @@ impl EngineConfig {
                 }
                 Err(e) => return Err(handshake_violation(e)),
             },
-            Incoming::End(ending) => return Err(ending),
+            // A broken or oversized first frame fails this attempt only.
+            Incoming::End(mut ending) => {
+                if ending.end == End::ProtocolViolation {
+                    ending.end = End::ConnectFailed;
+                }
+                return Err(ending);
+            }
             _ => {
                 return Err(handshake_violation(
                     "the first frame was not the open packet".into(),

@@ -103,9 +103,15 @@ pub(crate) async fn handshake(target: PollTarget, limit: usize) -> Result<Vec<Pa
 }
 
 fn handshake_failed(error: HttpError) -> Ending {
+    // A handshake answer over the size limit is as broken as a garbled
+    // one: the attempt failed, the next may not.
+    let end = match error.end {
+        End::ProtocolViolation => End::ConnectFailed,
+        other => other,
+    };
     Ending {
         retry_after: error.retry_after,
-        ..Ending::failed(error.end, error.code, error.message)
+        ..Ending::failed(end, error.code, error.message)
     }
 }
 
