@@ -736,6 +736,43 @@ fn attachments_together_over_max_message_bytes_are_too_big() {
     close_and_terminate(&client);
 }
 
+/// This process's peak resident memory (Linux), in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn a_payload_of_millions_of_tiny_packets_costs_about_its_size() {
+    // 16 MiB of noops, 8 million packets: decoded at once they would take
+    // many times the payload's size (a hostile server's amplification).
+    let Some(before) = peak_rss() else {
+        eprintln!("note: no /proc/self/status; skipped");
+        return;
+    };
+    let server = HostileEio::start(Config::default());
+    let client = connect(&server, "");
+    connected(&client, "/");
+    let mut noops = format!("6{SEP}").repeat(8 << 20);
+    noops.pop();
+    server.push(&noops);
+    drop(noops);
+    server.push(r#"42["after"]"#);
+    until(&client, "the event after the noops", |e| {
+        is_event(e, "after")
+    });
+    let after = peak_rss().unwrap();
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown < 200 << 20,
+        "peak memory grew by {} MiB for a 16 MiB payload",
+        grown >> 20
+    );
+    close_and_terminate(&client);
+}
+
 #[test]
 fn post_bodies_stay_under_the_servers_max_payload() {
     let server = HostileEio::start(Config {

@@ -10,7 +10,7 @@
 pub(crate) mod packet;
 mod polling;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ use crate::options::Options;
 use crate::queue::Message;
 use crate::state::End;
 use crate::transport::{Dialer, Endpoint};
-use packet::{Handshake, Packet};
+use packet::{Handshake, Packet, Payload};
 use polling::{PollTarget, PollingReader, PollingWriter};
 
 /// Which transports a client may use (the `"transports"` option).
@@ -165,9 +165,12 @@ impl EngineConfig {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        let mut packets: VecDeque<Packet> = polling::handshake(target.clone(), limit).await?.into();
-        let handshake = match packets.pop_front() {
-            Some(Packet::Open(handshake)) => handshake,
+        let mut packets = polling::handshake(target.clone(), limit).await?;
+        let handshake = match packets.next() {
+            Some(Ok(Packet::Open(handshake))) => handshake,
+            Some(Err(e)) => {
+                return Err(Ending::failed(End::ConnectFailed, error_code::HANDSHAKE, e))
+            }
             _ => {
                 return Err(handshake_violation(
                     "the handshake answer did not start with the open packet".into(),
@@ -214,11 +217,7 @@ impl EngineConfig {
         Ok((
             Opened {
                 reader: EngineReader {
-                    transport: ReaderTransport::Polling(PollingReader::new(
-                        target.clone(),
-                        limit,
-                        Vec::new(),
-                    )),
+                    transport: ReaderTransport::Polling(PollingReader::new(target.clone(), limit)),
                     pending: packets,
                     link: link.clone(),
                 },
@@ -307,7 +306,7 @@ impl EngineConfig {
             Opened {
                 reader: EngineReader {
                     transport: ReaderTransport::WebSocket(reader),
-                    pending: VecDeque::new(),
+                    pending: Payload::default(),
                     link: link.clone(),
                 },
                 writer: EngineWriter {
@@ -422,7 +421,7 @@ enum WriterTransport {
 pub(crate) struct EngineReader {
     transport: ReaderTransport,
     /// Packets that came with the handshake, handed on first.
-    pending: VecDeque<Packet>,
+    pending: Payload,
     link: Arc<EngineLink>,
 }
 
@@ -462,8 +461,11 @@ impl EngineReader {
 
 impl WireReader for EngineReader {
     async fn next(&mut self) -> Incoming {
-        if let Some(packet) = self.pending.pop_front() {
-            return self.on_packet(packet);
+        if let Some(next) = self.pending.next() {
+            return match next {
+                Ok(packet) => self.on_packet(packet),
+                Err(e) => Incoming::End(broken(Violation::Protocol, error_code::PROTOCOL, e)),
+            };
         }
         match &mut self.transport {
             ReaderTransport::WebSocket(ws) => match ws.next().await {

@@ -108,22 +108,54 @@ pub(crate) fn decode_text(text: &str) -> Result<Packet, String> {
     })
 }
 
-/// Splits a polling payload into its packets.
-pub(crate) fn decode_payload(body: &[u8]) -> Result<Vec<Packet>, String> {
-    let mut packets = Vec::new();
-    for part in body.split(|b| *b == SEPARATOR) {
-        if let Some(encoded) = part.strip_prefix(b"b") {
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|e| format!("bad base64 in a binary Engine.IO packet: {e}"))?;
-            packets.push(Packet::Message(Message::Binary(Bytes::from(data))));
-        } else {
-            let text = std::str::from_utf8(part)
-                .map_err(|_| "an Engine.IO payload that is not UTF-8".to_string())?;
-            packets.push(decode_text(text)?);
-        }
+/// The packets of a polling payload, decoded one at a time as they are
+/// read: a payload may hold `max_message_bytes` of 2-byte packets, and
+/// decoded at once those would take some fifty times their size.
+#[derive(Debug, Default)]
+pub(crate) struct Payload {
+    body: Bytes,
+    /// Where the next packet starts; `None` once all were read.
+    at: Option<usize>,
+}
+
+impl Payload {
+    pub fn new(body: Bytes) -> Payload {
+        Payload { body, at: Some(0) }
     }
-    Ok(packets)
+}
+
+impl Iterator for Payload {
+    type Item = Result<Packet, String>;
+
+    fn next(&mut self) -> Option<Result<Packet, String>> {
+        let start = self.at?;
+        let rest = self.body.get(start..).unwrap_or_default();
+        let (part, next) = match rest.iter().position(|b| *b == SEPARATOR) {
+            Some(i) => (&rest[..i], Some(start + i + 1)),
+            None => (rest, None),
+        };
+        self.at = next;
+        Some(decode_part(part))
+    }
+}
+
+/// One packet of a payload (between separators).
+fn decode_part(part: &[u8]) -> Result<Packet, String> {
+    if let Some(encoded) = part.strip_prefix(b"b") {
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("bad base64 in a binary Engine.IO packet: {e}"))?;
+        return Ok(Packet::Message(Message::Binary(Bytes::from(data))));
+    }
+    let text = std::str::from_utf8(part)
+        .map_err(|_| "an Engine.IO payload that is not UTF-8".to_string())?;
+    decode_text(text)
+}
+
+/// Splits a polling payload into its packets, all at once (tests).
+#[cfg(test)]
+pub(crate) fn decode_payload(body: &[u8]) -> Result<Vec<Packet>, String> {
+    Payload::new(Bytes::copy_from_slice(body)).collect()
 }
 
 /// Appends one packet to a polling payload.

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use hyper::http::{Method, StatusCode};
 use tokio_tungstenite::tungstenite::Bytes;
 
-use super::packet::{self, Packet};
+use super::packet::{self, Packet, Payload};
 use super::EngineLink;
 use crate::error::error_code;
 use crate::http::{HttpClient, HttpError, Request};
@@ -84,7 +84,7 @@ async fn post(target: PollTarget, payload: Bytes) -> Result<(), HttpError> {
 }
 
 /// The handshake GET: the open packet and anything sent with it.
-pub(crate) async fn handshake(target: PollTarget, limit: usize) -> Result<Vec<Packet>, Ending> {
+pub(crate) async fn handshake(target: PollTarget, limit: usize) -> Result<Payload, Ending> {
     let response = target
         .http
         .send(target.request(Method::GET))
@@ -98,8 +98,7 @@ pub(crate) async fn handshake(target: PollTarget, limit: usize) -> Result<Vec<Pa
         .read_to_end(limit)
         .await
         .map_err(handshake_failed)?;
-    packet::decode_payload(&body)
-        .map_err(|e| Ending::failed(End::ConnectFailed, error_code::HANDSHAKE, e))
+    Ok(Payload::new(body))
 }
 
 fn handshake_failed(error: HttpError) -> Ending {
@@ -119,25 +118,27 @@ pub(crate) struct PollingReader {
     target: PollTarget,
     limit: usize,
     get: Option<BoxFuture<'static, Result<Bytes, HttpError>>>,
-    /// Decoded from the last payload, not yet handed on.
-    packets: VecDeque<Packet>,
+    /// The last payload, decoded packet by packet as they are handed on.
+    payload: Payload,
 }
 
 impl PollingReader {
-    pub fn new(target: PollTarget, limit: usize, first: Vec<Packet>) -> PollingReader {
+    pub fn new(target: PollTarget, limit: usize) -> PollingReader {
         PollingReader {
             target,
             limit,
             get: None,
-            packets: first.into(),
+            payload: Payload::default(),
         }
     }
 
     /// The next packet from the server, polling for more as needed.
     pub async fn next_packet(&mut self, link: &EngineLink) -> Result<Packet, Incoming> {
         loop {
-            if let Some(packet) = self.packets.pop_front() {
-                return Ok(packet);
+            if let Some(next) = self.payload.next() {
+                return next.map_err(|e| {
+                    Incoming::End(super::broken(Violation::Protocol, error_code::PROTOCOL, e))
+                });
             }
             if link.close_done() {
                 return Err(Incoming::End(Ending::peer_closed(1000, String::new())));
@@ -151,16 +152,7 @@ impl PollingReader {
             };
             self.get = None;
             match result {
-                Ok(body) => match packet::decode_payload(&body) {
-                    Ok(packets) => self.packets.extend(packets),
-                    Err(e) => {
-                        return Err(Incoming::End(super::broken(
-                            Violation::Protocol,
-                            error_code::PROTOCOL,
-                            e,
-                        )))
-                    }
-                },
+                Ok(body) => self.payload = Payload::new(body),
                 // Our close packet ended the session: the server answers
                 // the pending GET any way it likes.
                 Err(_) if link.closing() => {
