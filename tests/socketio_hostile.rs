@@ -1164,6 +1164,44 @@ fn connect_error_is_reported_with_the_servers_data() {
 }
 
 #[test]
+fn ack_from_another_namespace_is_ignored() {
+    let server = HostileEio::start(Config::default());
+    let client = connect(&server, "");
+    connected(&client, "/");
+    client.join("/admin", None).unwrap();
+    connected(&client, "/admin");
+    let id = client.emit("/", "q", "[]", true).unwrap().unwrap();
+    let posted = format!(r#"42{id}["q"]"#);
+    assert!(server.wait(T, |s| s
+        .requests
+        .iter()
+        .any(|r| r.is_post() && r.packets().contains(&posted))));
+    // The id is the one of an emit of `/`: an ack of it on `/admin` (or on
+    // a namespace never joined) answers nothing.
+    server.push(&format!(r#"43/admin,{id}["wrong"]"#));
+    server.push(&format!(r#"43/never,{id}["wrong"]"#));
+    server.push(&format!(r#"43{id}["right"]"#));
+    let ev = until(&client, "the ack", |e| {
+        matches!(e, Event::SocketIo(SioEvent::Ack { .. }))
+    });
+    let Some(Event::SocketIo(SioEvent::Ack {
+        nsp,
+        ack_id,
+        args,
+        error,
+        ..
+    })) = ev.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (nsp.as_str(), *ack_id, args.as_str(), *error),
+        ("/", id, r#"["right"]"#, 0)
+    );
+    close_and_terminate(&client);
+}
+
+#[test]
 fn event_acks_are_answered_with_the_servers_id() {
     let server = HostileEio::start(Config::default());
     let client = connect(&server, "");

@@ -584,10 +584,17 @@ impl SioReader {
             }
             _ => {
                 let Some(id) = packet.id else { return };
-                let Some(wait) = self.shared.acks.lock().remove(&id) else {
-                    // Timed out already, or never asked for.
-                    return;
+                let wait = {
+                    let mut acks = self.shared.acks.lock();
+                    // Ids are per client, acks per namespace: only the
+                    // namespace of the emit answers it.
+                    if acks.get(&id).is_none_or(|w| w.nsp != packet.nsp) {
+                        // Timed out already, never asked for, or not here.
+                        return;
+                    }
+                    acks.remove(&id)
                 };
+                let Some(wait) = wait else { return };
                 self.push_event(SioEvent::Ack {
                     nsp: wait.nsp,
                     ack_id: id,
