@@ -1509,3 +1509,89 @@ fn websocket_first_frame_over_max_message_bytes_is_retried() {
     assert!(server.wait(T, |s| s.handshakes >= 2));
     close_and_terminate(&client);
 }
+
+// ---------------------------------------------------------------------
+// What must still work: binary over polling, backpressure
+// ---------------------------------------------------------------------
+
+#[test]
+fn binary_attachments_over_polling_both_ways() {
+    let server = HostileEio::start(Config::default());
+    let client = connect(&server, "");
+    connected(&client, "/");
+    server.push(&format!(
+        r#"452-["files",{{"_placeholder":true,"num":1}},{{"_placeholder":true,"num":0}}]{SEP}bAQID{SEP}b"#
+    ));
+    let ev = until(&client, "files", |e| is_event(e, "files"));
+    let Some(Event::SocketIo(SioEvent::Event { attachments, .. })) = ev.last() else {
+        unreachable!()
+    };
+    assert_eq!(attachments.len(), 2);
+    assert_eq!(&attachments[0][..], &[1, 2, 3]);
+    assert!(attachments[1].is_empty());
+    client
+        .emit_binary("/", "up", r#"["name"]"#, &[&[0xff, 0, 7]], false)
+        .unwrap();
+    assert!(server.wait(T, |s| s.requests.iter().any(|r| {
+        let packets = r.packets();
+        r.is_post()
+            && packets.windows(2).any(|w| {
+                w[0] == r#"451-["up","name",{"_placeholder":true,"num":0}]"# && w[1] == "b/wAH"
+            })
+    })));
+    close_and_terminate(&client);
+}
+
+#[test]
+fn unpolled_events_stop_the_polls_until_the_app_polls() {
+    // Every poll is answered at once with 200 events: if the client kept
+    // polling while the app does not read, it would take in without end.
+    let batch = (0..200)
+        .map(|i| format!(r#"42["flood",{i}]"#))
+        .collect::<Vec<_>>()
+        .join(&SEP.to_string());
+    let armed = Arc::new(AtomicBool::new(false));
+    let fire = armed.clone();
+    let server = HostileEio::scripted(Config::default(), move |r, _| {
+        if r.is_poll() && fire.load(Ordering::SeqCst) {
+            Reply::payload(batch.clone())
+        } else {
+            Reply::Default
+        }
+    });
+    let client = connect(&server, r#""max_unpolled_bytes": 65536"#);
+    connected(&client, "/");
+    armed.store(true, Ordering::SeqCst);
+    server.push("6");
+    let polls = || server.with(|s| s.requests.iter().filter(|r| r.is_poll()).count());
+    // The app does not poll for a while.
+    std::thread::sleep(Duration::from_millis(1000));
+    let while_away = polls();
+    assert!(
+        while_away < 20,
+        "{while_away} polls while the app was not reading"
+    );
+    // Then it reads: polls go on, events come in order.
+    let mut last = None;
+    let deadline = Instant::now() + T;
+    let mut count = 0;
+    while count < 2000 {
+        assert!(Instant::now() < deadline, "{count} events");
+        if let Some(Event::SocketIo(SioEvent::Event { name, args, .. })) =
+            client.poll_event(Some(Duration::from_millis(200))).unwrap()
+        {
+            assert_eq!(name, "flood");
+            let i: u64 = serde_json::from_str::<serde_json::Value>(&args).unwrap()[0]
+                .as_u64()
+                .unwrap();
+            if let Some(last) = last {
+                assert_eq!(i, (last + 1) % 200, "out of order");
+            }
+            last = Some(i);
+            count += 1;
+        }
+    }
+    assert!(polls() > while_away);
+    armed.store(false, Ordering::SeqCst);
+    close_and_terminate(&client);
+}
