@@ -19,8 +19,9 @@
 //! - `socketio_polls`: a hostile Engine.IO server (tests/support/
 //!   hostile_engineio.rs) answers the polls of a `SocketIoClient` (and
 //!   maybe its first handshake) with random statuses and payloads of
-//!   random, broken and well-formed Engine.IO and Socket.IO packets; the
-//!   app acks and emits meanwhile, then closes.
+//!   random, broken and well-formed Engine.IO and Socket.IO packets, or
+//!   sends those packets as WebSocket frames; the app acks and emits
+//!   meanwhile, then closes.
 //! - `c_abi_calls`: random sequences of C ABI calls with random arguments
 //!   from several threads at once against a local echo server, then
 //!   `ws_close`, a drain to `WS_EVENT_TERMINATED` and `ws_free`.
@@ -3355,8 +3356,11 @@ fn poll_reply() -> BoxedStrategy<(u16, Vec<u8>)> {
 struct SioCase {
     /// The first handshake's answer, if not the server's own.
     handshake: Option<Vec<u8>>,
-    /// The answers of the first polls, in order, whatever the session.
+    /// The answers of the first polls, in order, whatever the session;
+    /// over WebSocket, the bodies' packets as frames (text, or binary for
+    /// `b` + base64), statuses ignored.
     polls: Vec<(u16, Vec<u8>)>,
+    websocket: bool,
 }
 
 fn sio_case() -> BoxedStrategy<SioCase> {
@@ -3373,8 +3377,16 @@ fn sio_case() -> BoxedStrategy<SioCase> {
             .boxed(),
         ]),
     );
-    (handshake, prop::collection::vec(poll_reply(), 1..8))
-        .prop_map(|(handshake, polls)| SioCase { handshake, polls })
+    (
+        handshake,
+        prop::collection::vec(poll_reply(), 1..8),
+        any::<bool>(),
+    )
+        .prop_map(|(handshake, polls, websocket)| SioCase {
+            handshake: handshake.filter(|_| !websocket),
+            polls,
+            websocket,
+        })
         .boxed()
 }
 
@@ -3399,11 +3411,35 @@ fn check_sio(case: SioCase) -> Result<(), String> {
         }
         Reply::Default
     });
-    let options = r#"{"allow_insecure": true, "transports": ["polling"], "connect_timeout_ms": 2000,
+    let transports = if case.websocket {
+        r#"["websocket"]"#
+    } else {
+        r#"["polling"]"#
+    };
+    let options = format!(
+        r#"{{"allow_insecure": true, "transports": {transports}, "connect_timeout_ms": 2000,
         "close_timeout_ms": 500, "ack_timeout_ms": 300, "max_message_bytes": 65536,
-        "reconnect": {"initial_delay_ms": 10, "max_delay_ms": 50, "jitter": 0.2, "jitter_seed": 3}}"#;
-    let client = tether::SocketIoClient::connect(&server.url(), Some(options))
+        "reconnect": {{"initial_delay_ms": 10, "max_delay_ms": 50, "jitter": 0.2, "jitter_seed": 3}}}}"#
+    );
+    let client = tether::SocketIoClient::connect(&server.url(), Some(&options))
         .map_err(|e| format!("connect: {e:?}"))?;
+    if case.websocket {
+        // Frames go to the session open at the time, as they come.
+        let frames: Vec<String> = replies
+            .lock()
+            .unwrap()
+            .drain(..)
+            .flat_map(|(_, body)| {
+                body.split(|b| *b == b'\x1e')
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        server.wait(Duration::from_secs(3), |s| !s.sessions.is_empty());
+        for frame in frames {
+            server.push(&frame);
+        }
+    }
     let _ = client.join("/admin", Some(r#"{"k":1}"#));
     let mut seen: Vec<Event> = Vec::new();
     // Until every scripted poll was answered (or a while): answer what
