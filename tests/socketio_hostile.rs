@@ -774,6 +774,51 @@ fn a_payload_of_millions_of_tiny_packets_costs_about_its_size() {
 }
 
 #[test]
+fn a_huge_max_payload_does_not_void_the_queue_limit() {
+    // The server takes no POST after the CONNECT's and says any size is
+    // fine: emits must meet a full queue, not pile up in one endless body.
+    let server = HostileEio::scripted(
+        Config {
+            max_payload: u64::MAX,
+            ..Config::default()
+        },
+        |r, _| {
+            if r.is_post() && !r.packets().iter().any(|p| p.starts_with("40")) {
+                Reply::Hold
+            } else {
+                Reply::Default
+            }
+        },
+    );
+    let client = connect(
+        &server,
+        r#""queue": {"max_messages": 100, "max_bytes": 1048576}"#,
+    );
+    connected(&client, "/");
+    let arg = format!(r#"["{}"]"#, "x".repeat(1000));
+    let mut refused = None;
+    for i in 0..20_000 {
+        match client.emit("/", "e", &arg, false) {
+            Ok(_) => {}
+            Err(tether::Error::QueueFull(_)) => {
+                refused = Some(i);
+                break;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+        if i % 10 == 0 {
+            // Time for the connection to take what is queued.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert!(
+        refused.is_some(),
+        "20,000 emits of 1 KB were taken while nothing could be posted"
+    );
+    close_and_terminate(&client);
+}
+
+#[test]
 fn post_bodies_stay_under_the_servers_max_payload() {
     let server = HostileEio::start(Config {
         max_payload: 64,
