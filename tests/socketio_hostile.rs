@@ -766,7 +766,9 @@ fn a_payload_of_millions_of_tiny_packets_costs_about_its_size() {
     let after = peak_rss().unwrap();
     let grown = after.saturating_sub(before);
     assert!(
-        grown < 200 << 20,
+        // The test's and the server's own copies of the payload, and the
+        // client's body, take some 100 MiB; decoded at once, 1.5 GiB.
+        grown < 400 << 20,
         "peak memory grew by {} MiB for a 16 MiB payload",
         grown >> 20
     );
