@@ -319,6 +319,29 @@ fn no_ping_after_the_handshake_is_a_dead_link_and_a_fresh_handshake_follows() {
 }
 
 #[test]
+fn zero_ping_interval_and_timeout_is_a_dead_link_with_backoff_not_a_spin() {
+    let server = HostileEio::start(Config {
+        ping_interval_ms: 0,
+        ping_timeout_ms: 0,
+        pings: false,
+        ..Config::default()
+    });
+    let client = connect(&server, "");
+    let ev = until(&client, "the reconnect", |e| {
+        matches!(e, Event::Reconnecting { .. })
+    });
+    assert!(
+        error_codes(&ev).contains(&error_code::HEARTBEAT_TIMEOUT),
+        "{ev:#?}"
+    );
+    let Some(Event::Reconnecting { delay, .. }) = ev.last() else {
+        unreachable!()
+    };
+    assert!(!delay.is_zero(), "{ev:#?}");
+    close_and_terminate(&client);
+}
+
+#[test]
 fn pings_are_answered_with_pongs_by_post_within_the_window() {
     let server = HostileEio::start(Config {
         ping_interval_ms: 100,
