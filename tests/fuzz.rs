@@ -16,6 +16,12 @@
 //!   `handshake_ending` and the frame reader, end to end.
 //! - `retry_after_values`: `Retry-After` of a refusal against the
 //!   RECONNECTING delay (`parse_retry_after` and its cap, end to end).
+//! - `socketio_polls`: a hostile Engine.IO server (tests/support/
+//!   hostile_engineio.rs) answers the polls of a `SocketIoClient` (and
+//!   maybe its first handshake) with random statuses and payloads of
+//!   random, broken and well-formed Engine.IO and Socket.IO packets, or
+//!   sends those packets as WebSocket frames; the app acks and emits
+//!   meanwhile, then closes.
 //! - `c_abi_calls`: random sequences of C ABI calls with random arguments
 //!   from several threads at once against a local echo server, then
 //!   `ws_close`, a drain to `WS_EVENT_TERMINATED` and `ws_free`.
@@ -3244,6 +3250,272 @@ proptest! {
         cap_ms in prop_oneof![3 => Just(None), 1 => select(vec![0u64, 1, 1000, 86_400_000, u64::MAX]).prop_map(Some)],
     ) {
         bounded(Duration::from_secs(30), move || check_retry_after(status, value, cap_ms))?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Socket.IO end to end: a hostile Engine.IO server's random polls
+// ---------------------------------------------------------------------------
+
+/// One Socket.IO packet as a server might (mis)write it: a type digit, an
+/// attachment count, a namespace, an ack id, JSON, each maybe broken.
+fn sio_packet() -> BoxedStrategy<String> {
+    let kind = select(vec!["0", "1", "2", "3", "4", "5", "6", "7", "9", "", "x"]);
+    let count = select(vec![
+        "",
+        "",
+        "0-",
+        "1-",
+        "2-",
+        "1025-",
+        "99999999999999999999-",
+        "-",
+    ]);
+    let nsp = select(vec!["", "", "/,", "/admin,", "/never,", "/admin", "/é,"]);
+    let id = select(vec![
+        "",
+        "",
+        "0",
+        "1",
+        "7",
+        "9007199254740991",
+        "18446744073709551615",
+        "99999999999999999999",
+    ]);
+    let data = Union::new(vec![
+        select(vec![
+            "",
+            "[\"ev\"]",
+            "[\"ev\",1,{\"a\":[true,null]}]",
+            "[\"ev\",{\"_placeholder\":true,\"num\":0}]",
+            "[\"ev\",{\"_placeholder\":true,\"num\":9}]",
+            "[1,2]",
+            "[]",
+            "{}",
+            "{\"sid\":\"s\",\"pid\":\"p\"}",
+            "{\"message\":\"no\"}",
+            "[\"ev\",",
+            "\"text\"",
+            "null",
+        ])
+        .prop_map(str::to_string)
+        .boxed(),
+        (1usize..3000)
+            .prop_map(|depth| format!("[\"ev\",{}{}]", "[".repeat(depth), "]".repeat(depth)))
+            .boxed(),
+        any_json()
+            .prop_map(|j| format!("[\"ev\",{}]", j.text()))
+            .boxed(),
+        "\\PC{0,12}".boxed(),
+    ]);
+    (kind, count, nsp, id, data)
+        .prop_map(|(k, c, n, i, d)| format!("{k}{c}{n}{i}{d}"))
+        .boxed()
+}
+
+/// One Engine.IO packet of a polling payload.
+fn eio_packet() -> BoxedStrategy<Vec<u8>> {
+    Union::new(vec![
+        sio_packet()
+            .prop_map(|p| format!("4{p}").into_bytes())
+            .boxed(),
+        sio_packet()
+            .prop_map(|p| format!("4{p}").into_bytes())
+            .boxed(),
+        select(vec!["2", "2probe", "3", "5", "6", "1", "0{}", "9", "", "ö"])
+            .prop_map(|p| p.as_bytes().to_vec())
+            .boxed(),
+        prop::collection::vec(any::<u8>(), 0..40)
+            .prop_map(|b| format!("b{}", base64(&b)).into_bytes())
+            .boxed(),
+        select(vec!["b", "b!!!", "bAQ"])
+            .prop_map(|p| p.as_bytes().to_vec())
+            .boxed(),
+        prop::collection::vec(any::<u8>(), 0..24).boxed(),
+    ])
+    .boxed()
+}
+
+/// A poll's answer: status and body.
+fn poll_reply() -> BoxedStrategy<(u16, Vec<u8>)> {
+    let payload =
+        prop::collection::vec(eio_packet(), 1..6).prop_map(|packets| packets.join(&b'\x1e'));
+    Union::new_weighted(vec![
+        (8, payload.prop_map(|p| (200, p)).boxed()),
+        (
+            1,
+            select(vec![400u16, 404, 500, 503])
+                .prop_map(|s| (s, b"{}".to_vec()))
+                .boxed(),
+        ),
+    ])
+    .boxed()
+}
+
+#[derive(Debug, Clone)]
+struct SioCase {
+    /// The first handshake's answer, if not the server's own.
+    handshake: Option<Vec<u8>>,
+    /// The answers of the first polls, in order, whatever the session;
+    /// over WebSocket, the bodies' packets as frames (text, or binary for
+    /// `b` + base64), statuses ignored.
+    polls: Vec<(u16, Vec<u8>)>,
+    websocket: bool,
+}
+
+fn sio_case() -> BoxedStrategy<SioCase> {
+    let handshake = prop::option::weighted(
+        0.2,
+        Union::new(vec![
+            eio_packet().boxed(),
+            select(vec![
+                "0{\"sid\":\"s\",\"pingInterval\":25000,\"pingTimeout\":20000}\u{1e}40{\"sid\":\"x\"}",
+                "0{\"sid\":\"s\",\"pingInterval\":0,\"pingTimeout\":0,\"maxPayload\":0}",
+                "0{\"sid\":\"a b&c\",\"pingInterval\":100,\"pingTimeout\":100,\"upgrades\":[\"websocket\"]}",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec())
+            .boxed(),
+        ]),
+    );
+    (
+        handshake,
+        prop::collection::vec(poll_reply(), 1..8),
+        any::<bool>(),
+    )
+        .prop_map(|(handshake, polls, websocket)| SioCase {
+            handshake: handshake.filter(|_| !websocket),
+            polls,
+            websocket,
+        })
+        .boxed()
+}
+
+fn check_sio(case: SioCase) -> Result<(), String> {
+    use support::hostile_engineio::{Config, HostileEio, Reply};
+    use tether::event::SioEvent;
+    let replies = Arc::new(Mutex::new(std::collections::VecDeque::from(
+        case.polls.clone(),
+    )));
+    let script_replies = replies.clone();
+    let first = case.handshake.clone();
+    let server = HostileEio::scripted(Config::default(), move |r, ctx| {
+        if r.is_handshake() && ctx.index == 0 {
+            if let Some(body) = &first {
+                return Reply::payload(body.clone());
+            }
+        }
+        if r.is_poll() {
+            if let Some((status, body)) = script_replies.lock().unwrap().pop_front() {
+                return Reply::status(status, body);
+            }
+        }
+        Reply::Default
+    });
+    let transports = if case.websocket {
+        r#"["websocket"]"#
+    } else {
+        r#"["polling"]"#
+    };
+    let options = format!(
+        r#"{{"allow_insecure": true, "transports": {transports}, "connect_timeout_ms": 2000,
+        "close_timeout_ms": 500, "ack_timeout_ms": 300, "max_message_bytes": 65536,
+        "reconnect": {{"initial_delay_ms": 10, "max_delay_ms": 50, "jitter": 0.2, "jitter_seed": 3}}}}"#
+    );
+    let client = tether::SocketIoClient::connect(&server.url(), Some(&options))
+        .map_err(|e| format!("connect: {e:?}"))?;
+    if case.websocket {
+        // Frames go to the session open at the time, as they come.
+        let frames: Vec<String> = replies
+            .lock()
+            .unwrap()
+            .drain(..)
+            .flat_map(|(_, body)| {
+                body.split(|b| *b == b'\x1e')
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        server.wait(Duration::from_secs(3), |s| !s.sessions.is_empty());
+        for frame in frames {
+            server.push(&frame);
+        }
+    }
+    let _ = client.join("/admin", Some(r#"{"k":1}"#));
+    let mut seen: Vec<Event> = Vec::new();
+    // Until every scripted poll was answered (or a while): answer what
+    // asks for an answer, emit a little.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline && !(replies.lock().unwrap().is_empty() && seen.len() > 2) {
+        match client.poll_event(Some(Duration::from_millis(50))) {
+            Ok(Some(event)) => {
+                if let Event::SocketIo(SioEvent::Event { nsp, ack_id, .. }) = &event {
+                    if *ack_id > 0 {
+                        let _ = client.ack(nsp, *ack_id, "[\"ok\"]");
+                    }
+                }
+                let terminated = event == Event::Terminated;
+                seen.push(event);
+                ensure!(!terminated, "terminated before close: {}", brief(&seen));
+            }
+            Ok(None) => {
+                let _ = client.emit("/", "tick", "[1]", seen.len() % 2 == 0);
+            }
+            Err(e) => return Err(format!("poll failed: {e:?}; {}", brief(&seen))),
+        }
+    }
+    client.close().map_err(|e| format!("close: {e:?}"))?;
+    let limit = Duration::from_secs(10);
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        ensure!(
+            !left.is_zero(),
+            "no Terminated within {limit:?} of close: {}",
+            brief(&seen)
+        );
+        match client.poll_event(Some(left.min(Duration::from_millis(200)))) {
+            Ok(Some(Event::Terminated)) => {
+                seen.push(Event::Terminated);
+                break;
+            }
+            Ok(Some(event)) => seen.push(event),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(format!(
+                    "poll failed before Terminated: {e:?}; {}",
+                    brief(&seen)
+                ))
+            }
+        }
+    }
+    ensure!(
+        matches!(
+            client.poll_event(Some(Duration::ZERO)),
+            Err(Error::Closed(_))
+        ),
+        "events after Terminated"
+    );
+    ensure!(
+        seen.first() == Some(&Event::State(State::Connecting)),
+        "first event is not STATE(CONNECTING): {}",
+        brief(&seen)
+    );
+    for event in &seen {
+        if let Event::Error { code, message } = event {
+            ensure!(*code != INTERNAL, "internal error event: {message}");
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// Random poll answers (and a random first handshake) from a hostile
+    /// Engine.IO server: no panic, no hang, `Terminated` after close.
+    #[test]
+    fn socketio_polls(case in sio_case()) {
+        bounded(Duration::from_secs(45), move || check_sio(case))?;
     }
 }
 
