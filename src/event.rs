@@ -40,6 +40,20 @@ pub enum Event {
     Error { code: i32, message: String },
     /// The last event: no more will come.
     Terminated,
+    /// A Server-Sent Event (SSE clients only).
+    ServerSent(ServerSentEvent),
+}
+
+/// One event of a `text/event-stream` (WHATWG EventSource).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSentEvent {
+    /// The `event:` field, `"message"` when there was none.
+    pub event_type: String,
+    /// The last event id in force (`None` until an `id:` field set one,
+    /// `""` after an empty one).
+    pub id: Option<String>,
+    /// The `data:` lines joined by `"\n"`.
+    pub data: String,
 }
 
 /// What an unpolled message costs besides its payload: its slot in the
@@ -53,6 +67,7 @@ impl Event {
         match self {
             Event::Text(text) => text.len(),
             Event::Binary(bytes) => bytes.len(),
+            Event::ServerSent(event) => event.data.len(),
             _ => 0,
         }
     }
@@ -63,6 +78,12 @@ impl Event {
     pub(crate) fn unpolled_cost(&self) -> usize {
         match self {
             Event::Text(_) | Event::Binary(_) => MESSAGE_OVERHEAD + self.message_bytes(),
+            Event::ServerSent(event) => {
+                MESSAGE_OVERHEAD
+                    + event.data.len()
+                    + event.event_type.len()
+                    + event.id.as_ref().map_or(0, String::len)
+            }
             _ => 0,
         }
     }

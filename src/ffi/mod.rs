@@ -378,6 +378,12 @@ impl ws_client {
                 ev.data = ids.as_ptr().cast();
                 ev.len = std::mem::size_of_val(ids.as_slice());
             }
+            // Only SSE clients (sse_*) receive these; shown as text if ever.
+            Event::ServerSent(message) => {
+                ev.kind = ws_event_kind::WS_EVENT_TEXT;
+                ev.data = message.data.as_ptr();
+                ev.len = message.data.len();
+            }
         }
         ev.state = ffi_state(held.state.unwrap_or(State::Connecting));
         if let Some(text) = text {

@@ -12,6 +12,7 @@
 //! refuses data; its reconnect state such as Last-Event-ID stays inside
 //! the wire, which lives across attempts).
 
+pub(crate) mod sse;
 pub(crate) mod websocket;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,12 @@ pub(crate) trait Wire: Send + 'static {
 
     /// Where attempts go, for logs (never with secrets).
     fn describe(&self) -> String;
+
+    /// The delay the backoff grows from, when the peer set one (SSE's
+    /// `retry:` field); `None` keeps `reconnect.initial_delay_ms`.
+    fn reconnect_delay(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// An open connection, split so that reading and writing run at once (a
@@ -76,6 +83,8 @@ pub(crate) enum Incoming {
     Pong(Bytes),
     /// Any other frame: proof of life, nothing to deliver.
     Control,
+    /// An event of an SSE stream.
+    ServerSent(crate::event::ServerSentEvent),
     /// The peer started, or answered, the close handshake.
     Close {
         code: u16,
