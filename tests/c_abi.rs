@@ -104,6 +104,53 @@ fn hostile() {
     }
 }
 
+/// Server-Sent Events through the C ABI (tests/c/sse.c) against a
+/// hand-written SSE server: the stream's second connection must carry
+/// the last event id and the header set meanwhile; permanent failures
+/// are tried once.
+#[test]
+fn sse() {
+    let exe = compile("sse");
+    let server = HostileServer::start(sse_script);
+    let base = format!("http://{}", server.addr);
+    let report = run_sanitized(&exe, "sse", &[base]);
+    for path in ["/gone", "/forbidden", "/html"] {
+        assert_eq!(server.accepts_for(path), 1, "{path} was retried\n{report}");
+    }
+}
+
+/// The SSE server's script for each path `tests/c/sse.c` uses.
+fn sse_script(c: &hostile::Ctx) -> Vec<Step> {
+    const OPEN: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\r\n";
+    let head = c.head();
+    match (c.path(), head.header("last-event-id")) {
+        ("/stream", None) => vec![
+            Step::Write(
+                format!(
+                    "{OPEN}retry: 500\nid: 1\nevent: tick\ndata: a\ndata: b\n\n: comment\r\n\
+                     id: 2\ndata: h\u{e9}llo\n\n"
+                )
+                .into_bytes(),
+            ),
+            Step::Close,
+        ],
+        ("/stream", Some(id)) => vec![Step::Write(
+            format!(
+                "{OPEN}data: resumed after {id} with {}\n\n",
+                head.header("x-token").unwrap_or("no token")
+            )
+            .into_bytes(),
+        )],
+        ("/gone", _) => vec![Step::Write(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec())],
+        ("/html", _) => vec![Step::Write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+        )],
+        _ => vec![Step::Write(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        )],
+    }
+}
+
 /// The hostile server's script for each path `tests/c/hostile.c` uses.
 fn hostile_script(c: &hostile::Ctx) -> Vec<Step> {
     use hostile::{close, frame, header, ping, text, FIN, OP_BINARY, OP_TEXT, RSV1};

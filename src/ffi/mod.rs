@@ -12,6 +12,7 @@
 mod last_error;
 mod panic;
 mod ptr;
+pub mod sse;
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
