@@ -211,7 +211,7 @@ fn an_endless_line_is_cut_at_the_limit_without_retry() {
     let server = HostileServer::start(hostile);
     let client = connect(
         &http_url(&server, "/endless-line"),
-        &format!(r#"{{"max_message_bytes": 1048576, "reconnect": {{"initial_delay_ms": 20}}}}"#),
+        r#"{"max_message_bytes": 1048576, "reconnect": {"initial_delay_ms": 20}}"#,
     );
     let events = poll_until(&client, is_terminated);
     assert_eq!(
