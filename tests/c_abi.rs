@@ -233,6 +233,54 @@ fn readme_example() {
     assert!(run.stdout.contains("binary: 3 bytes"), "{}", run.stdout);
 }
 
+/// The README's SSE example (examples/c/sse.c), as printed there, against
+/// a stream that drops after two events and resumes from the last id.
+#[test]
+fn readme_sse_example() {
+    let src = manifest_dir().join("examples/c/sse.c");
+    let exe = compile_source(&src, "readme_sse_example");
+    let server = HostileServer::start(|c| {
+        let open = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        match c.head().header("last-event-id") {
+            None => vec![
+                Step::Write(
+                    format!(
+                        "{open}retry: 100\nid: 1\ndata: first\n\nid: 2\nevent: price\ndata: 42\n\n"
+                    )
+                    .into_bytes(),
+                ),
+                Step::Close,
+            ],
+            Some(id) => vec![Step::Write(
+                format!("{open}data: after {id}\n\n").into_bytes(),
+            )],
+        }
+    });
+    let run = run_with_timeout(
+        Command::new(&exe)
+            .arg(format!("http://{}/events", server.addr))
+            .env("ASAN_OPTIONS", asan_options()),
+        RUN_TIMEOUT,
+    );
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "README SSE example failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert_eq!(lines[..2], ["message [id 1]: first", "price [id 2]: 42"]);
+    // retry: 100, jittered down by up to half (the default jitter).
+    let delay: u64 = lines[2]
+        .strip_prefix("reconnecting in ")
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!((50..=100).contains(&delay), "{}", run.stdout);
+    assert_eq!(lines[3], "message [id 2]: after 2");
+}
+
 /// A C client survives its server being killed and restarted twice. The
 /// program says on stdout when to kill ("READY n") and when to restart
 /// ("QUEUED n") the server.
