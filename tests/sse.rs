@@ -650,3 +650,121 @@ fn poll_until_quiet(client: &SseClient) -> Vec<Event> {
     }
     seen
 }
+
+// ---- https (TLS with the WebSocket path's trust and pins) and proxies
+
+/// An `https://` SSE server: reads the request head, answers one event,
+/// holds the stream. Counts the TCP connections it accepted.
+struct TlsSse {
+    addr: std::net::SocketAddr,
+    accepts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _server: support::ServerThread,
+}
+
+impl TlsSse {
+    fn start(config: std::sync::Arc<rustls::ServerConfig>) -> TlsSse {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let accepts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = accepts.clone();
+        let server = support::ServerThread::start("127.0.0.1:0".parse().unwrap(), move |tcp| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+            async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 65536 {
+                    match tls.read_u8().await {
+                        Ok(b) => head.push(b),
+                        Err(_) => return,
+                    }
+                }
+                let _ = tls
+                    .write_all(format!("{OPEN}data: secure\n\n").as_bytes())
+                    .await;
+                let _ = tls.flush().await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        });
+        TlsSse {
+            addr: server.addr,
+            accepts,
+            _server: server,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/events", self.addr.port())
+    }
+
+    fn accepts(&self) -> usize {
+        self.accepts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn trusting(ca: &support::pki::TestCa, extra: &str) -> String {
+    format!(
+        r#"{{"tls": {{"extra_ca_pem": {}{extra}}}, "reconnect": {{"initial_delay_ms": 20, "max_delay_ms": 50}}}}"#,
+        serde_json::to_string(&ca.pem).unwrap()
+    )
+}
+
+#[test]
+fn https_uses_the_websocket_trust_and_pins() {
+    let ca = support::pki::TestCa::new("Tether SSE Test CA");
+    let cert = ca.server(&["127.0.0.1"]);
+    let pin = tether::spki_sha256_base64(&cert.der).unwrap();
+    let server = TlsSse::start(cert.config);
+
+    let client = connect(
+        &server.url(),
+        &trusting(&ca, &format!(r#", "pin_sha256": ["sha256/{pin}"]"#)),
+    );
+    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    assert_eq!(messages(&events), [message("message", None, "secure")]);
+    client.close().unwrap();
+    poll_until(&client, is_terminated);
+
+    // Untrusted and pin failures: one attempt each, no retry storm.
+    let stranger = support::pki::TestCa::new("Someone Else");
+    let other_pin = tether::spki_sha256_base64(&stranger.server(&["127.0.0.1"]).der).unwrap();
+    for (json, code) in [
+        (trusting(&stranger, ""), error_code::TLS_UNTRUSTED),
+        (
+            trusting(&ca, &format!(r#", "pin_sha256": ["{other_pin}"]"#)),
+            error_code::TLS_PIN,
+        ),
+    ] {
+        let before = server.accepts();
+        let client = connect(&server.url(), &json);
+        let events = poll_until(&client, is_terminated);
+        assert_eq!(errors(&events), [code], "{}", brief(&events));
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            server.accepts() - before,
+            1,
+            "a TLS trust failure was retried"
+        );
+    }
+}
+
+#[test]
+fn a_stream_goes_through_an_http_proxy() {
+    let server = HostileServer::start(hostile);
+    let proxy = support::connect_proxy::ConnectProxy::start(None);
+    let client = connect(
+        &http_url(&server, "/drip"),
+        &format!(r#"{{"proxy": "http://{}"}}"#, proxy.addr),
+    );
+    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    assert_eq!(messages(&events), [message("drip", Some("7"), "one\ntwo")]);
+    let requests = proxy.requests.lock().unwrap().clone();
+    assert!(
+        requests[0].starts_with(&format!("CONNECT {} HTTP/1.1\r\n", server.addr)),
+        "{requests:?}"
+    );
+    client.close().unwrap();
+    poll_until(&client, is_terminated);
+}

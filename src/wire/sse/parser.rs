@@ -369,4 +369,68 @@ mod tests {
         assert_eq!(result, Err(TooBig { limit: 10 }));
         assert!(parser.line.len() <= 10 + LINE_SLACK);
     }
+
+    mod chunking {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn stream() -> impl Strategy<Value = Vec<u8>> {
+            let token = prop_oneof![
+                proptest::sample::select(vec![
+                    &b"data:"[..],
+                    b"data: ",
+                    b"id: ",
+                    b"event:",
+                    b"retry: 7",
+                    b":",
+                    b"\r",
+                    b"\n",
+                    b"\r\n",
+                    b"\0",
+                    b"\xEF\xBB\xBF",
+                    b"\xff",
+                    b"x",
+                ])
+                .prop_map(|t| t.to_vec()),
+                proptest::collection::vec(any::<u8>(), 0..6),
+            ];
+            proptest::collection::vec(token, 0..80).prop_map(|t| t.concat())
+        }
+
+        proptest! {
+            /// Chunk boundaries never change what is parsed, whatever the
+            /// bytes; nothing parsed passes the limit or holds a line end.
+            #[test]
+            fn any_chunking_parses_the_same(
+                stream in stream(),
+                cuts in proptest::collection::vec(0usize..400, 0..8),
+            ) {
+                let limit = 16;
+                let mut whole = VecDeque::new();
+                let whole_result = Parser::new(limit, None).feed(&stream, &mut whole);
+                let mut parser = Parser::new(limit, None);
+                let mut pieces = VecDeque::new();
+                let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+                cuts.sort_unstable();
+                let mut at = 0;
+                let mut result = Ok(());
+                for cut in cuts.into_iter().chain([stream.len()]) {
+                    if result.is_ok() {
+                        result = parser.feed(&stream[at..cut], &mut pieces);
+                    }
+                    at = cut;
+                }
+                prop_assert_eq!(whole_result, result);
+                prop_assert_eq!(&whole, &pieces);
+                for parsed in whole {
+                    if let Parsed::Event(e) = parsed {
+                        prop_assert!(e.data.len() <= limit);
+                        prop_assert!(!e.data.contains('\r'));
+                        prop_assert!(!e.event_type.contains(['\r', '\n']));
+                        prop_assert!(!e.id.unwrap_or_default().contains(['\0', '\r', '\n']));
+                    }
+                }
+            }
+        }
+    }
 }
