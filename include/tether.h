@@ -8,6 +8,10 @@
  * any thread; ws_close() to finish; poll until WS_EVENT_TERMINATED; then
  * ws_free(). Every call returns a ws_status; on failure ws_last_error()
  * says why. Out-parameters are written only on success.
+ *
+ * Server-Sent Events (receive-only, same engine): sse_connect() an
+ * http(s):// URL, loop on sse_poll_event() handling each sse_event;
+ * sse_close(); poll until SSE_EVENT_TERMINATED; then sse_free().
  */
 
 #ifndef TETHER_H
@@ -704,8 +708,9 @@ size_t ws_live_clients(void);
  * Every request carries `Accept: text/event-stream`, `Cache-Control:
  * no-store` and, once an id is known and not empty, `Last-Event-ID`.
  * A 200 answer with Content-Type `text/event-stream` opens the stream;
- * 204 ends the client for good (no error); another 4xx or 2xx, a wrong
- * Content-Type or an untrusted certificate is an error without retry;
+ * 204 ends the client for good (no error); another 4xx or 2xx, a 3xx
+ * (redirects are not followed), a wrong Content-Type or an untrusted
+ * certificate is an error without retry;
  * 5xx and 429 are retried with backoff and Retry-After; a stream that
  * ends, breaks or stays silent past `read_timeout_ms` is reopened.
  *
@@ -758,8 +763,9 @@ ws_status sse_close(sse_client *client);
  * a 401. The current stream is not affected: call `sse_reconnect` to use
  * it now. Values never appear in errors, events or logs. Both strings
  * are copied. An invalid name or value, `Last-Event-ID` (use option
- * `last_event_id`) or a header HTTP sets itself (Host, Connection, …)
- * gives `WS_ERR_INVALID_ARGUMENT`. Returns at once; any thread.
+ * `last_event_id`) or a header the client sets itself (Host,
+ * Connection, Content-Length, Transfer-Encoding, …) gives
+ * `WS_ERR_INVALID_ARGUMENT`. Returns at once; any thread.
  */
 ws_status sse_set_header(sse_client *client, const char *name, const char *value);
 

@@ -384,10 +384,8 @@ impl SseClient {
     /// Sets (or with `None` removes) a header of the next requests, e.g.
     /// a refreshed token; [`SseClient::reconnect`] uses it at once.
     pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
-        if name.eq_ignore_ascii_case("last-event-id") {
-            return Err(Error::InvalidArgument(
-                "Last-Event-ID is set by the client itself (option last_event_id)".into(),
-            ));
+        if value.is_some() {
+            crate::wire::sse::check_header(name).map_err(Error::InvalidArgument)?;
         }
         self.client.set_header(name, value)
     }

@@ -149,8 +149,9 @@ unsafe fn handle<'a>(ptr: *const sse_client) -> Result<&'a sse_client, Error> {
 /// Every request carries `Accept: text/event-stream`, `Cache-Control:
 /// no-store` and, once an id is known and not empty, `Last-Event-ID`.
 /// A 200 answer with Content-Type `text/event-stream` opens the stream;
-/// 204 ends the client for good (no error); another 4xx or 2xx, a wrong
-/// Content-Type or an untrusted certificate is an error without retry;
+/// 204 ends the client for good (no error); another 4xx or 2xx, a 3xx
+/// (redirects are not followed), a wrong Content-Type or an untrusted
+/// certificate is an error without retry;
 /// 5xx and 429 are retried with backoff and Retry-After; a stream that
 /// ends, breaks or stays silent past `read_timeout_ms` is reopened.
 ///
@@ -323,8 +324,9 @@ pub extern "C" fn sse_close(client: *mut sse_client) -> ws_status {
 /// a 401. The current stream is not affected: call `sse_reconnect` to use
 /// it now. Values never appear in errors, events or logs. Both strings
 /// are copied. An invalid name or value, `Last-Event-ID` (use option
-/// `last_event_id`) or a header HTTP sets itself (Host, Connection, …)
-/// gives `WS_ERR_INVALID_ARGUMENT`. Returns at once; any thread.
+/// `last_event_id`) or a header the client sets itself (Host,
+/// Connection, Content-Length, Transfer-Encoding, …) gives
+/// `WS_ERR_INVALID_ARGUMENT`. Returns at once; any thread.
 #[no_mangle]
 pub extern "C" fn sse_set_header(
     client: *mut sse_client,

@@ -194,6 +194,8 @@ static void bad_input(const char *base) {
   CHECK_FAILS(sse_set_header(c, "X-Token", "line\nbreak"), WS_ERR_INVALID_ARGUMENT);
   CHECK(strstr(ws_last_error(), "line") == NULL, "the value is not echoed");
   CHECK_FAILS(sse_set_header(c, "Last-Event-ID", "5"), WS_ERR_INVALID_ARGUMENT);
+  CHECK_FAILS(sse_set_header(c, "Content-Length", "5"), WS_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(sse_set_header(c, "X-Token", NULL), WS_OK);
   CHECK(sse_event_fd(c) >= 0, "an event fd");
   CHECK_STATUS(sse_close(c), WS_OK);
   drain_to_terminated(c);

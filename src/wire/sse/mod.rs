@@ -24,6 +24,7 @@ use hyper::body::Bytes;
 use hyper::http::{Method, StatusCode};
 use parking_lot::Mutex;
 
+pub(crate) use options::check_header;
 pub use options::SseOptions;
 use parser::{Parsed, Parser, TooBig};
 

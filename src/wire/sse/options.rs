@@ -135,14 +135,28 @@ impl SseOptions {
             }
         }
         for name in self.common.headers.keys() {
-            if name.eq_ignore_ascii_case("last-event-id") {
-                return invalid(
-                    "headers: Last-Event-ID is set by the client itself; use last_event_id".into(),
-                );
-            }
+            check_header(name)
+                .map_err(|why| Error::InvalidArgument(format!("options: headers: {why}")))?;
         }
         Ok(())
     }
+}
+
+/// Headers an SSE client sets itself: an app value would break the
+/// request (its framing, or the resume).
+pub(crate) fn check_header(name: &str) -> Result<(), String> {
+    if name.eq_ignore_ascii_case("last-event-id") {
+        return Err("Last-Event-ID is set by the client itself; use option last_event_id".into());
+    }
+    if ["content-length", "transfer-encoding"]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+    {
+        return Err(format!(
+            "{name} is set by the client itself (from the body)"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -208,6 +222,7 @@ mod tests {
             r#"{"read_timeout_ms": -1}"#,
             r#"{"last_event_id": "a\nb"}"#,
             r#"{"headers": {"Last-Event-ID": "1"}}"#,
+            r#"{"headers": {"content-length": "1"}}"#,
             r#"{"unknown": 1}"#,
             r#"{"connect_timeout_ms": 0}"#,
             "[]",

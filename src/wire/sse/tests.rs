@@ -370,6 +370,10 @@ async fn client_errors_and_wrong_content_types_are_not_retried() {
             error_code::HANDSHAKE,
         ),
         ("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", 201),
+        (
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+            301,
+        ),
     ] {
         let mut h = Harness::start(STEADY);
         let _peer = h.answer(answer).await;
