@@ -47,12 +47,15 @@ impl Dialer for MemoryDialer {
     }
 }
 
-/// Tokio's (paused) time, never suspended.
-struct VirtualClock(Instant);
+/// Tokio's (paused) time plus the suspensions a test simulates.
+struct VirtualClock {
+    origin: Instant,
+    slept: Mutex<Duration>,
+}
 
 impl SuspendClock for VirtualClock {
     fn since_boot(&self) -> Duration {
-        self.0.elapsed()
+        self.origin.elapsed() + *self.slept.lock()
     }
 }
 
@@ -62,6 +65,7 @@ struct Harness {
     events: EventReceiver,
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
+    clock: Arc<VirtualClock>,
 }
 
 /// The server's end of one attempt, with the request it read.
@@ -99,13 +103,17 @@ impl Harness {
         let shared = Arc::new(Shared::open(&options.common).unwrap());
         let (event_tx, events) = event::channel(options.common.max_unpolled_bytes);
         let (commands, command_rx) = mpsc::unbounded_channel();
+        let clock = Arc::new(VirtualClock {
+            origin: Instant::now(),
+            slept: Mutex::new(Duration::ZERO),
+        });
         let session = Session::new(
             wire,
             &options.common,
             shared.clone(),
             event_tx,
             command_rx,
-            Arc::new(VirtualClock(Instant::now())),
+            clock.clone(),
         );
         tokio::spawn(session.run());
         Harness {
@@ -114,6 +122,7 @@ impl Harness {
             events,
             commands,
             shared,
+            clock,
         }
     }
 
@@ -554,4 +563,21 @@ async fn reading_stops_while_the_app_does_not_poll_and_nothing_is_dropped() {
         .collect();
     assert_eq!(ids, (0..total).collect::<Vec<_>>());
     let _peer = writer.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_suspension_longer_than_the_read_timeout_reopens_the_stream_at_wakeup() {
+    let mut h = Harness::start(r#"{"read_timeout_ms": 60000, "last_event_id": "3"}"#);
+    let mut peer = h.answer(OPEN).await;
+    peer.send("id: 4\ndata: before sleep\n\n").await;
+    h.events_until(|e| matches!(e, Event::ServerSent(_))).await;
+    *h.clock.slept.lock() += 120 * SECOND;
+    // The app comes back to the foreground.
+    h.command(Command::Resume);
+    let events = h
+        .events_until(|e| matches!(e, Event::Reconnecting { .. }))
+        .await;
+    assert_eq!(error_codes(&events), [error_code::HEARTBEAT_TIMEOUT]);
+    let peer = h.accept().await;
+    assert_eq!(peer.header("last-event-id").as_deref(), Some("4"));
 }
