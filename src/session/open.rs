@@ -67,6 +67,10 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
             link.reading_paused.store(false, Ordering::Release);
         }
         let incoming = reader.next().await;
+        // A wire whose input is already decoded in memory (a long-poll's
+        // payload) is always ready: give the other clients of the shared
+        // runtime thread their turn, as tokio's own sockets do.
+        tokio::task::consume_budget().await;
         link.frames.fetch_add(1, Ordering::Relaxed);
         if let Some(last_frame) = &link.last_frame {
             last_frame.store(nanos_since(link.base), Ordering::Relaxed);
