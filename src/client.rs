@@ -391,6 +391,11 @@ impl SseClient {
         })
     }
 
+    /// The session underneath (its readiness descriptor, for poll sets).
+    pub(crate) fn session(&self) -> &Client {
+        &self.client
+    }
+
     /// As [`Client::poll_event`].
     pub fn poll_event(&self, timeout: Option<Duration>) -> Result<Option<Event>, Error> {
         self.client.poll_event(timeout)

@@ -282,28 +282,39 @@ pub extern "C" fn ws_poll_event(
     timeout_ms: i32,
     out: *mut ws_event,
 ) -> ws_status {
-    let mut timed_out = false;
-    let code = panic::guard(|| {
+    poll_call(|| {
         // SAFETY: the caller passes a live handle (or NULL) and a writable
         // ws_event (or NULL).
         let (handle, out) = unsafe { (ptr::client(client)?, Out::new(out, "out")?) };
-        let timeout = match timeout_ms {
-            -1 => None,
-            t if t < 0 => {
-                return Err(Error::InvalidArgument(format!(
-                    "timeout_ms {t} is invalid: use -1 (forever), 0 or a positive number"
-                )))
-            }
-            t => Some(Duration::from_millis(t as u64)),
-        };
+        let timeout = poll_timeout(timeout_ms)?;
         let _polling = PollingGuard::enter(&handle.polling)?;
-        timed_out = !handle.poll_into(timeout, out)?;
+        handle.poll_into(timeout, out)
+    })
+}
+
+/// Runs the body of a `*_poll_event`: `Ok(false)` (nothing came in time)
+/// is `WS_TIMEOUT`; errors and panics are statuses as in `panic::guard`.
+pub(crate) fn poll_call(body: impl FnOnce() -> Result<bool, Error>) -> ws_status {
+    let mut timed_out = false;
+    let code = panic::guard(|| {
+        timed_out = !body()?;
         Ok(())
     });
     if code == ws_status::WS_OK && timed_out {
         ws_status::WS_TIMEOUT
     } else {
         code
+    }
+}
+
+/// A poll's `timeout_ms`: -1 waits forever, 0 or more milliseconds.
+pub(crate) fn poll_timeout(timeout_ms: i32) -> Result<Option<Duration>, Error> {
+    match timeout_ms {
+        -1 => Ok(None),
+        t if t < 0 => Err(Error::InvalidArgument(format!(
+            "timeout_ms {t} is invalid: use -1 (forever), 0 or a positive number"
+        ))),
+        t => Ok(Some(Duration::from_millis(t as u64))),
     }
 }
 
@@ -643,25 +654,34 @@ pub extern "C" fn ws_set_header(
 /// `ws_last_error` set. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_event_fd(client: *mut ws_client) -> i32 {
-    let mut fd = -1;
-    panic::guard(|| {
+    fd_call(|| {
         // SAFETY: the caller passes a live handle (or NULL).
         let handle = unsafe { ptr::client(client)? };
-        fd = event_fd(&handle.client)?;
+        event_fd(&handle.client)
+    })
+}
+
+/// Runs the body of a `*_event_fd`: the descriptor, or -1 with
+/// `ws_last_error` set.
+pub(crate) fn fd_call(body: impl FnOnce() -> Result<i32, Error>) -> i32 {
+    let mut fd = -1;
+    panic::guard(|| {
+        fd = body()?;
         Ok(())
     });
     fd
 }
 
+/// The readiness descriptor of a client of any kind (Unix-like systems).
 #[cfg(unix)]
-fn event_fd(client: &Client) -> Result<i32, Error> {
+pub(crate) fn event_fd(client: &Client) -> Result<i32, Error> {
     client.event_fd()
 }
 
 #[cfg(not(unix))]
-fn event_fd(_client: &Client) -> Result<i32, Error> {
+pub(crate) fn event_fd(_client: &Client) -> Result<i32, Error> {
     Err(Error::InvalidArgument(
-        "ws_event_fd is available on Unix-like systems only".into(),
+        "event descriptors are available on Unix-like systems only".into(),
     ))
 }
 

@@ -388,28 +388,13 @@ pub extern "C" fn sio_poll_event(
     timeout_ms: i32,
     out: *mut sio_event,
 ) -> ws_status {
-    let mut timed_out = false;
-    let code = panic::guard(|| {
+    super::poll_call(|| {
         // SAFETY: a live handle (or NULL) and a writable sio_event (or NULL).
         let (handle, out) = unsafe { (handle(client)?, Out::new(out, "out")?) };
-        let timeout = match timeout_ms {
-            -1 => None,
-            t if t < 0 => {
-                return Err(Error::InvalidArgument(format!(
-                    "timeout_ms {t} is invalid: use -1 (forever), 0 or a positive number"
-                )))
-            }
-            t => Some(Duration::from_millis(t as u64)),
-        };
+        let timeout = super::poll_timeout(timeout_ms)?;
         let _polling = PollingGuard::enter(&handle.polling)?;
-        timed_out = !handle.poll_into(timeout, out)?;
-        Ok(())
-    });
-    if code == ws_status::WS_OK && timed_out {
-        ws_status::WS_TIMEOUT
-    } else {
-        code
-    }
+        handle.poll_into(timeout, out)
+    })
 }
 
 impl sio_client {
@@ -618,26 +603,11 @@ pub extern "C" fn sio_set_header(
 /// by the client; -1 on failure (see `ws_last_error`).
 #[no_mangle]
 pub extern "C" fn sio_event_fd(client: *mut sio_client) -> i32 {
-    let mut fd = -1;
-    panic::guard(|| {
+    super::fd_call(|| {
         // SAFETY: a live handle (or NULL).
         let handle = unsafe { handle(client)? };
-        fd = event_fd(&handle.client)?;
-        Ok(())
-    });
-    fd
-}
-
-#[cfg(unix)]
-fn event_fd(client: &SocketIoClient) -> Result<i32, Error> {
-    client.event_fd()
-}
-
-#[cfg(not(unix))]
-fn event_fd(_client: &SocketIoClient) -> Result<i32, Error> {
-    Err(Error::InvalidArgument(
-        "sio_event_fd is available on Unix-like systems only".into(),
-    ))
+        super::event_fd(handle.client.session())
+    })
 }
 
 /// Releases a client and everything it owns. If it was not closed, the

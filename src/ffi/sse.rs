@@ -212,29 +212,14 @@ pub extern "C" fn sse_poll_event(
     timeout_ms: i32,
     out: *mut sse_event,
 ) -> ws_status {
-    let mut timed_out = false;
-    let code = panic::guard(|| {
+    super::poll_call(|| {
         // SAFETY: the caller passes a live handle (or NULL) and a writable
         // sse_event (or NULL).
         let (handle, out) = unsafe { (handle(client)?, Out::new(out, "out")?) };
-        let timeout = match timeout_ms {
-            -1 => None,
-            t if t < 0 => {
-                return Err(Error::InvalidArgument(format!(
-                    "timeout_ms {t} is invalid: use -1 (forever), 0 or a positive number"
-                )))
-            }
-            t => Some(Duration::from_millis(t as u64)),
-        };
+        let timeout = super::poll_timeout(timeout_ms)?;
         let _polling = PollingGuard::enter(&handle.polling)?;
-        timed_out = !handle.poll_into(timeout, out)?;
-        Ok(())
-    });
-    if code == ws_status::WS_OK && timed_out {
-        ws_status::WS_TIMEOUT
-    } else {
-        code
-    }
+        handle.poll_into(timeout, out)
+    })
 }
 
 impl sse_client {
@@ -387,26 +372,11 @@ pub extern "C" fn sse_reconnect(client: *mut sse_client) -> ws_status {
 /// with `ws_last_error` set. Any thread.
 #[no_mangle]
 pub extern "C" fn sse_event_fd(client: *mut sse_client) -> i32 {
-    let mut fd = -1;
-    panic::guard(|| {
+    super::fd_call(|| {
         // SAFETY: the caller passes a live handle (or NULL).
         let handle = unsafe { handle(client)? };
-        fd = event_fd(&handle.client)?;
-        Ok(())
-    });
-    fd
-}
-
-#[cfg(unix)]
-fn event_fd(client: &SseClient) -> Result<i32, Error> {
-    client.event_fd()
-}
-
-#[cfg(not(unix))]
-fn event_fd(_client: &SseClient) -> Result<i32, Error> {
-    Err(Error::InvalidArgument(
-        "sse_event_fd is available on Unix-like systems only".into(),
-    ))
+        super::event_fd(handle.client.session())
+    })
 }
 
 /// Releases a client and everything it owns, including its last event's

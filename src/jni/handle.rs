@@ -134,13 +134,7 @@ impl Handle {
 
 /// `-1` waits forever, `0` does not wait, else milliseconds.
 pub(crate) fn timeout(timeout_ms: i32) -> Result<Option<Duration>, Error> {
-    match timeout_ms {
-        -1 => Ok(None),
-        t if t < 0 => Err(Error::InvalidArgument(format!(
-            "timeout {t} ms is invalid: use -1 (forever), 0 or a positive number"
-        ))),
-        t => Ok(Some(Duration::from_millis(t as u64))),
-    }
+    crate::ffi::poll_timeout(timeout_ms)
 }
 
 #[cfg(test)]
