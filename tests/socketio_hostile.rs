@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::hostile_engineio::{Config, HostileEio, Reply, SEP};
+use support::{error_codes, states};
 use tether::event::SioEvent;
 use tether::{error_code, Event, SocketIoClient, State};
 
@@ -99,26 +100,6 @@ fn is_event(e: &Event, name: &str) -> bool {
 
 fn connected(client: &SocketIoClient, nsp: &str) -> Vec<Event> {
     until(client, &format!("CONNECT of {nsp}"), |e| is_connect(e, nsp))
-}
-
-fn error_codes(events: &[Event]) -> Vec<i32> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Error { code, .. } => Some(*code),
-            _ => None,
-        })
-        .collect()
-}
-
-fn states(events: &[Event]) -> Vec<State> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::State(s) => Some(*s),
-            _ => None,
-        })
-        .collect()
 }
 
 fn retried(events: &[Event]) -> bool {

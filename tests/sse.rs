@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::error_codes;
 use support::hostile::{Ctx, HostileServer, Step};
 use tether::{error_code, Event, ServerSentEvent, SseClient, SseOptions, State};
 
@@ -95,16 +96,6 @@ fn messages(events: &[Event]) -> Vec<ServerSentEvent> {
         .iter()
         .filter_map(|e| match e {
             Event::ServerSent(m) => Some(m.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn errors(events: &[Event]) -> Vec<i32> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Error { code, .. } => Some(*code),
             _ => None,
         })
         .collect()
@@ -215,7 +206,7 @@ fn an_endless_line_is_cut_at_the_limit_without_retry() {
     );
     let events = poll_until(&client, is_terminated);
     assert_eq!(
-        errors(&events),
+        error_codes(&events),
         [error_code::MESSAGE_TOO_BIG],
         "{}",
         brief(&events)
@@ -232,7 +223,7 @@ fn a_100_mb_event_is_bounded_by_max_message_bytes() {
     );
     let events = poll_until(&client, is_terminated);
     assert_eq!(messages(&events), [message("message", None, "small")]);
-    assert_eq!(errors(&events), [error_code::MESSAGE_TOO_BIG]);
+    assert_eq!(error_codes(&events), [error_code::MESSAGE_TOO_BIG]);
     assert!(
         client.stats().bytes_in < 1024,
         "only the small event counts"
@@ -255,7 +246,7 @@ fn bad_utf8_is_replaced_and_the_stream_goes_on() {
             message("t\u{FFFD}", None, "ok"),
         ]
     );
-    assert_eq!(errors(&events), [] as [i32; 0]);
+    assert_eq!(error_codes(&events), [] as [i32; 0]);
     client.close().unwrap();
     poll_until(&client, is_terminated);
 }
@@ -282,7 +273,7 @@ fn permanent_refusals_end_the_client_after_one_attempt() {
         let client = connect(&http_url(&server, path), QUICK);
         let events = poll_until(&client, is_terminated);
         assert_eq!(
-            errors(&events),
+            error_codes(&events),
             expected.into_iter().collect::<Vec<_>>(),
             "{path}"
         );
@@ -306,7 +297,7 @@ fn a_503_is_retried_after_its_retry_after() {
     let server = HostileServer::start(hostile);
     let client = connect(&http_url(&server, "/unavailable"), QUICK);
     let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
-    assert_eq!(errors(&events), [503]);
+    assert_eq!(error_codes(&events), [503]);
     assert_eq!(
         events.iter().find(|e| is_reconnecting(e)),
         Some(&Event::Reconnecting {
@@ -330,7 +321,7 @@ fn a_stream_that_ends_is_resumed_with_last_event_id() {
     let ids: Vec<Option<String>> = messages(&events).into_iter().map(|m| m.id).collect();
     assert_eq!(ids, [Some("1".into()), Some("2".into()), Some("3".into())]);
     assert_eq!(
-        errors(&events),
+        error_codes(&events),
         [] as [i32; 0],
         "an ended stream is no error"
     );
@@ -355,7 +346,7 @@ fn a_reset_is_a_lost_connection_and_reconnects() {
     let client = connect(&http_url(&server, "/reset"), QUICK);
     let events = poll_until(&client, is_reconnecting);
     assert_eq!(messages(&events), [message("message", Some("r"), "before")]);
-    assert_eq!(errors(&events), [error_code::CONNECTION_LOST]);
+    assert_eq!(error_codes(&events), [error_code::CONNECTION_LOST]);
     assert_eq!(second_last_event_id(&server).as_deref(), Some("r"));
     client.close().unwrap();
     poll_until(&client, is_terminated);
@@ -382,7 +373,7 @@ fn silence_past_read_timeout_reconnects() {
     );
     let events = poll_until(&client, is_reconnecting);
     assert_eq!(
-        errors(&events),
+        error_codes(&events),
         [error_code::HEARTBEAT_TIMEOUT],
         "{}",
         brief(&events)
@@ -445,7 +436,7 @@ fn resume_with_last_event_id_across_a_server_restart() {
         matches!(e, Event::Reconnecting { attempt: 2, .. })
     });
     assert!(
-        errors(&events).contains(&error_code::CONNECT),
+        error_codes(&events).contains(&error_code::CONNECT),
         "{}",
         brief(&events)
     );
@@ -633,11 +624,11 @@ fn starlette_refuses_a_refreshed_bad_token_and_ends_quietly_on_204() {
         .unwrap();
     client.reconnect().unwrap();
     let events = poll_until(&client, is_terminated);
-    assert_eq!(errors(&events), [401], "{}", brief(&events));
+    assert_eq!(error_codes(&events), [401], "{}", brief(&events));
 
     let client = connect(&server.url("/gone"), QUICK);
     let events = poll_until(&client, is_terminated);
-    assert_eq!(errors(&events), [] as [i32; 0]);
+    assert_eq!(error_codes(&events), [] as [i32; 0]);
     assert!(!events.iter().any(is_reconnecting));
 }
 
@@ -740,7 +731,7 @@ fn https_uses_the_websocket_trust_and_pins() {
         let before = server.accepts();
         let client = connect(&server.url(), &json);
         let events = poll_until(&client, is_terminated);
-        assert_eq!(errors(&events), [code], "{}", brief(&events));
+        assert_eq!(error_codes(&events), [code], "{}", brief(&events));
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(
             server.accepts() - before,
