@@ -37,6 +37,20 @@ fn options(transports: &str, extra: &str) -> String {
     )
 }
 
+/// A server on `server_transports` (plus `more` of its flags) and a client
+/// on `transports` with the test options.
+fn server_and_client(
+    server_transports: &str,
+    transports: &str,
+    more: &[&str],
+) -> (Server, SocketIoClient) {
+    let mut args = vec!["--transports", server_transports];
+    args.extend_from_slice(more);
+    let server = Server::start(&args);
+    let client = SocketIoClient::connect(&server.url(), Some(&options(transports, ""))).unwrap();
+    (server, client)
+}
+
 /// Polls until `want` matches, returning every event seen on the way.
 fn until(client: &SocketIoClient, what: &str, mut want: impl FnMut(&Event) -> bool) -> Vec<Event> {
     let deadline = Instant::now() + T;
@@ -182,9 +196,7 @@ fn binary_attachments_travel_both_ways() {
         return;
     }
     for (server_transports, transports) in TRANSPORTS {
-        let server = Server::start(&["--transports", server_transports]);
-        let client =
-            SocketIoClient::connect(&server.url(), Some(&options(transports, ""))).unwrap();
+        let (_server, client) = server_and_client(server_transports, transports, &[]);
         connected(&client, "/");
         let big: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         client
@@ -303,9 +315,7 @@ fn after_a_server_restart_every_namespace_rejoins_and_queued_emits_follow_in_ord
         return;
     }
     for (server_transports, transports) in TRANSPORTS {
-        let server = Server::start(&["--transports", server_transports]);
-        let client =
-            SocketIoClient::connect(&server.url(), Some(&options(transports, ""))).unwrap();
+        let (server, client) = server_and_client(server_transports, transports, &[]);
         connected(&client, "/");
         client
             .join("/admin", Some(r#"{"token":"secret"}"#))
@@ -427,9 +437,7 @@ fn connection_state_is_recovered_after_a_drop() {
         return;
     }
     for (server_transports, transports) in TRANSPORTS {
-        let server = Server::start(&["--transports", server_transports, "--recovery"]);
-        let client =
-            SocketIoClient::connect(&server.url(), Some(&options(transports, ""))).unwrap();
+        let (_server, client) = server_and_client(server_transports, transports, &["--recovery"]);
         assert!(
             !connected(&client, "/"),
             "a first connection recovers nothing"
@@ -460,9 +468,7 @@ fn pause_keeps_emits_and_resume_rejoins() {
         return;
     }
     for (server_transports, transports) in TRANSPORTS {
-        let server = Server::start(&["--transports", server_transports]);
-        let client =
-            SocketIoClient::connect(&server.url(), Some(&options(transports, ""))).unwrap();
+        let (_server, client) = server_and_client(server_transports, transports, &[]);
         connected(&client, "/");
         client.pause().unwrap();
         until(&client, "DISCONNECT on pause", |e| {
