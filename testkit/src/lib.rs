@@ -19,6 +19,7 @@
 //! ```
 
 mod connection;
+pub mod ffi;
 mod record;
 mod script;
 mod server;
