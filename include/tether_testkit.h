@@ -90,7 +90,7 @@ typedef enum {
 
 /**
  * Kind of a message: `wst_connection_send` takes it, `wst_message_kind`
- * gives it.
+ * gives it (`wst_message_get_kind`).
  */
 typedef enum {
   /**
@@ -145,7 +145,8 @@ extern "C" {
 /**
  * Starts a test server on a free port of 127.0.0.1. It echoes text and
  * binary messages, answers handshakes with the replies queued by
- * `wst_server_push_reply` (then accepts), answers Pings and Closes.
+ * `wst_server_push_reply` (then accepts, with the first subprotocol the
+ * client offers), answers Pings and Closes.
  *
  * On success `*out` is the new server, owned by the caller (free it with
  * `wst_server_free`).
@@ -165,7 +166,8 @@ wst_status wst_server_set_echo(const wst_server *server, uint8_t echo);
 
 /**
  * Queues the answer to a coming handshake; each new connection takes the
- * next one, and is accepted once the queue is empty. `reply_json` (UTF-8,
+ * next one; once the queue is empty, connections are accepted with the
+ * first subprotocol the client offers. `reply_json` (UTF-8,
  * NUL-terminated, read during the call) is one of:
  * `{"accept": {"subprotocol": "chat", "headers": {"X-A": "1"}}}`,
  * `{"refuse": {"status": 503, "headers": {"Retry-After": "1"}, "body": ""}}`,
@@ -239,7 +241,7 @@ wst_status wst_server_await_message(const wst_server *server,
 /**
  * `WST_TEXT` or `WST_BINARY` (`WST_BINARY` if `message` is NULL).
  */
-wst_message_kind wst_message_kind(const wst_message *message);
+wst_message_kind wst_message_get_kind(const wst_message *message);
 
 /**
  * The message's bytes (text is UTF-8, not NUL-terminated), their count in

@@ -371,7 +371,14 @@ impl Driver {
             path: head.path.clone(),
             headers: head.headers.clone(),
         });
-        match self.shared.next_reply() {
+        let reply = self
+            .shared
+            .next_reply()
+            .unwrap_or_else(|| match first_offered(&head) {
+                Some(protocol) => Reply::accept_subprotocol(protocol),
+                None => Reply::accept(),
+            });
+        match reply {
             Reply::Accept {
                 subprotocol,
                 headers,
@@ -583,6 +590,12 @@ impl Driver {
         }
         closing
     }
+}
+
+/// The first subprotocol the client offers, if any.
+fn first_offered(head: &Head) -> Option<&str> {
+    let offered = head.header("sec-websocket-protocol")?;
+    offered.split(',').map(str::trim).find(|p| !p.is_empty())
 }
 
 /// The `101 Switching Protocols` answer to `head`.

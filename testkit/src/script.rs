@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 /// The server's answer to one handshake. Queued with
 /// [`TestServer::push_reply`](crate::TestServer::push_reply); each new
-/// connection takes the next one, and [`Reply::accept`] once the queue is
-/// empty.
+/// connection takes the next one; once the queue is empty, connections are
+/// accepted with the first subprotocol the client offers.
 ///
 /// JSON: `{"accept": {"subprotocol": "chat", "headers": {"X-A": "1"}}}`,
 /// `{"refuse": {"status": 503, "headers": {"Retry-After": "1"}, "body": ""}}`,

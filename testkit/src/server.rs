@@ -30,10 +30,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn next_reply(&self) -> Reply {
-        lock(&self.replies)
-            .pop_front()
-            .unwrap_or_else(Reply::accept)
+    /// The next queued reply; `None` once the queue is empty (accept,
+    /// choosing the first subprotocol the client offers).
+    pub(crate) fn next_reply(&self) -> Option<Reply> {
+        lock(&self.replies).pop_front()
     }
 
     pub(crate) fn echo(&self) -> bool {
@@ -51,7 +51,8 @@ enum Control {
 }
 
 /// A WebSocket server on 127.0.0.1 for tests, on its own thread: it echoes
-/// by default, answers each handshake with the next queued [`Reply`],
+/// by default, answers each handshake with the next queued [`Reply`] (or,
+/// once none is left, accepts with the first subprotocol offered),
 /// records what clients send, and injects faults on command. Every method
 /// is a plain blocking call from any thread, in effect when it returns.
 /// Dropping it stops the thread and kills every connection.

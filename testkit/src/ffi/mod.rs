@@ -28,7 +28,7 @@ pub const TETHER_TESTKIT_VERSION_MINOR: u32 = 1;
 pub const TETHER_TESTKIT_VERSION_PATCH: u32 = 0;
 
 /// Kind of a message: `wst_connection_send` takes it, `wst_message_kind`
-/// gives it.
+/// gives it (`wst_message_get_kind`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum wst_message_kind {
@@ -89,7 +89,8 @@ fn done(ok: bool) -> Result<wst_status, Failure> {
 
 /// Starts a test server on a free port of 127.0.0.1. It echoes text and
 /// binary messages, answers handshakes with the replies queued by
-/// `wst_server_push_reply` (then accepts), answers Pings and Closes.
+/// `wst_server_push_reply` (then accepts, with the first subprotocol the
+/// client offers), answers Pings and Closes.
 ///
 /// On success `*out` is the new server, owned by the caller (free it with
 /// `wst_server_free`).
@@ -133,7 +134,8 @@ pub extern "C" fn wst_server_set_echo(server: *const wst_server, echo: u8) -> ws
 }
 
 /// Queues the answer to a coming handshake; each new connection takes the
-/// next one, and is accepted once the queue is empty. `reply_json` (UTF-8,
+/// next one; once the queue is empty, connections are accepted with the
+/// first subprotocol the client offers. `reply_json` (UTF-8,
 /// NUL-terminated, read during the call) is one of:
 /// `{"accept": {"subprotocol": "chat", "headers": {"X-A": "1"}}}`,
 /// `{"refuse": {"status": 503, "headers": {"Retry-After": "1"}, "body": ""}}`,
@@ -312,7 +314,7 @@ pub extern "C" fn wst_server_await_message(
 
 /// `WST_TEXT` or `WST_BINARY` (`WST_BINARY` if `message` is NULL).
 #[no_mangle]
-pub extern "C" fn wst_message_kind(message: *const wst_message) -> wst_message_kind {
+pub extern "C" fn wst_message_get_kind(message: *const wst_message) -> wst_message_kind {
     // SAFETY: a live handle or NULL, per this function's contract.
     match unsafe { message.as_ref() }.map(|m| m.message.kind) {
         Some(MessageKind::Text) => wst_message_kind::WST_TEXT,
