@@ -540,10 +540,8 @@ impl Driver {
                         data,
                     });
                 }
-                OP_PING => {
-                    if !self.wiring.faults.borrow().drop_pongs {
-                        self.queue(Out::Bytes(wire::frame(FIN | OP_PONG, &frame.payload)));
-                    }
+                OP_PING if !self.wiring.faults.borrow().drop_pongs => {
+                    self.queue(Out::Bytes(wire::frame(FIN | OP_PONG, &frame.payload)));
                 }
                 OP_CLOSE => {
                     let reason = frame.payload.get(2..).unwrap_or_default();

@@ -20,6 +20,8 @@
 
 mod connection;
 pub mod ffi;
+#[cfg(feature = "jni")]
+mod jni;
 mod record;
 mod script;
 mod server;

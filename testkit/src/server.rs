@@ -88,9 +88,8 @@ impl TestServer {
             .name("tether-testkit".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(l) => accept_loop(l, addr, for_thread, control_rx).await,
-                        Err(_) => {}
+                    if let Ok(l) = TcpListener::from_std(listener) {
+                        accept_loop(l, addr, for_thread, control_rx).await;
                     }
                 });
                 // Dropping the runtime drops every connection task.
