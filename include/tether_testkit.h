@@ -154,6 +154,29 @@ extern "C" {
 wst_status wst_server_start(wst_server **out);
 
 /**
+ * Starts a `wss://` test server, like `wst_server_start` but over TLS,
+ * with a certificate for `localhost` and `127.0.0.1` signed by a CA made
+ * now: clients trust it with `"tls": {"extra_ca_pem": <wst_server_ca_pem>}`
+ * and connect to `wss://localhost:PORT/…`. Its replies may also be
+ * `"tls_failure"` and `"other_key"` (see `wst_server_push_reply`).
+ */
+wst_status wst_server_start_tls(wst_server **out);
+
+/**
+ * A TLS server's CA certificate (PEM, NUL-terminated), for the client's
+ * `tls.extra_ca_pem`; NULL for a `ws://` server or a NULL argument. Valid
+ * until `wst_server_free`.
+ */
+const char *wst_server_ca_pem(const wst_server *server);
+
+/**
+ * base64(SHA-256(SubjectPublicKeyInfo)) of a TLS server's certificate
+ * (NUL-terminated), for the client's `tls.pin_sha256`; NULL for a `ws://`
+ * server or a NULL argument. Valid until `wst_server_free`.
+ */
+const char *wst_server_pin_sha256(const wst_server *server);
+
+/**
  * The server's port on 127.0.0.1 (`ws://127.0.0.1:PORT/…`), in `*out_port`.
  */
 wst_status wst_server_port(const wst_server *server, uint16_t *out_port);
@@ -172,7 +195,10 @@ wst_status wst_server_set_echo(const wst_server *server, uint8_t echo);
  * `{"accept": {"subprotocol": "chat", "headers": {"X-A": "1"}}}`,
  * `{"refuse": {"status": 503, "headers": {"Retry-After": "1"}, "body": ""}}`,
  * `"reset"` (RST after the request), `"silence"` (never answers),
- * `{"slow_headers": {"gap_ms": 20}}` (the 101 byte by byte).
+ * `{"slow_headers": {"gap_ms": 20}}` (the 101 byte by byte), and on
+ * servers from `wst_server_start_tls`: `"tls_failure"` (a fatal TLS alert
+ * instead of the TLS handshake), `"other_key"` (a certificate of the same
+ * CA with another key: a pin on `wst_server_pin_sha256` fails).
  * `WST_ERR_INVALID_ARGUMENT` for anything else (nothing queued).
  */
 wst_status wst_server_push_reply(const wst_server *server, const char *reply_json);

@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -209,20 +208,57 @@ impl Wiring {
     }
 }
 
-/// Serves one accepted connection to its end.
+/// Serves one accepted connection to its end: over TLS on a `wss://`
+/// server (where the next reply may be a TLS fault, taken before the TLS
+/// handshake), else as it is.
 pub(crate) async fn serve(tcp: TcpStream, id: u64, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
+    // Another descriptor of the same socket, to reset it whatever wraps it.
+    let resetter = std::os::fd::AsFd::as_fd(&tcp)
+        .try_clone_to_owned()
+        .ok()
+        .map(std::net::TcpStream::from);
+    let Some(identity) = &shared.tls else {
+        return serve_stream(tcp, resetter, id, shared).await;
+    };
+    let config = match shared.take_tls_reply() {
+        Some(Reply::TlsFailure) => {
+            // A fatal handshake_failure alert (TLS 1.2 record), then FIN.
+            let mut tcp = tcp;
+            let _ = tcp
+                .write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+                .await;
+            let _ = tcp.shutdown().await;
+            return;
+        }
+        Some(_) => identity.other_key.clone(),
+        None => identity.config.clone(),
+    };
+    let accepting = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
+    if let Ok(Ok(tls)) = tokio::time::timeout(HEAD_TIMEOUT, accepting).await {
+        serve_stream(tls, resetter, id, shared).await;
+    }
+}
+
+async fn serve_stream<S>(
+    stream: S,
+    resetter: Option<std::net::TcpStream>,
+    id: u64,
+    shared: Arc<Shared>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (faults_tx, faults_rx) = watch::channel(Faults::default());
     let wiring = Wiring {
         net: shared.network.subscribe(),
         faults: faults_rx,
     };
-    let (rd, wr) = tcp.into_split();
+    let (rd, wr) = tokio::io::split(stream);
     let mut parts = tokio::task::JoinSet::new();
     let (chunks_tx, chunks) = mpsc::channel(4);
     parts.spawn(read(rd, chunks_tx, wiring.clone()));
     let (out, out_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write(wr, out_rx, wiring.clone()));
+    let writer = tokio::spawn(write(wr, resetter, out_rx, wiring.clone()));
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let open = Arc::new(AtomicBool::new(true));
     let handle = Connection {
@@ -250,7 +286,11 @@ pub(crate) async fn serve(tcp: TcpStream, id: u64, shared: Arc<Shared>) {
 
 /// Reads chunks while bytes may flow; hands each on after the latency
 /// and bandwidth of the network. Ends at EOF or a read error (`None`).
-async fn read(mut rd: OwnedReadHalf, chunks: mpsc::Sender<Option<Vec<u8>>>, mut wiring: Wiring) {
+async fn read(
+    mut rd: impl AsyncRead + Unpin,
+    chunks: mpsc::Sender<Option<Vec<u8>>>,
+    mut wiring: Wiring,
+) {
     let (timed_tx, mut timed) = mpsc::unbounded_channel::<(Instant, Option<Vec<u8>>)>();
     let mut gate = wiring.clone();
     let reading = async move {
@@ -287,7 +327,8 @@ async fn read(mut rd: OwnedReadHalf, chunks: mpsc::Sender<Option<Vec<u8>>>, mut 
 /// Writes what the driver queues, in order, each item after the latency
 /// and the connection's delay, while bytes may flow.
 async fn write(
-    mut wr: OwnedWriteHalf,
+    mut wr: impl AsyncWrite + Unpin,
+    resetter: Option<std::net::TcpStream>,
     mut out: mpsc::UnboundedReceiver<(Instant, Out)>,
     mut wiring: Wiring,
 ) {
@@ -314,12 +355,15 @@ async fn write(
             Out::Shutdown => wr.shutdown().await.is_ok(),
             Out::Reset => {
                 // A zero linger makes the close send an RST (deprecated
-                // only for non-zero values, which block).
-                #[allow(deprecated)]
-                let _ = wr.as_ref().set_linger(Some(Duration::ZERO));
-                // No FIN: the socket closes (with the RST) when the reader's
-                // half goes too.
-                wr.forget();
+                // only for non-zero values, which block); the socket closes
+                // once the halves go too (no shutdown: no FIN before it).
+                if let Some(Ok(socket)) = resetter.map(|s| {
+                    s.set_nonblocking(true)?;
+                    TcpStream::from_std(s)
+                }) {
+                    #[allow(deprecated)]
+                    let _ = socket.set_linger(Some(Duration::ZERO));
+                }
                 return;
             }
         };
@@ -413,7 +457,8 @@ impl Driver {
                 self.drain_until_eof(CLOSE_WAIT).await;
                 return;
             }
-            Reply::Reset => {
+            // (TLS faults are taken before the TLS handshake.)
+            Reply::Reset | Reply::TlsFailure | Reply::OtherKey => {
                 self.queue(Out::Reset);
                 return;
             }

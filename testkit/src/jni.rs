@@ -95,14 +95,20 @@ fn millis(timeout_ms: jlong) -> Duration {
     Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0)).min(crate::MAX_DELAY)
 }
 
+/// A server handle: over TLS if `tls`.
 #[no_mangle]
 pub extern "system" fn Java_dev_tether_testkit_internal_TestkitNative_start(
     mut env: JNIEnv<'_>,
     _: JClass<'_>,
+    tls: jboolean,
 ) -> jlong {
     guard(&mut env, 0, |_| {
-        let server = TestServer::start()
-            .map_err(|e| Failure(ILLEGAL_STATE, format!("cannot start: {e}")))?;
+        let started = if tls == JNI_TRUE {
+            TestServer::start_tls()
+        } else {
+            TestServer::start()
+        };
+        let server = started.map_err(|e| Failure(ILLEGAL_STATE, format!("cannot start: {e}")))?;
         Ok(Box::into_raw(Box::new(server)) as jlong)
     })
 }
@@ -124,6 +130,28 @@ pub extern "system" fn Java_dev_tether_testkit_internal_TestkitNative_port(
     raw: jlong,
 ) -> jint {
     guard(&mut env, 0, |_| Ok(jint::from(server(raw)?.port())))
+}
+
+/// A TLS server's CA (PEM) with `what` 1, its pin with 2; null on `ws://`.
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_testkit_internal_TestkitNative_tlsIdentity<'local>(
+    mut env: JNIEnv<'local>,
+    _: JClass<'local>,
+    raw: jlong,
+    what: jint,
+) -> JString<'local> {
+    guard(&mut env, JString::default(), |env| {
+        let s = server(raw)?;
+        let value = if what == 1 {
+            s.ca_pem()
+        } else {
+            s.pin_sha256()
+        };
+        Ok(match value {
+            Some(v) => env.new_string(v)?,
+            None => JString::default(),
+        })
+    })
 }
 
 /// `what`: 1 push a reply, 2 set the network (both JSON), 3 echo on

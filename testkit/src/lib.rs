@@ -1,6 +1,7 @@
 //! Tether's test kit: a WebSocket server for the unit tests of apps,
-//! started on 127.0.0.1 with a free port by one call, with scripted
-//! handshakes, a recorder of what clients send, per-connection handles
+//! started on 127.0.0.1 with a free port by one call (`ws://`, or `wss://`
+//! with a test CA made at start), with scripted handshakes (TLS faults
+//! included), a recorder of what clients send, per-connection handles
 //! and faults, and network conditions applied and lifted while running.
 //!
 //! Shipped apart from the `tether` library (its own crate, C header
@@ -25,6 +26,7 @@ mod jni;
 mod record;
 mod script;
 mod server;
+mod tls;
 pub mod wire;
 
 pub use connection::Connection;

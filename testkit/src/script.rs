@@ -14,7 +14,8 @@ use serde::Deserialize;
 ///
 /// JSON: `{"accept": {"subprotocol": "chat", "headers": {"X-A": "1"}}}`,
 /// `{"refuse": {"status": 503, "headers": {"Retry-After": "1"}, "body": ""}}`,
-/// `"reset"`, `"silence"`, `{"slow_headers": {"gap_ms": 20}}`.
+/// `"reset"`, `"silence"`, `{"slow_headers": {"gap_ms": 20}}`, and on
+/// `wss://` servers `"tls_failure"`, `"other_key"`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Reply {
@@ -41,9 +42,21 @@ pub enum Reply {
     Silence,
     /// A correct 101, written one byte at a time, `gap_ms` apart.
     SlowHeaders { gap_ms: u64 },
+    /// `wss://` servers only: the TLS handshake fails (a fatal alert).
+    TlsFailure,
+    /// `wss://` servers only: the TLS handshake serves a certificate of the
+    /// same CA with another key (the chain verifies; a pin on
+    /// [`TestServer::pin_sha256`](crate::TestServer::pin_sha256) fails), then
+    /// accepts.
+    OtherKey,
 }
 
 impl Reply {
+    /// Whether this reply acts at the TLS handshake.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Reply::TlsFailure | Reply::OtherKey)
+    }
+
     /// Accepts with no subprotocol and no extra header.
     pub fn accept() -> Reply {
         Reply::Accept {

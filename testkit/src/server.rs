@@ -19,6 +19,8 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the connections share with the handle.
 pub(crate) struct Shared {
+    /// Set on `wss://` servers.
+    pub(crate) tls: Option<crate::tls::Identity>,
     replies: Mutex<VecDeque<Reply>>,
     echo: AtomicBool,
     next_id: AtomicU64,
@@ -34,6 +36,20 @@ impl Shared {
     /// choosing the first subprotocol the client offers).
     pub(crate) fn next_reply(&self) -> Option<Reply> {
         lock(&self.replies).pop_front()
+    }
+
+    /// The next reply if it acts at the TLS handshake (`OtherKey` stays
+    /// queued as an accept for the WebSocket handshake that follows).
+    pub(crate) fn take_tls_reply(&self) -> Option<Reply> {
+        let mut replies = lock(&self.replies);
+        if !replies.front()?.is_tls() {
+            return None;
+        }
+        let reply = replies.pop_front()?;
+        if reply == Reply::OtherKey {
+            replies.push_front(Reply::accept());
+        }
+        Some(reply)
     }
 
     pub(crate) fn echo(&self) -> bool {
@@ -66,10 +82,23 @@ pub struct TestServer {
 impl TestServer {
     /// Starts on a free port of 127.0.0.1, echoing.
     pub fn start() -> std::io::Result<TestServer> {
+        Self::start_with(None)
+    }
+
+    /// A `wss://` server: like [`TestServer::start`], over TLS with a
+    /// certificate for `localhost` and `127.0.0.1` from a CA made now
+    /// ([`TestServer::ca_pem`]); TLS faults can be queued as replies.
+    pub fn start_tls() -> std::io::Result<TestServer> {
+        let identity = crate::tls::identity().map_err(std::io::Error::other)?;
+        Self::start_with(Some(identity))
+    }
+
+    fn start_with(tls: Option<crate::tls::Identity>) -> std::io::Result<TestServer> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
+            tls,
             replies: Mutex::new(VecDeque::new()),
             echo: AtomicBool::new(true),
             next_id: AtomicU64::new(1),
@@ -110,9 +139,25 @@ impl TestServer {
         self.addr.port()
     }
 
-    /// `ws://127.0.0.1:PORT` + `path` (which should start with `/`).
+    /// `ws://127.0.0.1:PORT` + `path` (which should start with `/`), or
+    /// `wss://localhost:PORT` + `path` on a TLS server.
     pub fn url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
+        match self.shared.tls {
+            None => format!("ws://{}{path}", self.addr),
+            Some(_) => format!("wss://localhost:{}{path}", self.addr.port()),
+        }
+    }
+
+    /// A TLS server's CA certificate, PEM (for the client's
+    /// `tls.extra_ca_pem`); `None` on a `ws://` server.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.shared.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// base64(SHA-256(SubjectPublicKeyInfo)) of a TLS server's certificate
+    /// (for the client's `tls.pin_sha256`); `None` on a `ws://` server.
+    pub fn pin_sha256(&self) -> Option<&str> {
+        self.shared.tls.as_ref().map(|t| t.pin_sha256.as_str())
     }
 
     /// Whether text and binary messages are echoed (on by default).
@@ -123,6 +168,9 @@ impl TestServer {
     /// Queues the answer to a coming handshake (first queued, first used).
     pub fn push_reply(&self, reply: Reply) -> Result<(), String> {
         reply.check()?;
+        if reply.is_tls() && self.shared.tls.is_none() {
+            return Err(format!("{reply:?} needs a TLS server (start_tls)"));
+        }
         lock(&self.shared.replies).push_back(reply);
         Ok(())
     }

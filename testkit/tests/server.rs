@@ -340,3 +340,56 @@ fn bad_scripts_are_refused_before_they_reach_the_wire() {
         .is_err());
     assert!(server.await_request(Duration::ZERO).is_none());
 }
+
+/// The options of a client that trusts `server`'s test CA (and pins its key).
+fn trusting(server: &TestServer, pin: bool) -> String {
+    let pins = if pin {
+        format!("[\"{}\"]", server.pin_sha256().unwrap())
+    } else {
+        "[]".into()
+    };
+    format!(
+        r#"{{"tls": {{"extra_ca_pem": {}, "pin_sha256": {pins}}},
+            "reconnect": {{"initial_delay_ms": 10, "max_delay_ms": 50, "jitter": 0}}}}"#,
+        serde_json::to_string(server.ca_pem().unwrap()).unwrap()
+    )
+}
+
+#[test]
+fn a_tls_server_is_trusted_through_its_ca_and_its_pin_is_the_served_key() {
+    let server = TestServer::start_tls().unwrap();
+    assert!(server.url("/").starts_with("wss://localhost:"));
+    let client = connect(&server.url("/secure"), &trusting(&server, true));
+    until(&client, is_open);
+    client.send_text("over tls").unwrap();
+    assert_eq!(server.await_message(WAIT).unwrap().text(), Some("over tls"));
+    assert_eq!(server.await_request(WAIT).unwrap().path, "/secure");
+    end(client);
+}
+
+#[test]
+fn tls_faults_a_failed_handshake_and_a_key_that_does_not_match_the_pin() {
+    let server = TestServer::start_tls().unwrap();
+    server.push_reply(Reply::TlsFailure).unwrap();
+    let client = connect(&server.url("/"), &trusting(&server, false));
+    let events = until(&client, is_open);
+    assert!(errors(&events).contains(&error_code::TLS), "{events:#?}");
+    end(client);
+
+    server.push_reply(Reply::OtherKey).unwrap();
+    let client = connect(&server.url("/"), &trusting(&server, true));
+    let events = until(&client, |e| matches!(e, Event::Terminated));
+    assert!(
+        errors(&events).contains(&error_code::TLS_PIN),
+        "{events:#?}"
+    );
+
+    // Without the pin the other key is fine: same CA.
+    server.push_reply(Reply::OtherKey).unwrap();
+    let client = connect(&server.url("/"), &trusting(&server, false));
+    until(&client, is_open);
+    end(client);
+    let plain = TestServer::start().unwrap();
+    assert!(plain.push_reply(Reply::TlsFailure).is_err());
+    assert_eq!(plain.ca_pem(), None);
+}

@@ -45,6 +45,19 @@ pub enum wst_message_kind {
 /// `wst_server_start`, released by `wst_server_free`.
 pub struct wst_server {
     server: TestServer,
+    /// NUL-terminated copies for `wst_server_ca_pem` and `wst_server_pin_sha256`.
+    ca_pem: Option<CString>,
+    pin_sha256: Option<CString>,
+}
+
+impl wst_server {
+    fn new(server: TestServer) -> wst_server {
+        wst_server {
+            ca_pem: server.ca_pem().map(c_string),
+            pin_sha256: server.pin_sha256().map(c_string),
+            server,
+        }
+    }
 }
 
 /// The server side of one WebSocket connection.
@@ -100,12 +113,53 @@ pub extern "C" fn wst_server_start(out: *mut *mut wst_server) -> wst_status {
         check_out(out, "out")?;
         let server =
             TestServer::start().map_err(|e| Failure::internal(format!("cannot start: {e}")))?;
-        let boxed = Box::into_raw(Box::new(wst_server { server }));
+        let boxed = Box::into_raw(Box::new(wst_server::new(server)));
         // SAFETY: `out` is non-NULL (checked) and the caller gives a
         // writable `wst_server *`.
         unsafe { write_out(out, boxed) };
         Ok(wst_status::WST_OK)
     })
+}
+
+/// Starts a `wss://` test server, like `wst_server_start` but over TLS,
+/// with a certificate for `localhost` and `127.0.0.1` signed by a CA made
+/// now: clients trust it with `"tls": {"extra_ca_pem": <wst_server_ca_pem>}`
+/// and connect to `wss://localhost:PORT/…`. Its replies may also be
+/// `"tls_failure"` and `"other_key"` (see `wst_server_push_reply`).
+#[no_mangle]
+pub extern "C" fn wst_server_start_tls(out: *mut *mut wst_server) -> wst_status {
+    guard(|| {
+        check_out(out, "out")?;
+        let server =
+            TestServer::start_tls().map_err(|e| Failure::internal(format!("cannot start: {e}")))?;
+        let boxed = Box::into_raw(Box::new(wst_server::new(server)));
+        // SAFETY: `out` is non-NULL (checked) and the caller gives a
+        // writable `wst_server *`.
+        unsafe { write_out(out, boxed) };
+        Ok(wst_status::WST_OK)
+    })
+}
+
+/// A TLS server's CA certificate (PEM, NUL-terminated), for the client's
+/// `tls.extra_ca_pem`; NULL for a `ws://` server or a NULL argument. Valid
+/// until `wst_server_free`.
+#[no_mangle]
+pub extern "C" fn wst_server_ca_pem(server: *const wst_server) -> *const c_char {
+    // SAFETY: a live handle or NULL, per this function's contract.
+    unsafe { server.as_ref() }
+        .and_then(|s| s.ca_pem.as_ref())
+        .map_or(std::ptr::null(), |p| p.as_ptr())
+}
+
+/// base64(SHA-256(SubjectPublicKeyInfo)) of a TLS server's certificate
+/// (NUL-terminated), for the client's `tls.pin_sha256`; NULL for a `ws://`
+/// server or a NULL argument. Valid until `wst_server_free`.
+#[no_mangle]
+pub extern "C" fn wst_server_pin_sha256(server: *const wst_server) -> *const c_char {
+    // SAFETY: a live handle or NULL, per this function's contract.
+    unsafe { server.as_ref() }
+        .and_then(|s| s.pin_sha256.as_ref())
+        .map_or(std::ptr::null(), |p| p.as_ptr())
 }
 
 /// The server's port on 127.0.0.1 (`ws://127.0.0.1:PORT/…`), in `*out_port`.
@@ -140,7 +194,10 @@ pub extern "C" fn wst_server_set_echo(server: *const wst_server, echo: u8) -> ws
 /// `{"accept": {"subprotocol": "chat", "headers": {"X-A": "1"}}}`,
 /// `{"refuse": {"status": 503, "headers": {"Retry-After": "1"}, "body": ""}}`,
 /// `"reset"` (RST after the request), `"silence"` (never answers),
-/// `{"slow_headers": {"gap_ms": 20}}` (the 101 byte by byte).
+/// `{"slow_headers": {"gap_ms": 20}}` (the 101 byte by byte), and on
+/// servers from `wst_server_start_tls`: `"tls_failure"` (a fatal TLS alert
+/// instead of the TLS handshake), `"other_key"` (a certificate of the same
+/// CA with another key: a pin on `wst_server_pin_sha256` fails).
 /// `WST_ERR_INVALID_ARGUMENT` for anything else (nothing queued).
 #[no_mangle]
 pub extern "C" fn wst_server_push_reply(

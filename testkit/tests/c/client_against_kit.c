@@ -49,6 +49,7 @@ int main(void) {
   CHECK(wst_server_start(&server) == WST_OK);
   uint16_t port = 0;
   CHECK(wst_server_port(server, &port) == WST_OK && port != 0);
+  CHECK(wst_server_ca_pem(server) == NULL && wst_server_pin_sha256(server) == NULL);
 
   /* Bad input is a status and a message, never a crash. */
   CHECK(wst_server_push_reply(server, "{\"refuse\":{\"status\":101}}") == WST_ERR_INVALID_ARGUMENT);

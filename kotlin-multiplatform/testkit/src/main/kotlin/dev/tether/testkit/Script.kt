@@ -43,6 +43,19 @@ public sealed class HandshakeReply {
         override fun toJson(): String = "\"silence\""
     }
 
+    /** TLS servers only: the TLS handshake fails (a fatal alert). */
+    public data object TlsFailure : HandshakeReply() {
+        override fun toJson(): String = "\"tls_failure\""
+    }
+
+    /**
+     * TLS servers only: a certificate of the same CA with another key (a pin on
+     * [TetherTestServer.pinSha256] fails), then an accept.
+     */
+    public data object OtherKey : HandshakeReply() {
+        override fun toJson(): String = "\"other_key\""
+    }
+
     /** A correct 101 written one byte at a time, [gap] apart. */
     public data class SlowHeaders(val gap: Duration) : HandshakeReply() {
         override fun toJson(): String = """{"slow_headers":{"gap_ms":${gap.inWholeMilliseconds}}}"""

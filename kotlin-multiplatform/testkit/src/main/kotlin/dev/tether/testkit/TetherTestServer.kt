@@ -21,15 +21,28 @@ import kotlin.time.Duration.Companion.seconds
  *
  * [close] stops the server and kills every connection; call it (or `use`) in each test.
  */
-public class TetherTestServer : AutoCloseable {
-    private val handle = Guarded(TestkitNative.start(), TestkitNative::free)
+public class TetherTestServer(
+    /** Serve `wss://` with a certificate from a CA made now ([caPem], [pinSha256]). */
+    public val tls: Boolean = false,
+) : AutoCloseable {
+    private val handle = Guarded(TestkitNative.start(tls), TestkitNative::free)
     private val handedOut = mutableListOf<ServerConnection>()
 
     /** The server's port on 127.0.0.1. */
     public val port: Int = handle.use { TestkitNative.port(it) }
 
-    /** `ws://127.0.0.1:PORT` + [path]. */
-    public fun url(path: String = "/"): String = "ws://127.0.0.1:$port$path"
+    /**
+     * A TLS server's CA certificate (PEM), for `TetherConfig.tls { extraCaPem = … }`; null
+     * without [tls].
+     */
+    public val caPem: String? = handle.use { TestkitNative.tlsIdentity(it, 1) }
+
+    /** base64(SHA-256(SubjectPublicKeyInfo)) of a TLS server's key, for `tls { pinSha256 += … }`. */
+    public val pinSha256: String? = handle.use { TestkitNative.tlsIdentity(it, 2) }
+
+    /** `ws://127.0.0.1:PORT` + [path], or `wss://localhost:PORT` + [path] with [tls]. */
+    public fun url(path: String = "/"): String =
+        if (tls) "wss://localhost:$port$path" else "ws://127.0.0.1:$port$path"
 
     /** Whether text and binary messages are echoed back (on by default). */
     public fun setEcho(echo: Boolean): Unit = handle.use { TestkitNative.control(it, TestkitNative.SET_ECHO, echo.toString()) }

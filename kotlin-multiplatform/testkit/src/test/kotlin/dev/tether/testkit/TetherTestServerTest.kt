@@ -21,7 +21,7 @@ class TetherTestServerTest {
         TetherClient(TetherConfig().withTestTimers().apply(configure))
 
     @Test
-    fun `a refusal with Retry-After then an accept, with the request recorded`() = runBlocking {
+    fun `a refusal with Retry-After then an accept, with the request recorded`(): Unit = runBlocking {
         TetherTestServer().use { server ->
             server.enqueue(HandshakeReply.Refuse(503, mapOf("Retry-After" to "1")))
             server.enqueue(HandshakeReply.Accept(subprotocol = "chat.v2"))
@@ -42,7 +42,7 @@ class TetherTestServerTest {
     }
 
     @Test
-    fun `messages both ways and a close with any code`() = runBlocking {
+    fun `messages both ways and a close with any code`(): Unit = runBlocking {
         TetherTestServer().use { server ->
             client().use { client ->
                 val session = client.connect(server.url())
@@ -64,7 +64,7 @@ class TetherTestServerTest {
     }
 
     @Test
-    fun `a black hole is found by the heartbeat and a network cut is survived`() = runBlocking {
+    fun `a black hole is found by the heartbeat and a network cut is survived`(): Unit = runBlocking {
         TetherTestServer().use { server ->
             client().use { client ->
                 val session = client.connect(server.url())
@@ -79,6 +79,30 @@ class TetherTestServerTest {
                 server.awaitConnection()
                 withTimeout(10.seconds) { session.state.first { it == ConnectionState.Open } }
                 session.close()
+            }
+        }
+    }
+
+    @Test
+    fun `a TLS server is trusted through its CA and pinned, and a rotated key fails the pin`(): Unit = runBlocking {
+        TetherTestServer(tls = true).use { server ->
+            server.enqueue(HandshakeReply.Accept())
+            server.enqueue(HandshakeReply.OtherKey)
+            val config: TetherConfig.() -> Unit = {
+                tls {
+                    extraCaPem = server.caPem
+                    pinSha256 += server.pinSha256!!
+                }
+            }
+            client(config).use { client ->
+                val session = client.connect(server.url("/secure"))
+                session.send("over tls")
+                assertEquals("over tls", server.awaitMessage().text)
+                session.close()
+            }
+            client(config).use { client ->
+                val session = client.connect(server.url("/secure"))
+                withTimeout(10.seconds) { session.state.first { it == ConnectionState.Closed } }
             }
         }
     }

@@ -31,7 +31,8 @@ internal object TestkitNative {
     const val FRAGMENTED: Int = 11
     const val FAULTS: Int = 12
 
-    @JvmStatic external fun start(): Long
+    @JvmStatic external fun start(tls: Boolean): Long
+    @JvmStatic external fun tlsIdentity(server: Long, what: Int): String?
     @JvmStatic external fun free(server: Long)
     @JvmStatic external fun port(server: Long): Int
     @JvmStatic external fun control(server: Long, what: Int, json: String?)
