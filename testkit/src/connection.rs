@@ -258,7 +258,10 @@ async fn serve_stream<S>(
     let (chunks_tx, chunks) = mpsc::channel(4);
     parts.spawn(read(rd, chunks_tx, wiring.clone()));
     let (out, out_rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write(wr, resetter, out_rx, wiring.clone()));
+    // Its own set, so that aborting this task (a kill, a restart) aborts
+    // the writer too, even one held in a black hole.
+    let mut writer = tokio::task::JoinSet::new();
+    writer.spawn(write(wr, resetter, out_rx, wiring.clone()));
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let open = Arc::new(AtomicBool::new(true));
     let handle = Connection {
@@ -280,7 +283,8 @@ async fn serve_stream<S>(
     open.store(false, Ordering::SeqCst);
     // Let queued bytes (a last Close, a FIN, an RST) go out, bounded.
     drop(driver);
-    let _ = tokio::time::timeout(FLUSH_WAIT, writer).await;
+    let _ = tokio::time::timeout(FLUSH_WAIT, writer.join_next()).await;
+    writer.abort_all();
     parts.abort_all();
 }
 

@@ -393,3 +393,34 @@ fn tls_faults_a_failed_handshake_and_a_key_that_does_not_match_the_pin() {
     assert!(plain.push_reply(Reply::TlsFailure).is_err());
     assert_eq!(plain.ca_pem(), None);
 }
+
+#[test]
+fn a_restart_also_kills_a_black_holed_connection() {
+    let server = TestServer::start().unwrap();
+    // No heartbeat: only the restart can end the connection.
+    let client = connect(
+        &server.url("/"),
+        r#"{"ping_interval_ms": 0,
+        "reconnect": {"initial_delay_ms": 10, "jitter": 0}}"#,
+    );
+    until(&client, is_open);
+    let conn = server.await_connection(WAIT).unwrap();
+    conn.set_faults(Faults {
+        black_hole: true,
+        ..Faults::default()
+    });
+    conn.send_text("held in the hole");
+    server.restart().unwrap();
+    let events = until(&client, is_open);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Closed { code: 1006, .. })),
+        "{events:#?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Text(_))),
+        "{events:#?}"
+    );
+    end(client);
+}
