@@ -424,3 +424,37 @@ fn a_restart_also_kills_a_black_holed_connection() {
     );
     end(client);
 }
+
+#[test]
+fn delayed_frames_keep_their_order_and_echo_can_be_turned_off() {
+    let server = TestServer::start().unwrap();
+    let client = connect(&server.url("/"), r#"{"ping_interval_ms": 0}"#);
+    until(&client, is_open);
+    let conn = server.await_connection(WAIT).unwrap();
+    conn.set_faults(Faults {
+        delay: Duration::from_millis(30),
+        ..Faults::default()
+    });
+    assert_eq!(conn.faults().delay, Duration::from_millis(30));
+    conn.send_text("first");
+    conn.send_raw(&tether_testkit::wire::text("second"));
+    let events = until(
+        &client,
+        |e| matches!(e, Event::Text(t) if t.as_str() == "second"),
+    );
+    let first = events
+        .iter()
+        .position(|e| matches!(e, Event::Text(t) if t.as_str() == "first"));
+    assert!(first.is_some(), "{events:#?}");
+    server.set_echo(false);
+    client.send_text("not echoed").unwrap();
+    assert_eq!(
+        server.await_message(WAIT).unwrap().text(),
+        Some("not echoed")
+    );
+    assert_eq!(
+        client.poll_event(Some(Duration::from_millis(100))).unwrap(),
+        None
+    );
+    end(client);
+}
