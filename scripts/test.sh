@@ -15,7 +15,7 @@ cargo fmt --all -- --check
 step "lint (cargo clippy -D warnings)"
 cargo clippy --all-targets -- -D warnings
 
-step "header (include/tether.h matches cbindgen)"
+step "headers (include/tether.h and include/tether_testkit.h match cbindgen)"
 scripts/gen-header.sh --check
 
 step "build libtether.a (for the C tests); install gcc and the interop peers if missing"
@@ -34,6 +34,9 @@ scripts/test-kotlin.sh
 
 step "Android lifecycle adapter (Robolectric 4.17 offline, SDK 34; jars from Maven Central)"
 scripts/test-android.sh
+
+step "test kit (tether-testkit: clippy, Rust, C under ASan/UBSan, Kotlin TetherTestServer and the README example)"
+scripts/test-testkit.sh
 
 step "benchmark smoke (scripts/bench.sh --smoke: every client completes every workload once, tiny sizes, debug builds; asserts no speed)"
 scripts/bench.sh --smoke

@@ -43,3 +43,14 @@ fn the_kotlin_example_is_the_one_the_tests_run() {
         "README.md differs from ReadmeExample.kt"
     );
 }
+
+#[test]
+fn the_testkit_example_is_the_one_the_tests_run() {
+    let file =
+        read("kotlin-multiplatform/testkit/src/test/kotlin/dev/tether/testkit/readme/ChatViewModelTest.kt");
+    let body = &file[file.find("import ").expect("imports")..];
+    assert!(
+        read("README.md").contains(body.trim()),
+        "README.md differs from the testkit's ChatViewModelTest.kt"
+    );
+}

@@ -43,17 +43,13 @@ const MAX_CLIENT_FRAME: u64 = 16 << 20;
 /// Payload bytes kept per recorded client frame.
 const KEPT_PAYLOAD: usize = 4096;
 
-/// Frame header bits and opcodes (RFC 6455 §5.2).
-pub const FIN: u8 = 0x80;
-pub const RSV1: u8 = 0x40;
-pub const RSV2: u8 = 0x20;
-pub const RSV3: u8 = 0x10;
-pub const OP_CONTINUATION: u8 = 0x0;
-pub const OP_TEXT: u8 = 0x1;
-pub const OP_BINARY: u8 = 0x2;
-pub const OP_CLOSE: u8 = 0x8;
-pub const OP_PING: u8 = 0x9;
-pub const OP_PONG: u8 = 0xA;
+// The wire (frames, opcodes, the accept key, request heads) is the test
+// kit's: tether-testkit's `wire` module. Not every suite uses all of it.
+#[allow(unused_imports)]
+pub use tether_testkit::wire::{
+    accept_key, binary, close, frame, header, masked_frame, ping, text, Frame as ClientFrame, Head,
+    Parsed, FIN, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT, RSV1, RSV2, RSV3,
+};
 
 /// One thing a connection's script does, in order.
 #[derive(Debug, Clone)]
@@ -103,150 +99,6 @@ impl Ctx {
     /// The path of the request, "" without a head.
     pub fn path(&self) -> &str {
         self.head.as_ref().map(|h| h.path.as_str()).unwrap_or("")
-    }
-}
-
-/// The client's HTTP request head.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Head {
-    /// The head as received, up to and including the blank line.
-    pub raw: String,
-    pub method: String,
-    pub path: String,
-    /// Header names lower-cased, values trimmed, in order.
-    pub headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn parse(raw: String) -> Head {
-        let mut lines = raw.split("\r\n");
-        let mut request = lines.next().unwrap_or("").split(' ');
-        let method = request.next().unwrap_or("").to_string();
-        let path = request.next().unwrap_or("").to_string();
-        let headers = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        Head {
-            raw,
-            method,
-            path,
-            headers,
-        }
-    }
-
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The client's `Sec-WebSocket-Key` ("" if it sent none).
-    pub fn key(&self) -> &str {
-        self.header("sec-websocket-key").unwrap_or("")
-    }
-
-    /// The right `Sec-WebSocket-Accept` for this request.
-    pub fn accept(&self) -> String {
-        accept_key(self.key())
-    }
-
-    /// A correct `101 Switching Protocols` answer, with `extra` header
-    /// lines (each ending in "\r\n") before the blank line.
-    pub fn switching(&self, extra: &str) -> Vec<u8> {
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n{extra}\r\n",
-            self.accept()
-        )
-        .into_bytes()
-    }
-}
-
-/// `Sec-WebSocket-Accept` for `key`: base64(SHA-1(key + GUID)), RFC 6455 §4.2.2.
-pub fn accept_key(key: &str) -> String {
-    use base64::Engine;
-    let mut input = key.as_bytes().to_vec();
-    input.extend_from_slice(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &input);
-    base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
-}
-
-/// A frame header: `b0` is FIN, RSV bits and opcode as one byte; the
-/// length in its shortest encoding; `mask` adds a masking key.
-pub fn header(b0: u8, len: u64, mask: Option<[u8; 4]>) -> Vec<u8> {
-    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    let mut out = vec![b0];
-    if len < 126 {
-        out.push(mask_bit | len as u8);
-    } else if len <= u64::from(u16::MAX) {
-        out.push(mask_bit | 126);
-        out.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        out.push(mask_bit | 127);
-        out.extend_from_slice(&len.to_be_bytes());
-    }
-    if let Some(key) = mask {
-        out.extend_from_slice(&key);
-    }
-    out
-}
-
-/// An unmasked frame (what a server sends).
-pub fn frame(b0: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = header(b0, payload.len() as u64, None);
-    out.extend_from_slice(payload);
-    out
-}
-
-/// A masked frame (which a server must never send).
-pub fn masked_frame(b0: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
-    let mut out = header(b0, payload.len() as u64, Some(key));
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-    out
-}
-
-pub fn text(s: &str) -> Vec<u8> {
-    frame(FIN | OP_TEXT, s.as_bytes())
-}
-
-pub fn binary(b: &[u8]) -> Vec<u8> {
-    frame(FIN | OP_BINARY, b)
-}
-
-pub fn ping(p: &[u8]) -> Vec<u8> {
-    frame(FIN | OP_PING, p)
-}
-
-/// A Close frame with a code and raw reason bytes.
-pub fn close(code: u16, reason: &[u8]) -> Vec<u8> {
-    let mut payload = code.to_be_bytes().to_vec();
-    payload.extend_from_slice(reason);
-    frame(FIN | OP_CLOSE, &payload)
-}
-
-/// A frame the client sent, unmasked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientFrame {
-    pub fin: bool,
-    /// The three RSV bits, as in the header byte (0x70 mask).
-    pub rsv: u8,
-    pub opcode: u8,
-    pub masked: bool,
-    /// The payload length announced.
-    pub len: u64,
-    /// The payload, unmasked, at most [`KEPT_PAYLOAD`] bytes of it.
-    pub payload: Vec<u8>,
-}
-
-impl ClientFrame {
-    /// The code of a Close frame (`None`: not a Close, or one without a
-    /// code).
-    pub fn close_code(&self) -> Option<u16> {
-        (self.opcode == OP_CLOSE && self.payload.len() >= 2)
-            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
     }
 }
 
@@ -640,10 +492,10 @@ async fn read_client(
         }
         buf.extend_from_slice(&chunk[..n]);
         if in_head {
-            match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            match Head::end(&buf) {
                 Some(end) => {
-                    let raw = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-                    buf.drain(..end + 4);
+                    let raw = String::from_utf8_lossy(&buf[..end]).into_owned();
+                    buf.drain(..end);
                     in_head = false;
                     let head = Head::parse(raw);
                     shared.update(index, |c| c.head = Some(head.clone()));
@@ -685,71 +537,8 @@ async fn read_client(
     shared.update(index, |c| c.eof = true);
 }
 
-pub enum Parsed {
-    Frame(ClientFrame, usize),
-    Incomplete,
-    Junk,
-}
-
+/// The client frame at the start of `buf` (payloads kept up to
+/// [`KEPT_PAYLOAD`] bytes, frames over [`MAX_CLIENT_FRAME`] are junk).
 pub fn parse_client_frame(buf: &[u8]) -> Parsed {
-    if buf.len() < 2 {
-        return Parsed::Incomplete;
-    }
-    let (b0, b1) = (buf[0], buf[1]);
-    let masked = b1 & 0x80 != 0;
-    let mut pos = 2;
-    let len = match b1 & 0x7f {
-        126 => {
-            if buf.len() < 4 {
-                return Parsed::Incomplete;
-            }
-            pos = 4;
-            u64::from(u16::from_be_bytes([buf[2], buf[3]]))
-        }
-        127 => {
-            if buf.len() < 10 {
-                return Parsed::Incomplete;
-            }
-            pos = 10;
-            u64::from_be_bytes(buf[2..10].try_into().unwrap())
-        }
-        n => u64::from(n),
-    };
-    if len > MAX_CLIENT_FRAME {
-        return Parsed::Junk;
-    }
-    let mask = if masked {
-        if buf.len() < pos + 4 {
-            return Parsed::Incomplete;
-        }
-        let key = [buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]];
-        pos += 4;
-        Some(key)
-    } else {
-        None
-    };
-    let len_usize = len as usize;
-    if buf.len() < pos + len_usize {
-        return Parsed::Incomplete;
-    }
-    let kept = len_usize.min(KEPT_PAYLOAD);
-    let payload = buf[pos..pos + kept]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| match mask {
-            Some(key) => b ^ key[i % 4],
-            None => *b,
-        })
-        .collect();
-    Parsed::Frame(
-        ClientFrame {
-            fin: b0 & FIN != 0,
-            rsv: b0 & 0x70,
-            opcode: b0 & 0x0f,
-            masked,
-            len,
-            payload,
-        },
-        pos + len_usize,
-    )
+    tether_testkit::wire::parse_frame(buf, MAX_CLIENT_FRAME, KEPT_PAYLOAD)
 }

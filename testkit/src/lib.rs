@@ -1,0 +1,35 @@
+//! Tether's test kit: a WebSocket server for the unit tests of apps,
+//! started on 127.0.0.1 with a free port by one call (`ws://`, or `wss://`
+//! with a test CA made at start), with scripted handshakes (TLS faults
+//! included), a recorder of what clients send, per-connection handles
+//! and faults, and network conditions applied and lifted while running.
+//!
+//! Shipped apart from the `tether` library (its own crate, C header
+//! `include/tether_testkit.h` and Maven module), so production apps do not
+//! carry it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tether_testkit::{Reply, TestServer};
+//!
+//! let server = TestServer::start().unwrap();
+//! server.push_reply(Reply::refuse(503, &[("Retry-After", "1")])).unwrap();
+//! // … connect the client under test to server.url("/chat") …
+//! let request = server.await_request(Duration::from_secs(5)).unwrap();
+//! assert_eq!(request.path, "/chat");
+//! ```
+
+mod connection;
+pub mod ffi;
+#[cfg(feature = "jni")]
+mod jni;
+mod record;
+mod script;
+mod server;
+mod tls;
+pub mod wire;
+
+pub use connection::Connection;
+pub use record::{ClientClose, Message, MessageKind, Request};
+pub use script::{Faults, Network, Reply, MAX_DELAY};
+pub use server::TestServer;
