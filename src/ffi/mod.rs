@@ -11,6 +11,7 @@
 
 mod last_error;
 mod panic;
+pub(crate) mod poll_set;
 mod ptr;
 
 use std::ffi::{c_char, c_void, CString};
