@@ -3,6 +3,8 @@ package dev.tether
 import dev.tether.internal.SessionCore
 import dev.tether.internal.keepAlive
 import kotlin.math.min
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.ExperimentalForInheritanceCoroutinesApi
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.Flow
@@ -43,13 +45,34 @@ public class TetherSession internal constructor(
         }
     }
 
-    /** Opens, closes, scheduled retries and errors, in order; completes after [TetherEvent.Terminated]. */
+    /**
+     * Opens, closes, scheduled retries and errors, in order; completes after
+     * [TetherEvent.Terminated]. Nobody has to collect it: it buffers the latest 256 events,
+     * and when nobody collects, older ones are dropped (never frames, never [state]).
+     */
     public val events: Flow<TetherEvent> = flow {
         try {
             emitAll(core.events.receiveAsFlow())
         } finally {
             keepAlive(this@TetherSession)
         }
+    }
+
+    /**
+     * Suspends until the session is open, and returns it: `client.connect(url).awaitOpen()`.
+     *
+     * Throws, as soon as an attempt has failed since the last open (also one that failed
+     * before this call), that attempt's [TetherError]: [TetherError.ConnectFailed] for a
+     * server that is down, [TetherError.HttpStatus] for a refused upgrade, and so on. The
+     * session is not closed by it: it goes on reconnecting (so a later `awaitOpen` waits
+     * for the next attempt's outcome), or is closed by the app; [TetherClient.webSocketSession]
+     * closes it for you. Throws [TetherError.Closed] when the session ended, and
+     * [TetherError.ConnectTimeout] when [timeout] passes first.
+     */
+    public suspend fun awaitOpen(timeout: Duration = DEFAULT_OPEN_TIMEOUT): TetherSession {
+        core.awaitOpen(timeout)
+        keepAlive(this)
+        return this
     }
 
     /** The subprotocol the server chose at the last open, if any. */
@@ -193,7 +216,9 @@ public class TetherSession internal constructor(
         false
     }
 
-    private companion object {
+    internal companion object {
+        /** What [awaitOpen] waits by default: the core's default connect timeout. */
+        val DEFAULT_OPEN_TIMEOUT: Duration = 10.seconds
         const val NORMAL_CLOSURE = 1000
         const val MAX_SEND_WAIT_MS = 50L
     }

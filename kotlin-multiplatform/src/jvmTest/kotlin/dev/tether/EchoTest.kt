@@ -59,7 +59,7 @@ class EchoTest {
         client.webSocket(server.url) {
             send("one")
             send(byteArrayOf(1, 2, 3))
-            for (frame in incoming) {
+            incoming.collect { frame ->
                 seen += frame
                 if (seen.size == 2) close(1000, "done")
             }

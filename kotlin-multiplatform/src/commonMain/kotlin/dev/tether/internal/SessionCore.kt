@@ -16,6 +16,8 @@ import kotlinx.coroutines.Job
 import kotlinx.coroutines.channels.BufferOverflow
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.withTimeoutOrNull
 
 /**
@@ -36,6 +38,9 @@ internal class SessionCore(
     val frames = Channel<Frame>(config.incomingBuffer.coerceAtLeast(1))
     val events = Channel<TetherEvent>(EVENT_BUFFER, BufferOverflow.DROP_OLDEST)
     val state = MutableStateFlow<ConnectionState>(ConnectionState.Connecting)
+
+    /** The last failed attempt since the last open (or the start): what [awaitOpen] throws. */
+    private val failureSinceOpen = MutableStateFlow<NativeEvent.Error?>(null)
 
     @Volatile
     var protocol: String? = null
@@ -89,8 +94,8 @@ internal class SessionCore(
     override suspend fun deliver(event: NativeEvent) {
         when (event) {
             is NativeEvent.State -> state.value = when (event.state) {
+                Codes.WS_STATE_OPEN -> ConnectionState.Open.also { failureSinceOpen.value = null }
                 Codes.WS_STATE_CONNECTING -> ConnectionState.Connecting
-                Codes.WS_STATE_OPEN -> ConnectionState.Open
                 // Followed at once by a Reconnecting event with the attempt and delay,
                 // unless paused or offline: then no attempt is scheduled.
                 Codes.WS_STATE_RECONNECTING -> ConnectionState.Reconnecting(0, Duration.INFINITE)
@@ -110,9 +115,33 @@ internal class SessionCore(
                 state.value = ConnectionState.Reconnecting(event.attempt, delay)
                 events.trySend(TetherEvent.Reconnecting(event.attempt, delay))
             }
-            is NativeEvent.Error -> events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
+            is NativeEvent.Error -> {
+                if (event.code != Codes.WS_ERROR_MESSAGE_DROPPED && event.code != Codes.WS_ERROR_UNSENT) {
+                    failureSinceOpen.value = event
+                }
+                events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
+            }
             is NativeEvent.Resent -> events.trySend(TetherEvent.Resent(event.ids.toList()))
             NativeEvent.Terminated -> finish()
+        }
+    }
+
+    /**
+     * Returns once [state] is Open. Throws the error of the last failed attempt since the
+     * last open as soon as there is one (at once if it came before this call),
+     * [TetherError.Closed] when the session ended without one, and
+     * [TetherError.ConnectTimeout] when [timeout] passes first.
+     */
+    suspend fun awaitOpen(timeout: Duration) {
+        val outcome = withTimeoutOrNull(timeout) {
+            combine(state, failureSinceOpen) { s, f -> s to f }
+                .first { (s, f) -> s == ConnectionState.Open || s == ConnectionState.Closed || f != null }
+        } ?: throw TetherError.ConnectTimeout("the session did not open within $timeout")
+        val (reached, failure) = outcome
+        when {
+            reached == ConnectionState.Open -> return
+            failure != null -> throw TetherError.of(failure.code, failure.message)
+            else -> throw TetherError.Closed("the session ended before it opened")
         }
     }
 

@@ -33,7 +33,7 @@ suspend fun chat(url: String, token: String): List<String> {
         }
         send("hello")                          // queued until the connection is open
         send(byteArrayOf(1, 2, 3))
-        for (frame in incoming) {              // goes on across reconnections
+        incoming.collect { frame ->            // goes on across reconnections
             when (frame) {
                 is Frame.Text -> received += frame.text
                 is Frame.Binary -> received += "${frame.data.size} bytes"
