@@ -16,7 +16,7 @@ fi
 
 cargo clippy --all-targets --features jni -- -D warnings
 # The JNI module's own unit tests (handles, the event wire format, the poll set).
-cargo test --features jni --lib jni:: ffi::poll_set
+cargo test --features jni --lib -- jni:: ffi::poll_set
 # One build for the library and the echo server the consumer project talks to.
 cargo build --features jni --lib --example echo_server
 
