@@ -108,6 +108,8 @@ public class TetherConfig {
         outbox.block()
     }
 
+    internal fun outboxPath(): String? = outbox.path
+
     /** A copy, so that a client is not changed by later edits of the builder. */
     internal fun copy(): TetherConfig {
         val c = TetherConfig()

@@ -11,6 +11,7 @@ import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.FlowCollector
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.emitAll
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.receiveAsFlow
 import kotlinx.serialization.KSerializer
@@ -218,11 +219,24 @@ public class TetherSession internal constructor(
     override fun toString(): String = "TetherSession($url, ${state.value})"
 
     private suspend inline fun sendWaiting(attempt: () -> Boolean) {
-        var wait = 1L
-        while (!attempt()) {
-            // The queue is full: it drains as the connection writes.
-            delay(wait)
-            wait = min(wait * 2, MAX_SEND_WAIT_MS)
+        if (attempt()) return
+        if (core.hasOutbox) {
+            // The outbox has room once the server has read or acked messages, which the
+            // core does not signal: retry with a short backoff.
+            var wait = 1L
+            while (!attempt()) {
+                delay(wait)
+                wait = min(wait * 2, MAX_SEND_WAIT_MS)
+            }
+            return
+        }
+        // The queue is full: ask the core for a room notice, try again (room made in
+        // between is not missed), and sleep until the notice if it is still full.
+        for (round in 0 until Int.MAX_VALUE) {
+            val seen = core.room.value
+            core.watchRoom()
+            if (attempt()) return
+            core.room.first { it != seen }
         }
     }
 

@@ -88,9 +88,17 @@ internal interface RawPollSet {
     /** On return no wait uses [client]: it may be freed. */
     fun remove(client: RawClient)
 
+    /** Asks for a room notice ([ROOM] | token) once [client]'s outgoing queue has room again. */
+    fun watchRoom(client: RawClient)
+
     /** Writes ready tokens to [tokens]; returns how many (0: timeout or [wake]). */
     fun wait(timeoutMs: Int, tokens: LongArray): Int
     fun wake()
+
+    companion object {
+        /** `WS_POLL_SET_ROOM`: bit 63, a Long's sign bit. */
+        const val ROOM: Long = Long.MIN_VALUE
+    }
 }
 
 /** Receives a client's events, in order, from its drain coroutine. */
@@ -104,6 +112,9 @@ internal interface EventSink {
      * from any thread; never throws.
      */
     fun released()
+
+    /** The outgoing queue made room after a [Poller.watchRoom]: a waiting send may go now. */
+    fun roomMade()
 }
 
 /** What the session calls on its native client (see [GuardedClient]). */

@@ -97,6 +97,14 @@ internal object Poller {
         }
     }
 
+    /**
+     * A send found [client]'s queue full: the poller thread calls its sink's
+     * [EventSink.roomMade] once messages have left the queue (or it closed).
+     */
+    fun watchRoom(client: GuardedClient) {
+        client.use { set.watchRoom(it) }
+    }
+
     private fun startThread() {
         if (running.compareAndSet(false, true)) binding.startThread("tether-poller", ::run)
     }
@@ -118,7 +126,14 @@ internal object Poller {
             }
             if (count == 0) binding.idle()
             val served = members.load()
-            for (i in 0 until count) served[tokens[i]]?.ready?.trySend(Unit)
+            for (i in 0 until count) {
+                val token = tokens[i]
+                if (token and RawPollSet.ROOM != 0L) {
+                    served[token and RawPollSet.ROOM.inv()]?.sink?.roomMade()
+                } else {
+                    served[token]?.ready?.trySend(Unit)
+                }
+            }
             if (members.load().isEmpty()) {
                 running.store(false)
                 // A session added meanwhile found the thread running: serve it after all,

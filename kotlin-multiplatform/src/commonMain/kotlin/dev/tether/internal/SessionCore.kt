@@ -19,6 +19,7 @@ import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.combine
 import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.withTimeoutOrNull
 
 /**
@@ -40,6 +41,12 @@ internal class SessionCore(
     private val contentConverter = config.contentConverter
     val events = Channel<TetherEvent>(EVENT_BUFFER, BufferOverflow.DROP_OLDEST)
     val state = MutableStateFlow<ConnectionState>(ConnectionState.Connecting)
+
+    /** Bumped each time the core says the outgoing queue has room (and at the end). */
+    val room = MutableStateFlow(0L)
+
+    /** Whether sends go through the durable outbox (whose room is not the queue's). */
+    val hasOutbox: Boolean = config.outboxPath() != null
 
     /** The last failed attempt since the last open (or the start): what [awaitOpen] throws. */
     private val failureSinceOpen = MutableStateFlow<NativeEvent.Error?>(null)
@@ -178,6 +185,21 @@ internal class SessionCore(
         events.trySend(TetherEvent.Terminated)
         events.close()
         frames.close()
+        roomMade()
+    }
+
+    override fun roomMade() {
+        room.update { it + 1 }
+    }
+
+    /** Asks the core for a [roomMade] once the outgoing queue has room again. */
+    fun watchRoom() {
+        val client = native as? GuardedClient ?: return
+        try {
+            Poller.watchRoom(client)
+        } catch (e: TetherError) {
+            // Ended or released: the send that asked finds out on its next attempt.
+        }
     }
 
     override fun released() {

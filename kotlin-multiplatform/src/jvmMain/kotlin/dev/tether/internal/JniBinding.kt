@@ -111,6 +111,7 @@ internal class JniPollSet(private val pointer: Long) : RawPollSet {
     override fun add(client: RawClient, token: Long) = translate { NativeBridge.pollSetAdd(pointer, client.handle(), token) }
     override fun rearm(client: RawClient) = translate { NativeBridge.pollSetRearm(pointer, client.handle()) }
     override fun remove(client: RawClient) = translate { NativeBridge.pollSetRemove(pointer, client.handle()) }
+    override fun watchRoom(client: RawClient) = translate { NativeBridge.pollSetWatchRoom(pointer, client.handle()) }
     override fun wait(timeoutMs: Int, tokens: LongArray): Int = translate { NativeBridge.pollSetWait(pointer, timeoutMs, tokens) }
     override fun wake() = translate { NativeBridge.pollSetWake(pointer) }
 }

@@ -66,6 +66,7 @@ internal object NativeBridge {
     @JvmStatic external fun pollSetAdd(set: Long, handle: Long, token: Long)
     @JvmStatic external fun pollSetRearm(set: Long, handle: Long)
     @JvmStatic external fun pollSetRemove(set: Long, handle: Long)
+    @JvmStatic external fun pollSetWatchRoom(set: Long, handle: Long)
 
     /** Fills [tokens] with the ready clients' tokens; returns how many (0: timeout or woken). */
     @JvmStatic external fun pollSetWait(set: Long, timeoutMs: Int, tokens: LongArray): Int

@@ -30,6 +30,7 @@ import dev.tether.cinterop.ws_poll_set_rearm
 import dev.tether.cinterop.ws_poll_set_remove
 import dev.tether.cinterop.ws_poll_set_wait
 import dev.tether.cinterop.ws_poll_set_wake
+import dev.tether.cinterop.ws_poll_set_watch_room
 import dev.tether.cinterop.ws_reconnect
 import dev.tether.cinterop.ws_resume
 import dev.tether.cinterop.ws_send
@@ -242,6 +243,10 @@ internal class CinteropPollSet(private val pointer: CPointer<ws_poll_set>) : Raw
 
     override fun remove(client: RawClient) {
         orThrow(ws_poll_set_remove(pointer, client.pointer()))
+    }
+
+    override fun watchRoom(client: RawClient) {
+        orThrow(ws_poll_set_watch_room(pointer, client.pointer()))
     }
 
     override fun wait(timeoutMs: Int, tokens: LongArray): Int = memScoped {
