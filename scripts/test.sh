@@ -29,8 +29,11 @@ TETHER_INTEROP=1 cargo test -- --skip a_sender_killed_hundreds_of_times
 step "outbox crash safety (a sender killed with SIGKILL 200 times)"
 cargo test --test outbox_kill -- --nocapture a_sender_killed_hundreds_of_times
 
-step "Kotlin façade (JNI build, clippy --features jni, JUnit via Maven)"
+step "Kotlin façade (JNI build, clippy --features jni, JUnit via Maven, mvn install, a fresh consumer project with no -D flag)"
 scripts/test-kotlin.sh
+
+step "Android AAR script (syntax only: the NDK is not reachable here)"
+bash -n scripts/build-android.sh
 
 step "benchmark smoke (scripts/bench.sh --smoke: every client completes every workload once, tiny sizes, debug builds; asserts no speed)"
 scripts/bench.sh --smoke
