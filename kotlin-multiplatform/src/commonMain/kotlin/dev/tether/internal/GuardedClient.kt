@@ -48,6 +48,7 @@ internal class GuardedClient(
             if (c == 0L) throw TetherError.Closed("the session has ended and its native client was released")
             if (calls.compareAndSet(c, c + 1)) return
         }
+        error("the in-flight counter never settled")
     }
 
     @PublishedApi

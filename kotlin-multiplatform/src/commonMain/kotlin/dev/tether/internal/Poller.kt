@@ -154,6 +154,7 @@ internal object Poller {
             val current = members.load()
             if (members.compareAndSet(current, change(current))) return
         }
+        error("the session table never settled")
     }
 
     /** Events taken per drain call. */

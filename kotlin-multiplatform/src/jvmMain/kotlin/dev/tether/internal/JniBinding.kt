@@ -97,7 +97,10 @@ internal class JniClient(private val pointer: Long) : RawClient {
     }
 
     private companion object {
-        val decoders: ThreadLocal<EventDecoder> = ThreadLocal.withInitial { EventDecoder() }
+        // Not ThreadLocal.withInitial: Android has it from API 26 only.
+        val decoders = object : ThreadLocal<EventDecoder>() {
+            override fun initialValue() = EventDecoder()
+        }
         const val SENT = Codes.WS_OK
         const val FULL = Codes.WS_ERR_QUEUE_FULL.toLong()
         const val STATS = 10
