@@ -56,9 +56,13 @@ awk -F'"' '/<testsuite /{ for (i = 1; i < NF; i++) {
 # out of the jar. Against the Rust echo server (examples/echo_server.rs), which we stop by
 # its pid (and which exits by itself after --max-seconds).
 consumer=$(mktemp -d)
+# Where the jar extracts its copy: java.io.tmpdir (/tmp on Linux, whatever TMPDIR says),
+# named by the first 12 bytes of its SHA-256 (NativeLibrary).
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+extracted="/tmp/tether-$version-$(sha256sum "$resources/libtether.so" | cut -c1-24)"
 coproc ECHO { exec "$target_dir/debug/examples/echo_server" --max-seconds 300; }
 echo_pid=$ECHO_PID
-trap 'kill "$echo_pid" 2>/dev/null || true; rm -rf "$consumer"' EXIT
+trap 'kill "$echo_pid" 2>/dev/null || true; rm -rf "$consumer" "$extracted"' EXIT
 read -r -t 30 port_line <&"${ECHO[0]}"
 port=${port_line#PORT }
 cp -r $KMP/consumer-test/. "$consumer/"
