@@ -2,6 +2,7 @@ package dev.tether
 
 import dev.tether.internal.NativeLibrary
 import java.io.File
+import java.nio.file.Files
 import java.util.concurrent.TimeUnit
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertTrue
@@ -16,16 +17,37 @@ import org.junit.jupiter.api.Timeout
  */
 @Timeout(120)
 class LibraryLoadingTest {
-    private fun probe(library: String): List<String> {
+    private fun startProbe(vararg properties: String): Process {
         val java = File(System.getProperty("java.home"), "bin/java").path
-        val process = ProcessBuilder(
-            java, "-Dtether.library=$library", "-cp", System.getProperty("java.class.path"),
-            LoadProbe::class.java.name,
+        return ProcessBuilder(
+            listOf(java) + properties + listOf("-cp", System.getProperty("java.class.path"), LoadProbe::class.java.name),
         ).redirectErrorStream(true).start()
+    }
+
+    private fun outputOf(process: Process): List<String> {
         val output = process.inputStream.bufferedReader().readLines()
         assertTrue(process.waitFor(60, TimeUnit.SECONDS), "the probe did not finish")
         assertEquals(0, process.exitValue(), output.joinToString("\n"))
         return output
+    }
+
+    private fun probe(library: String): List<String> = outputOf(startProbe("-Dtether.library=$library"))
+
+    @Test
+    fun `JVMs started together share one extracted copy of the jar's library`() {
+        // Only when the build staged the resource (scripts/test-kotlin.sh does).
+        javaClass.classLoader.getResource(NativeLibrary.resourcePath()) ?: return
+        val dir = Files.createTempDirectory("tether-extract").toFile()
+        try {
+            val probes = List(3) { startProbe("-Dtether.extractDir=$dir") }
+            for (output in probes.map(::outputOf)) {
+                assertEquals(listOf("call: connected", "call: connected"), output.filter { it.startsWith("call: ") })
+            }
+            val files = dir.walkTopDown().filter { it.isFile }.toList()
+            assertEquals(1, files.size, "one copy, no partial files: $files")
+        } finally {
+            dir.deleteRecursively()
+        }
     }
 
     private fun assertUnavailableTwice(output: List<String>, why: String) {
