@@ -2,6 +2,7 @@ package dev.tether
 
 import dev.tether.internal.SessionCore
 import dev.tether.internal.keepAlive
+import kotlinx.coroutines.channels.ChannelIterator
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.FlowCollector
 import kotlinx.coroutines.flow.emitAll
@@ -18,6 +19,8 @@ import kotlinx.serialization.serializer
  * to one of them). Not collecting makes the session stop reading the socket once
  * [TetherConfig.incomingBuffer] frames and [TetherConfig.maxUnpolledBytes] are waiting:
  * nothing is dropped.
+ *
+ * Ktor's channel style works too: `incoming.receive()` and `for (frame in incoming)`.
  */
 public class IncomingFrames internal constructor(
     private val owner: Any,
@@ -32,6 +35,16 @@ public class IncomingFrames internal constructor(
     }
 
     override suspend fun collect(collector: FlowCollector<Frame>): Unit = frames.collect(collector)
+
+    /** The next frame, as a channel's `receive`; throws [TetherError.Closed] once the session has ended. */
+    public suspend fun receive(): Frame {
+        val frame = core.frames.receiveCatching().getOrNull()
+        keepAlive(owner)
+        return frame ?: throw TetherError.Closed("the session has ended: no more frames")
+    }
+
+    /** `for (frame in incoming) { … }` in a coroutine: ends when the session has ended. */
+    public operator fun iterator(): ChannelIterator<Frame> = core.frames.iterator()
 
     /**
      * The frames decoded as [T] with the session's [TetherConfig.contentConverter]: each one
