@@ -29,6 +29,28 @@ class OnePollerTest {
         Thread.getAllStackTraces().keys.map { it.name }.filterNot { it.startsWith("echo-") }.toSet()
 
     @Test
+    fun `a session nobody reads does not hold the others back`() = runBlocking<Unit> {
+        val stuckClient = TetherClient {
+            pingInterval = 0.seconds
+            incomingBuffer = 1
+        }
+        val stuck = stuckClient.connect(server.url).awaitOpen()
+        val other = client.connect(server.url).awaitOpen()
+        // Echoes pile up for `stuck`, whose one-frame buffer nobody empties.
+        repeat(50) { stuck.send("pile $it") }
+        for (i in 0 until 20) {
+            other.send("live $i")
+            other.incoming.await(10.seconds) { it == Frame.Text("live $i") }
+        }
+        assertEquals(Frame.Text("pile 0"), stuck.incoming.receive())
+        stuck.close()
+        other.close()
+        stuck.awaitClosed()
+        other.awaitClosed()
+        stuckClient.close()
+    }
+
+    @Test
     fun `1000 open sessions add at most a couple of threads`() = runBlocking<Unit> {
         // One session first, so that what any coroutine app has (Dispatchers.Default's
         // workers, the timer thread) exists before counting.

@@ -106,6 +106,9 @@ internal interface EventSink {
     /** May suspend (the client's events then wait in the core: backpressure); never throws. */
     suspend fun deliver(event: NativeEvent)
 
+    /** Delivers [event] if that needs no waiting; false, with nothing done, when it would wait. */
+    fun tryDeliver(event: NativeEvent): Boolean
+
     /**
      * The native client has been freed: after [NativeEvent.Terminated], once no call on it
      * is in flight. What it held (its socket, its outbox file) is released. Called once,

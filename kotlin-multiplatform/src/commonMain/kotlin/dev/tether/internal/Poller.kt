@@ -13,14 +13,16 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
 
 /**
  * The one poller of the process, on both platforms: a single platform thread waits on a
- * poll set (`ws_poll_set_wait`) holding every session's native client, and hands each
- * ready session to its drain coroutine on [Dispatchers.Default]. A drain takes the pending
+ * poll set (`ws_poll_set_wait`) holding every session's native client, and resumes each
+ * ready session's drain coroutine, which runs on that thread. A drain takes the pending
  * events without blocking (`ws_poll_event` with timeout 0, or one JNI batch), delivers them
- * to the session (suspending while the app does not keep up: only that session waits, and
- * the core stops reading its socket), then rearms the client in the set.
+ * to the session, then rearms the client in the set. When the app does not keep up (its
+ * frame buffer is full) the drain moves to [Dispatchers.Default] and suspends there: only
+ * that session waits, the core stops reading its socket, and the poller thread goes on.
  *
  * So a thousand sessions cost one thread plus coroutines, not a thousand threads. The
  * thread starts with the first session and ends when the last one has terminated.
@@ -55,7 +57,10 @@ internal object Poller {
             update { it - token }
             throw e
         }
-        drains.launch { drain(token, member) }
+        // Unconfined: a drain runs on the poller thread that found the session ready (no
+        // hop to another thread per batch); one that must wait for the app moves to
+        // Dispatchers.Default (see drain) and so never holds the poller thread.
+        drains.launch(Dispatchers.Unconfined) { drain(token, member) }
         startThread()
     }
 
@@ -72,7 +77,7 @@ internal object Poller {
                     member.client.use { it.drain(batch, BATCH) }
                     if (batch.isEmpty()) break
                     for (event in batch) {
-                        member.sink.deliver(event)
+                        if (!member.sink.tryDeliver(event)) withContext(Dispatchers.Default) { member.sink.deliver(event) }
                         if (event === NativeEvent.Terminated) terminated = true
                     }
                     if (terminated) break

@@ -106,6 +106,30 @@ internal class SessionCore(
 
     override suspend fun deliver(event: NativeEvent) {
         when (event) {
+            is NativeEvent.Text -> offer(Frame.Text(event.text))
+            is NativeEvent.Binary -> offer(Frame.Binary(event.data))
+            else -> apply(event)
+        }
+    }
+
+    override fun tryDeliver(event: NativeEvent): Boolean {
+        val frame = when (event) {
+            is NativeEvent.Text -> Frame.Text(event.text)
+            is NativeEvent.Binary -> Frame.Binary(event.data)
+            else -> {
+                apply(event)
+                return true
+            }
+        }
+        if (abandoned) return true
+        val sent = frames.trySend(frame)
+        // A closed channel: nobody takes frames any more, as in [offer].
+        return sent.isSuccess || sent.isClosed
+    }
+
+    /** Every event but a frame: none of them waits. */
+    private fun apply(event: NativeEvent) {
+        when (event) {
             is NativeEvent.State -> state.value = when (event.state) {
                 Codes.WS_STATE_OPEN -> ConnectionState.Open.also { failureSinceOpen.value = null }
                 Codes.WS_STATE_CONNECTING -> ConnectionState.Connecting
@@ -120,8 +144,7 @@ internal class SessionCore(
                 protocol = event.protocol
                 events.trySend(TetherEvent.Opened(event.protocol))
             }
-            is NativeEvent.Text -> offer(Frame.Text(event.text))
-            is NativeEvent.Binary -> offer(Frame.Binary(event.data))
+            is NativeEvent.Text, is NativeEvent.Binary -> error("frames go through offer")
             is NativeEvent.Closed -> events.trySend(TetherEvent.Closed(event.code, event.reason))
             is NativeEvent.Reconnecting -> {
                 val delay = event.delayMs.milliseconds
