@@ -36,6 +36,13 @@
 #define TETHER_VERSION_PATCH 0
 
 /**
+ * Set in a reported token when it is a room notice (the member's
+ * outgoing queue has room again), not events. Tokens given to
+ * `ws_poll_set_add` must be below it.
+ */
+#define WS_POLL_SET_ROOM 9223372036854775808ull
+
+/**
  * Result of every fallible call. Stable values, never renumbered.
  */
 typedef enum {
@@ -384,6 +391,15 @@ typedef struct sse_client sse_client;
  * `ws_poll_event` at a time. Created by `ws_connect`, released by `ws_free`.
  */
 typedef struct ws_client ws_client;
+
+/**
+ * A set of clients that one thread waits on together (`ws_poll_set_wait`).
+ *
+ * Opaque. Thread-safe: any thread may add, rearm or remove members and
+ * wake the set while one thread waits. Created by `ws_poll_set_new`,
+ * released by `ws_poll_set_free`. Unix-like systems only.
+ */
+typedef struct ws_poll_set ws_poll_set;
 
 /**
  * One event. Filled by `ws_poll_event`.
@@ -793,6 +809,89 @@ const char *ws_version(void);
  * this process. For leak checks in tests.
  */
 size_t ws_live_clients(void);
+
+/**
+ * Creates an empty poll set in `*out`. Release it with
+ * `ws_poll_set_free`. Any thread.
+ */
+ws_status ws_poll_set_new(ws_poll_set **out);
+
+/**
+ * Adds `client` to `set`, armed: `ws_poll_set_wait` reports `token` once
+ * the client has events pending. `token` is the caller's (an index, a
+ * pointer below 2^63): Tether only hands it back. A client already in the
+ * set, or a token with `WS_POLL_SET_ROOM` set, gives
+ * `WS_ERR_INVALID_ARGUMENT`. A client may be in several sets; its room
+ * notices go to the last one it was added to. The client must be removed
+ * (`ws_poll_set_remove`) before `ws_free`. Any thread.
+ */
+ws_status ws_poll_set_add(ws_poll_set *set, ws_client *client, uint64_t token);
+
+/**
+ * Arms `client` again. A wait that reports a client disarms it, so that
+ * the thread that drains its events (`ws_poll_event` with timeout 0 until
+ * `WS_TIMEOUT`) is the only one to see it; that thread calls this once it
+ * is done. Events that came meanwhile are reported by the next wait.
+ * Rearming an armed member does nothing; a client not in the set gives
+ * `WS_ERR_INVALID_ARGUMENT`. Any thread.
+ */
+ws_status ws_poll_set_rearm(ws_poll_set *set, ws_client *client);
+
+/**
+ * Asks for a room notice: `ws_send` (or `ws_send_tracked` without an
+ * outbox) returned `WS_ERR_QUEUE_FULL` and the caller wants to know when
+ * to try again. After this call, the next time messages leave the
+ * client's outgoing queue (or the client ends), a wait reports the
+ * client's token with `WS_POLL_SET_ROOM` set, once, armed or not. Call it
+ * before trying the send again, so that room made in between is not
+ * missed. A client not in the set gives `WS_ERR_INVALID_ARGUMENT`. Any
+ * thread.
+ */
+ws_status ws_poll_set_watch_room(ws_poll_set *set, ws_client *client);
+
+/**
+ * Removes `client` from `set`. Returns once no wait uses the client any
+ * more (a wait under way is woken and goes on with the other members), so
+ * `ws_free` may follow at once. A client not in the set gives
+ * `WS_ERR_INVALID_ARGUMENT`. Any thread.
+ */
+ws_status ws_poll_set_remove(ws_poll_set *set, ws_client *client);
+
+/**
+ * Waits until armed members have events pending, writes their tokens to
+ * `tokens` (at most `capacity`; the others stay armed and come with the
+ * next wait), disarms them and writes how many to `*out_count`. Room
+ * notices (`ws_poll_set_watch_room`) come as tokens with
+ * `WS_POLL_SET_ROOM` set; they do not disarm.
+ *
+ * - `timeout_ms`: 0 checks without waiting, -1 waits forever, otherwise
+ *   milliseconds. Other negative values are invalid.
+ *
+ * Returns `WS_OK` with `*out_count` ≥ 1, or `WS_OK` with `*out_count` 0
+ * when `ws_poll_set_wake` woke it, or `WS_TIMEOUT` when nothing came in
+ * time (`*out_count` untouched). Adding, rearming and removing members
+ * meanwhile does not make it return. One thread at a time (a second one
+ * gets `WS_ERR_INVALID_ARGUMENT`). `tokens` may be NULL only when
+ * `capacity` is 0.
+ */
+ws_status ws_poll_set_wait(ws_poll_set *set,
+                           int32_t timeout_ms,
+                           uint64_t *tokens,
+                           size_t capacity,
+                           size_t *out_count);
+
+/**
+ * Makes the current `ws_poll_set_wait` (or the next one) return `WS_OK`
+ * at once, e.g. to stop the thread that waits. Any thread.
+ */
+ws_status ws_poll_set_wake(ws_poll_set *set);
+
+/**
+ * Releases `set` (NULL is fine). Must not be called twice, nor while a
+ * call on the set is under way. Its members are not touched: clients
+ * belong to the caller.
+ */
+void ws_poll_set_free(ws_poll_set *set);
 
 /**
  * Opens a Socket.IO client for `url` and starts connecting; joins `/`.

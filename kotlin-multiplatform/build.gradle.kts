@@ -5,10 +5,14 @@
 //   nativeMain   iOS and Linux: the cinterop binding on include/tether.h
 //
 // The native library: JVM tests load ../target/debug/libtether.so built by
-// `cargo build --features jni --lib`; an Android app packages libtether.so per ABI in
-// src/androidMain/jniLibs/<abi>/ (built with the Android NDK, feature `jni`).
+// `cargo build --features jni --lib`; the JVM jar carries one per platform as the resource
+// dev/tether/native/<os>-<arch>/ (staged under build/native-resources, as
+// scripts/test-kotlin.sh stages target/native-resources for Maven); an Android app packages
+// libtether.so per ABI in src/androidMain/jniLibs/<abi>/ (scripts/build-android.sh builds
+// them with the Android NDK, feature `jni`, and lays out an AAR).
 plugins {
     kotlin("multiplatform") version "2.1.21"
+    kotlin("plugin.serialization") version "2.1.21"
     id("com.android.library") version "8.7.3"
 }
 
@@ -43,6 +47,14 @@ kotlin {
     sourceSets {
         commonMain.dependencies {
             implementation("org.jetbrains.kotlinx:kotlinx-coroutines-core:1.10.2")
+            // The API names KSerializer and SerialFormat: apps see it.
+            api("org.jetbrains.kotlinx:kotlinx-serialization-core:1.8.1")
+        }
+        commonTest.dependencies {
+            implementation("org.jetbrains.kotlinx:kotlinx-serialization-json:1.8.1")
+        }
+        jvmMain {
+            resources.srcDir(layout.buildDirectory.dir("native-resources"))
         }
         // Android runs the same JNI binding as the JVM.
         androidMain {
@@ -51,6 +63,8 @@ kotlin {
         jvmTest.dependencies {
             implementation("org.jetbrains.kotlinx:kotlinx-coroutines-test:1.10.2")
             implementation("org.junit.jupiter:junit-jupiter:5.11.4")
+            implementation("org.jetbrains.kotlinx:kotlinx-serialization-protobuf:1.8.1")
+            implementation("org.jetbrains.kotlinx:kotlinx-serialization-cbor:1.8.1")
             runtimeOnly("org.junit.platform:junit-platform-launcher")
         }
     }

@@ -29,7 +29,7 @@ TETHER_INTEROP=1 cargo test -- --skip a_sender_killed_hundreds_of_times
 step "outbox crash safety (a sender killed with SIGKILL 200 times)"
 cargo test --test outbox_kill -- --nocapture a_sender_killed_hundreds_of_times
 
-step "Kotlin façade (JNI build, clippy --features jni, JUnit via Maven)"
+step "Kotlin façade (JNI build, clippy --features jni, JUnit via Maven, mvn install, a fresh consumer project with no -D flag)"
 scripts/test-kotlin.sh
 
 step "Android lifecycle adapter (Robolectric 4.17 offline, SDK 34; jars from Maven Central)"
@@ -37,6 +37,9 @@ scripts/test-android.sh
 
 step "test kit (tether-testkit: clippy, Rust, C under ASan/UBSan, Kotlin TetherTestServer and the README example)"
 scripts/test-testkit.sh
+
+step "Android AAR script (syntax only: the NDK is not reachable here)"
+bash -n scripts/build-android.sh
 
 step "benchmark smoke (scripts/bench.sh --smoke: every client completes every workload once, tiny sizes, debug builds; asserts no speed)"
 scripts/bench.sh --smoke

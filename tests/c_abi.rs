@@ -59,6 +59,11 @@ fn event_fd() {
 }
 
 #[test]
+fn poll_set() {
+    run_c_test("poll_set", &[]);
+}
+
+#[test]
 fn log() {
     run_c_test("log", &[DEAD_URL]);
 }

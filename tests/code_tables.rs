@@ -25,7 +25,8 @@ const CODES_KT: &str = "commonMain/kotlin/dev/tether/internal/Codes.kt";
 const TETHER_ERROR_KT: &str = "commonMain/kotlin/dev/tether/TetherError.kt";
 const SESSION_CORE_KT: &str = "commonMain/kotlin/dev/tether/internal/SessionCore.kt";
 const JNI_BINDING_KT: &str = "jvmMain/kotlin/dev/tether/internal/JniBinding.kt";
-const NATIVE_BINDING_KT: &str = "nativeMain/kotlin/dev/tether/internal/NativeBinding.kt";
+/// The one event decoder of both bindings (JNI records and `ws_event` structs alike).
+const EVENT_DECODER_KT: &str = "commonMain/kotlin/dev/tether/internal/Binding.kt";
 
 fn read(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
@@ -356,8 +357,7 @@ fn every_state_and_event_kind_is_decoded() {
     let enums = rust_enums();
     let cases = [
         (SESSION_CORE_KT, "ws_state", "Codes."),
-        (JNI_BINDING_KT, "ws_event_kind", "Codes."),
-        (NATIVE_BINDING_KT, "ws_event_kind", "ws_event_kind."),
+        (EVENT_DECODER_KT, "ws_event_kind", "Codes."),
     ];
     for (file, table, prefix) in cases {
         let found = branches(&kotlin(file), prefix);

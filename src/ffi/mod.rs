@@ -11,6 +11,7 @@
 
 mod last_error;
 mod panic;
+pub(crate) mod poll_set;
 mod ptr;
 /// The Socket.IO functions (`sio_*`).
 pub mod sio;

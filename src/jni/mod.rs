@@ -21,6 +21,7 @@
 
 mod boundary;
 mod handle;
+mod poll_set;
 mod wire;
 
 use ::jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JString, ReleaseMode};

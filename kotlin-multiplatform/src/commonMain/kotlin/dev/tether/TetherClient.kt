@@ -1,11 +1,13 @@
 package dev.tether
 
+import dev.tether.internal.GuardedClient
+import dev.tether.internal.Poller
 import dev.tether.internal.SessionCore
 import dev.tether.internal.platformBinding
+import kotlin.time.Duration
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.SupervisorJob
-import kotlinx.coroutines.channels.ReceiveChannel
 import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.StateFlow
@@ -18,7 +20,7 @@ import kotlinx.coroutines.flow.StateFlow
  * val client = TetherClient { pingInterval = 15.seconds }
  * client.webSocket("wss://example.com/chat") {
  *     send("hello")
- *     for (frame in incoming) println(frame)
+ *     incoming.collect { frame -> println(frame) }
  * }
  * ```
  */
@@ -37,17 +39,46 @@ public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable
         val parent = scope?.coroutineContext?.get(Job) ?: job
         val core = SessionCore(config, parent)
         val binding = platformBinding()
-        val native = try {
-            binding.open(url, optionsJson, core)
+        val raw = try {
+            binding.connect(url, optionsJson)
         } catch (e: Throwable) {
             core.job.cancel()
             throw e
         }
+        val native = GuardedClient(raw, core::released)
         core.attach(native)
+        try {
+            Poller.serve(native, core)
+        } catch (e: Throwable) {
+            core.abandon()
+            native.destroy()
+            throw e
+        }
         val session = TetherSession(url, core)
         // The action must not capture `session`, or it would never become unreachable.
         binding.onUnreachable(session) { core.abandon() }
         return session
+    }
+
+    /**
+     * Ktor's `webSocketSession`: connects to [url] and suspends until the session is open
+     * ([TetherSession.awaitOpen]). When it does not open (the server is down, refuses the
+     * upgrade, or [timeout] passes), the session is closed and the error thrown: nothing
+     * keeps reconnecting behind the app's back. Once open, the session reconnects as
+     * configured. Ownership as in [connect].
+     */
+    public suspend fun webSocketSession(
+        url: String,
+        timeout: Duration = TetherSession.DEFAULT_OPEN_TIMEOUT,
+        scope: CoroutineScope? = null,
+    ): TetherSession {
+        val session = connect(url, scope)
+        try {
+            return session.awaitOpen(timeout)
+        } catch (e: Throwable) {
+            session.close(GOING_AWAY)
+            throw e
+        }
     }
 
     /**
@@ -68,6 +99,8 @@ public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable
     }
 
     public companion object {
+        private const val GOING_AWAY = 1001
+
         /** Native clients alive in this process: what a leak check compares. */
         public fun liveNativeClients(): Long = platformBinding().liveClients()
     }
@@ -83,8 +116,8 @@ public class WebSocketScope internal constructor(
     public val session: TetherSession,
     scope: CoroutineScope,
 ) : CoroutineScope by scope {
-    /** Received frames; `for (frame in incoming)` ends when the session has ended. */
-    public val incoming: ReceiveChannel<Frame> get() = session.core.frames
+    /** Received frames, the same [Flow] as [TetherSession.incoming]; it completes when the session has ended. */
+    public val incoming: IncomingFrames get() = session.incoming
 
     public val state: StateFlow<ConnectionState> get() = session.state
     public val events: Flow<TetherEvent> get() = session.events
@@ -98,8 +131,14 @@ public class WebSocketScope internal constructor(
     public suspend fun sendTracked(data: ByteArray): Long = session.sendTracked(data)
     public suspend fun sendTracked(frame: Frame): Long = session.sendTracked(frame)
     public fun ack(id: Long): Unit = session.ack(id)
+    public suspend inline fun <reified T> sendSerialized(value: T): Unit = session.sendSerialized(value)
+    public suspend inline fun <reified T> receiveDeserialized(): T = session.receiveDeserialized()
     public fun pendingOutbox(): Long = session.pendingOutbox()
 
-    /** Closes the session (see [TetherSession.close]); `for (frame in incoming)` then ends. */
+    /** See [TetherSession.awaitOpen]. */
+    public suspend fun awaitOpen(timeout: Duration = TetherSession.DEFAULT_OPEN_TIMEOUT): TetherSession =
+        session.awaitOpen(timeout)
+
+    /** Closes the session (see [TetherSession.close]); [incoming] then completes. */
     public fun close(code: Int = 1000, reason: String = ""): Unit = session.close(code, reason)
 }

@@ -60,6 +60,14 @@ public class TetherConfig {
      */
     public var incomingBuffer: Int = 256
 
+    /**
+     * Turns typed values into frames and back for [TetherSession.sendSerialized],
+     * [TetherSession.receiveDeserialized] and [IncomingFrames.deserialized], e.g.
+     * `KotlinxWebsocketSerializationConverter(Json)` (text frames) or
+     * `KotlinxWebsocketSerializationConverter(ProtoBuf)` (binary frames). Kotlin-side only.
+     */
+    public var contentConverter: WebsocketContentConverter? = null
+
     internal val reconnect: ReconnectConfig = ReconnectConfig()
     internal val queue: QueueConfig = QueueConfig()
     internal val tls: TlsConfig = TlsConfig()
@@ -100,6 +108,8 @@ public class TetherConfig {
         outbox.block()
     }
 
+    internal fun outboxPath(): String? = outbox.path
+
     /** A copy, so that a client is not changed by later edits of the builder. */
     internal fun copy(): TetherConfig {
         val c = TetherConfig()
@@ -113,6 +123,7 @@ public class TetherConfig {
         c.maxFrameBytes = maxFrameBytes
         c.maxUnpolledBytes = maxUnpolledBytes
         c.incomingBuffer = incomingBuffer
+        c.contentConverter = contentConverter
         c.reconnect.copyFrom(reconnect)
         c.queue.copyFrom(queue)
         c.tls.copyFrom(tls)

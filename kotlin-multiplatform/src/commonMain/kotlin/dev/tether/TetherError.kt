@@ -20,6 +20,13 @@ public sealed class TetherError(message: String, public val code: Int) : Excepti
     /** A bug in Tether (a caught panic) or a runtime failure. */
     public class Internal(message: String) : TetherError(message, Codes.WS_ERR_INTERNAL)
 
+    /**
+     * Tether's native library could not be loaded: none for this platform, one built without
+     * the JNI exports, or one of another version. The message names the platform and what to
+     * do. Thrown by every call that needs the library, the first one and every later one.
+     */
+    public class LibraryUnavailable(message: String) : TetherError(message, Codes.WS_ERR_INTERNAL)
+
     /** DNS or TCP connect failed (refused, unreachable, unknown host). */
     public class ConnectFailed(message: String) : TetherError(message, Codes.WS_ERROR_CONNECT)
 

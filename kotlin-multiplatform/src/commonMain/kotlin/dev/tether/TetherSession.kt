@@ -3,14 +3,19 @@ package dev.tether
 import dev.tether.internal.SessionCore
 import dev.tether.internal.keepAlive
 import kotlin.math.min
+import kotlin.time.Duration
+import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.ExperimentalForInheritanceCoroutinesApi
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.FlowCollector
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.emitAll
+import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.receiveAsFlow
+import kotlinx.serialization.KSerializer
+import kotlinx.serialization.serializer
 
 /**
  * One logical WebSocket connection that Tether keeps up: it reconnects with backoff after
@@ -31,25 +36,38 @@ public class TetherSession internal constructor(
 
     /**
      * Received messages, in order, across reconnections; completes when the session has
-     * ended. Several collectors share the frames (each frame goes to one of them). Not
-     * collecting makes the session stop reading the socket once [TetherConfig.incomingBuffer]
-     * frames and [TetherConfig.maxUnpolledBytes] are waiting: nothing is dropped.
+     * ended (see [IncomingFrames]; [IncomingFrames.deserialized] decodes typed messages).
      */
-    public val incoming: Flow<Frame> = flow {
-        try {
-            emitAll(core.frames.receiveAsFlow())
-        } finally {
-            keepAlive(this@TetherSession)
-        }
-    }
+    public val incoming: IncomingFrames = IncomingFrames(this, core)
 
-    /** Opens, closes, scheduled retries and errors, in order; completes after [TetherEvent.Terminated]. */
+    /**
+     * Opens, closes, scheduled retries and errors, in order; completes after
+     * [TetherEvent.Terminated]. Nobody has to collect it: it buffers the latest 256 events,
+     * and when nobody collects, older ones are dropped (never frames, never [state]).
+     */
     public val events: Flow<TetherEvent> = flow {
         try {
             emitAll(core.events.receiveAsFlow())
         } finally {
             keepAlive(this@TetherSession)
         }
+    }
+
+    /**
+     * Suspends until the session is open, and returns it: `client.connect(url).awaitOpen()`.
+     *
+     * Throws, as soon as an attempt has failed since the last open (also one that failed
+     * before this call), that attempt's [TetherError]: [TetherError.ConnectFailed] for a
+     * server that is down, [TetherError.HttpStatus] for a refused upgrade, and so on. The
+     * session is not closed by it: it goes on reconnecting (so a later `awaitOpen` waits
+     * for the next attempt's outcome), or is closed by the app; [TetherClient.webSocketSession]
+     * closes it for you. Throws [TetherError.Closed] when the session ended, and
+     * [TetherError.ConnectTimeout] when [timeout] passes first.
+     */
+    public suspend fun awaitOpen(timeout: Duration = DEFAULT_OPEN_TIMEOUT): TetherSession {
+        core.awaitOpen(timeout)
+        keepAlive(this)
+        return this
     }
 
     /** The subprotocol the server chose at the last open, if any. */
@@ -74,6 +92,38 @@ public class TetherSession internal constructor(
         when (frame) {
             is Frame.Text -> send(frame.text)
             is Frame.Binary -> send(frame.data)
+        }
+    }
+
+    /**
+     * Sends [value] as one frame made by [TetherConfig.contentConverter] (JSON: a text frame;
+     * ProtoBuf, CBOR: a binary frame), as [send] does. Throws [TetherError.InvalidArgument]
+     * when no converter is set.
+     */
+    public suspend inline fun <reified T> sendSerialized(value: T): Unit = sendSerialized(serializer<T>(), value)
+
+    /** As [sendSerialized], with an explicit [serializer]. */
+    public suspend fun <T> sendSerialized(serializer: KSerializer<T>, value: T) {
+        send(core.converter().serialize(serializer, value))
+    }
+
+    /**
+     * The next received frame, decoded as a [T] with [TetherConfig.contentConverter]. A frame
+     * that does not decode throws [TetherDeserializeException] (holding the frame): the
+     * session goes on, and the next call takes the next frame. Throws
+     * [TetherError.Closed] once the session has ended.
+     */
+    public suspend inline fun <reified T> receiveDeserialized(): T = receiveDeserialized(serializer<T>())
+
+    /** As [receiveDeserialized], with an explicit [serializer]. */
+    public suspend fun <T> receiveDeserialized(serializer: KSerializer<T>): T {
+        val converter = core.converter()
+        val frame = core.frames.receiveCatching().getOrNull()
+            ?: throw TetherError.Closed("the session has ended: no more frames")
+        keepAlive(this)
+        return when (val decoded = IncomingFrames.decode(converter, serializer, frame)) {
+            is Decoded.Value -> decoded.value
+            is Decoded.Failure -> throw decoded.error
         }
     }
 
@@ -169,11 +219,24 @@ public class TetherSession internal constructor(
     override fun toString(): String = "TetherSession($url, ${state.value})"
 
     private suspend inline fun sendWaiting(attempt: () -> Boolean) {
-        var wait = 1L
-        while (!attempt()) {
-            // The queue is full: it drains as the connection writes.
-            delay(wait)
-            wait = min(wait * 2, MAX_SEND_WAIT_MS)
+        if (attempt()) return
+        if (core.hasOutbox) {
+            // The outbox has room once the server has read or acked messages, which the
+            // core does not signal: retry with a short backoff.
+            var wait = 1L
+            while (!attempt()) {
+                delay(wait)
+                wait = min(wait * 2, MAX_SEND_WAIT_MS)
+            }
+            return
+        }
+        // The queue is full: ask the core for a room notice, try again (room made in
+        // between is not missed), and sleep until the notice if it is still full.
+        for (round in 0 until Int.MAX_VALUE) {
+            val seen = core.room.value
+            core.watchRoom()
+            if (attempt()) return
+            core.room.first { it != seen }
         }
     }
 
@@ -193,7 +256,9 @@ public class TetherSession internal constructor(
         false
     }
 
-    private companion object {
+    internal companion object {
+        /** What [awaitOpen] waits by default: the core's default connect timeout. */
+        val DEFAULT_OPEN_TIMEOUT: Duration = 10.seconds
         const val NORMAL_CLOSURE = 1000
         const val MAX_SEND_WAIT_MS = 50L
     }

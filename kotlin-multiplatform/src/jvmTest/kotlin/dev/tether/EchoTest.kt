@@ -11,6 +11,7 @@ import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.assertThrows
 import org.junit.jupiter.api.Timeout
 
 @Timeout(60)
@@ -59,12 +60,29 @@ class EchoTest {
         client.webSocket(server.url) {
             send("one")
             send(byteArrayOf(1, 2, 3))
-            for (frame in incoming) {
+            incoming.collect { frame ->
                 seen += frame
                 if (seen.size == 2) close(1000, "done")
             }
         }
         assertEquals(listOf(Frame.Text("one"), Frame.Binary(byteArrayOf(1, 2, 3))), seen)
+    }
+
+    @Test
+    fun `incoming also reads as Ktor's channel, receive and for`() = runBlocking<Unit> {
+        client.webSocket(server.url) {
+            send("one")
+            send("two")
+            send("three")
+            assertEquals(Frame.Text("one"), incoming.receive())
+            val rest = mutableListOf<Frame>()
+            for (frame in incoming) {
+                rest += frame
+                if (rest.size == 2) close(1000, "done")
+            }
+            assertEquals(listOf(Frame.Text("two"), Frame.Text("three")), rest)
+            assertThrows<TetherError.Closed> { runBlocking { incoming.receive() } }
+        }
     }
 
     @Test

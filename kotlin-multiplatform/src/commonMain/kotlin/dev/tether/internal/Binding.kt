@@ -3,39 +3,42 @@ package dev.tether.internal
 import dev.tether.TetherStats
 
 /**
- * The platform binding of the core: JNI on the JVM and Android (jvmMain), cinterop on
- * iOS and Linux (nativeMain). commonMain sees only these types.
+ * What a platform provides to cross into the core: JNI on the JVM and Android (jvmMain),
+ * cinterop on iOS and Linux (nativeMain). Everything above it (the handle counter, the
+ * one poller of the process, event decoding, the session logic) is written once, here in
+ * commonMain. Every call throws [dev.tether.TetherError] on failure.
  */
 internal interface Binding {
-    /**
-     * Opens a native client for [url] with the core's [optionsJson] and starts delivering
-     * its events to [sink], in order, from a platform thread, until [NativeEvent.Terminated].
-     * Throws [dev.tether.TetherError] when the URL or options are bad.
-     */
-    fun open(url: String, optionsJson: String, sink: EventSink): NativeClient
+    /** Opens a native client for [url] with [optionsJson]; it starts connecting at once. */
+    fun connect(url: String, optionsJson: String): RawClient
+
+    /** A new, empty poll set (`ws_poll_set_new`). */
+    fun newPollSet(): RawPollSet
+
+    /** Starts a platform thread (daemon on the JVM) that runs [body] once. */
+    fun startThread(name: String, body: () -> Unit)
 
     /** Native clients alive in the process (created and not yet freed). */
     fun liveClients(): Long
 
     /** Runs [action] once [owner] becomes unreachable (java.lang.ref.Cleaner on the JVM). */
     fun onUnreachable(owner: Any, action: () -> Unit)
-}
-
-/** Receives a client's events, in order, on its poller. */
-internal interface EventSink {
-    /** May suspend (the poller then waits: backpressure); never throws. */
-    suspend fun deliver(event: NativeEvent)
 
     /**
-     * The native client has been freed: after [NativeEvent.Terminated], once no call on it
-     * is in flight. What it held (its socket, its outbox file) is released. Called once,
-     * from any thread; never throws.
+     * How long the poller waits before calling [idle] when nothing happens: -1 (forever)
+     * where unreachable owners are found without help (the JVM's Cleaner).
      */
-    fun released()
+    val idleTimeoutMs: Int
+
+    /** Called by the poller when [idleTimeoutMs] passed without events. */
+    fun idle()
 }
 
-/** One native client. Every call throws [dev.tether.TetherError] on failure. */
-internal interface NativeClient {
+/**
+ * One native client, raw: no care for its lifetime (that is [GuardedClient]'s). Calls
+ * may come from any thread, but [drain] from one at a time and none after [free].
+ */
+internal interface RawClient {
     /** Queues a text message; false when the outgoing queue is full (nothing taken). */
     fun sendText(text: String): Boolean
 
@@ -62,6 +65,77 @@ internal interface NativeClient {
     fun flush()
     fun setHeader(name: String, value: String?)
     fun stats(): TetherStats
+
+    /**
+     * Appends the events pending now (up to about [max]) to [into], decoded, without
+     * waiting; none when nothing is pending. Throws [dev.tether.TetherError.Closed] once
+     * TERMINATED was returned.
+     */
+    fun drain(into: MutableList<NativeEvent>, max: Int)
+
+    /** Releases the native client: once, after every other call has returned. */
+    fun free()
+}
+
+/**
+ * A set of clients that one thread waits on (`ws_poll_set_*`): a wait reports the tokens of
+ * clients with events pending and disarms them until [rearm].
+ */
+internal interface RawPollSet {
+    fun add(client: RawClient, token: Long)
+    fun rearm(client: RawClient)
+
+    /** On return no wait uses [client]: it may be freed. */
+    fun remove(client: RawClient)
+
+    /** Asks for a room notice ([ROOM] | token) once [client]'s outgoing queue has room again. */
+    fun watchRoom(client: RawClient)
+
+    /** Writes ready tokens to [tokens]; returns how many (0: timeout or [wake]). */
+    fun wait(timeoutMs: Int, tokens: LongArray): Int
+    fun wake()
+
+    companion object {
+        /** `WS_POLL_SET_ROOM`: bit 63, a Long's sign bit. */
+        const val ROOM: Long = Long.MIN_VALUE
+    }
+}
+
+/** Receives a client's events, in order, from its drain coroutine. */
+internal interface EventSink {
+    /** May suspend (the client's events then wait in the core: backpressure); never throws. */
+    suspend fun deliver(event: NativeEvent)
+
+    /** Delivers [event] if that needs no waiting; false, with nothing done, when it would wait. */
+    fun tryDeliver(event: NativeEvent): Boolean
+
+    /**
+     * The native client has been freed: after [NativeEvent.Terminated], once no call on it
+     * is in flight. What it held (its socket, its outbox file) is released. Called once,
+     * from any thread; never throws.
+     */
+    fun released()
+
+    /** The outgoing queue made room after a [Poller.watchRoom]: a waiting send may go now. */
+    fun roomMade()
+}
+
+/** What the session calls on its native client (see [GuardedClient]). */
+internal interface NativeClient {
+    fun sendText(text: String): Boolean
+    fun sendBinary(data: ByteArray): Boolean
+    fun sendTrackedText(text: String): Long?
+    fun sendTrackedBinary(data: ByteArray): Long?
+    fun ack(id: Long)
+    fun outboxPending(): Long
+    fun close(code: Int, reason: String)
+    fun pause()
+    fun resume()
+    fun networkChanged(available: Boolean)
+    fun reconnect()
+    fun flush()
+    fun setHeader(name: String, value: String?)
+    fun stats(): TetherStats
 }
 
 /** An event of the core, decoded by the binding. */
@@ -78,6 +152,39 @@ internal sealed class NativeEvent {
     /** Tracked outbox messages that went out again, oldest first. */
     class Resent(val ids: LongArray) : NativeEvent()
     data object Terminated : NativeEvent()
+
+    companion object {
+        private val EMPTY = ByteArray(0)
+
+        /**
+         * One event from the fields both crossings carry (the `ws_event` struct, the JNI
+         * wire record): [kind] is a `ws_event_kind`, [payload] the event's bytes (null:
+         * none). A kind this version does not know is an internal error.
+         */
+        fun decode(kind: Int, state: Int, closeCode: Int, code: Int, delayMs: Long, payload: ByteArray?): NativeEvent =
+            when (kind) {
+                Codes.WS_EVENT_STATE -> State(state)
+                Codes.WS_EVENT_OPEN -> Open(payload?.takeIf { it.isNotEmpty() }?.decodeToString())
+                Codes.WS_EVENT_TEXT -> Text(payload?.decodeToString() ?: "")
+                Codes.WS_EVENT_BINARY -> Binary(payload ?: EMPTY)
+                Codes.WS_EVENT_CLOSED -> Closed(closeCode, payload?.decodeToString() ?: "")
+                Codes.WS_EVENT_RECONNECTING -> Reconnecting(code, delayMs)
+                Codes.WS_EVENT_ERROR -> Error(code, payload?.decodeToString() ?: "")
+                Codes.WS_EVENT_TERMINATED -> Terminated
+                Codes.WS_EVENT_RESENT -> Resent(littleEndianLongs(payload))
+                else -> throw dev.tether.TetherError.Internal("event kind $kind is unknown to this binding")
+            }
+
+        /** The ids of a RESENT event: little-endian u64s, oldest first. */
+        fun littleEndianLongs(bytes: ByteArray?): LongArray {
+            if (bytes == null) return LongArray(0)
+            return LongArray(bytes.size / 8) { i ->
+                var v = 0L
+                for (b in 7 downTo 0) v = (v shl 8) or (bytes[i * 8 + b].toLong() and 0xFF)
+                v
+            }
+        }
+    }
 }
 
 /** The binding of this platform. */

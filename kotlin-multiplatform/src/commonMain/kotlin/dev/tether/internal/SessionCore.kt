@@ -5,6 +5,7 @@ import dev.tether.Frame
 import dev.tether.TetherConfig
 import dev.tether.TetherError
 import dev.tether.TetherEvent
+import dev.tether.WebsocketContentConverter
 import kotlin.concurrent.Volatile
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
@@ -16,6 +17,9 @@ import kotlinx.coroutines.Job
 import kotlinx.coroutines.channels.BufferOverflow
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.withTimeoutOrNull
 
 /**
@@ -34,8 +38,18 @@ internal class SessionCore(
      */
     val job: CompletableJob = Job(parent)
     val frames = Channel<Frame>(config.incomingBuffer.coerceAtLeast(1))
+    private val contentConverter = config.contentConverter
     val events = Channel<TetherEvent>(EVENT_BUFFER, BufferOverflow.DROP_OLDEST)
     val state = MutableStateFlow<ConnectionState>(ConnectionState.Connecting)
+
+    /** Bumped each time the core says the outgoing queue has room (and at the end). */
+    val room = MutableStateFlow(0L)
+
+    /** Whether sends go through the durable outbox (whose room is not the queue's). */
+    val hasOutbox: Boolean = config.outboxPath() != null
+
+    /** The last failed attempt since the last open (or the start): what [awaitOpen] throws. */
+    private val failureSinceOpen = MutableStateFlow<NativeEvent.Error?>(null)
 
     @Volatile
     var protocol: String? = null
@@ -63,6 +77,10 @@ internal class SessionCore(
     val client: NativeClient
         get() = native ?: throw TetherError.Closed("the session is not connected")
 
+    /** The converter of typed messages; throws when the config has none. */
+    fun converter(): WebsocketContentConverter = contentConverter
+        ?: throw TetherError.InvalidArgument("no contentConverter is set: TetherClient { contentConverter = KotlinxWebsocketSerializationConverter(Json) }")
+
     /** Starts the close handshake; a second call, or one after the end, does nothing. */
     fun close(code: Int, reason: String) {
         if (closeAskedAt != null || terminated) return
@@ -88,9 +106,33 @@ internal class SessionCore(
 
     override suspend fun deliver(event: NativeEvent) {
         when (event) {
+            is NativeEvent.Text -> offer(Frame.Text(event.text))
+            is NativeEvent.Binary -> offer(Frame.Binary(event.data))
+            else -> apply(event)
+        }
+    }
+
+    override fun tryDeliver(event: NativeEvent): Boolean {
+        val frame = when (event) {
+            is NativeEvent.Text -> Frame.Text(event.text)
+            is NativeEvent.Binary -> Frame.Binary(event.data)
+            else -> {
+                apply(event)
+                return true
+            }
+        }
+        if (abandoned) return true
+        val sent = frames.trySend(frame)
+        // A closed channel: nobody takes frames any more, as in [offer].
+        return sent.isSuccess || sent.isClosed
+    }
+
+    /** Every event but a frame: none of them waits. */
+    private fun apply(event: NativeEvent) {
+        when (event) {
             is NativeEvent.State -> state.value = when (event.state) {
+                Codes.WS_STATE_OPEN -> ConnectionState.Open.also { failureSinceOpen.value = null }
                 Codes.WS_STATE_CONNECTING -> ConnectionState.Connecting
-                Codes.WS_STATE_OPEN -> ConnectionState.Open
                 // Followed at once by a Reconnecting event with the attempt and delay,
                 // unless paused or offline: then no attempt is scheduled.
                 Codes.WS_STATE_RECONNECTING -> ConnectionState.Reconnecting(0, Duration.INFINITE)
@@ -102,17 +144,40 @@ internal class SessionCore(
                 protocol = event.protocol
                 events.trySend(TetherEvent.Opened(event.protocol))
             }
-            is NativeEvent.Text -> offer(Frame.Text(event.text))
-            is NativeEvent.Binary -> offer(Frame.Binary(event.data))
+            is NativeEvent.Text, is NativeEvent.Binary -> error("frames go through offer")
             is NativeEvent.Closed -> events.trySend(TetherEvent.Closed(event.code, event.reason))
             is NativeEvent.Reconnecting -> {
                 val delay = event.delayMs.milliseconds
                 state.value = ConnectionState.Reconnecting(event.attempt, delay)
                 events.trySend(TetherEvent.Reconnecting(event.attempt, delay))
             }
-            is NativeEvent.Error -> events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
+            is NativeEvent.Error -> {
+                if (event.code != Codes.WS_ERROR_MESSAGE_DROPPED && event.code != Codes.WS_ERROR_UNSENT) {
+                    failureSinceOpen.value = event
+                }
+                events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
+            }
             is NativeEvent.Resent -> events.trySend(TetherEvent.Resent(event.ids.toList()))
             NativeEvent.Terminated -> finish()
+        }
+    }
+
+    /**
+     * Returns once [state] is Open. Throws the error of the last failed attempt since the
+     * last open as soon as there is one (at once if it came before this call),
+     * [TetherError.Closed] when the session ended without one, and
+     * [TetherError.ConnectTimeout] when [timeout] passes first.
+     */
+    suspend fun awaitOpen(timeout: Duration) {
+        val outcome = withTimeoutOrNull(timeout) {
+            combine(state, failureSinceOpen) { s, f -> s to f }
+                .first { (s, f) -> s == ConnectionState.Open || s == ConnectionState.Closed || f != null }
+        } ?: throw TetherError.ConnectTimeout("the session did not open within $timeout")
+        val (reached, failure) = outcome
+        when {
+            reached == ConnectionState.Open -> return
+            failure != null -> throw TetherError.of(failure.code, failure.message)
+            else -> throw TetherError.Closed("the session ended before it opened")
         }
     }
 
@@ -143,6 +208,21 @@ internal class SessionCore(
         events.trySend(TetherEvent.Terminated)
         events.close()
         frames.close()
+        roomMade()
+    }
+
+    override fun roomMade() {
+        room.update { it + 1 }
+    }
+
+    /** Asks the core for a [roomMade] once the outgoing queue has room again. */
+    fun watchRoom() {
+        val client = native as? GuardedClient ?: return
+        try {
+            Poller.watchRoom(client)
+        } catch (e: TetherError) {
+            // Ended or released: the send that asked finds out on its next attempt.
+        }
     }
 
     override fun released() {

@@ -3,97 +3,91 @@ package dev.tether.internal
 import dev.tether.TetherStats
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
-import java.util.concurrent.atomic.AtomicLong
 import kotlin.time.Duration.Companion.microseconds
-import kotlinx.coroutines.runBlocking
 
 internal actual fun platformBinding(): Binding = JniBinding
 
-/** The JVM/Android binding: the Rust core through JNI, one poller thread per session. */
+/** The JVM/Android binding: the Rust core through JNI (`src/jni/`). Only crossing the boundary. */
 internal object JniBinding : Binding {
-
-    override fun open(url: String, optionsJson: String, sink: EventSink): NativeClient {
-        val pointer = translate { NativeBridge.connect(url, optionsJson) }
-        val client = JniClient(NativeHandle(pointer, sink::released), sink)
-        client.start()
-        return client
+    override fun connect(url: String, optionsJson: String): RawClient {
+        NativeLibrary.check()
+        return JniClient(translate { NativeBridge.connect(url, optionsJson) })
     }
 
-    override fun liveClients(): Long = NativeBridge.liveCount()
+    override fun newPollSet(): RawPollSet {
+        NativeLibrary.check()
+        return JniPollSet(translate { NativeBridge.pollSetNew() })
+    }
+
+    override fun startThread(name: String, body: () -> Unit) {
+        val thread = Thread(null, body, name, STACK_BYTES)
+        thread.isDaemon = true
+        thread.start()
+    }
+
+    override fun liveClients(): Long {
+        NativeLibrary.check()
+        return NativeBridge.liveCount()
+    }
 
     override fun onUnreachable(owner: Any, action: () -> Unit) = Reaper.register(owner, action)
+
+    /** The Cleaner finds forgotten sessions by itself: the poller never needs to wake for it. */
+    override val idleTimeoutMs: Int = -1
+
+    override fun idle() {}
+
+    /** The poller decodes and hands over: it needs little stack. */
+    private const val STACK_BYTES = 256L * 1024
 }
 
-/**
- * One native client and its poller: a dedicated daemon thread that blocks in
- * [NativeBridge.pollBatch], decodes each batch from a direct buffer it reuses, and hands
- * the events to the sink in order. It is the only thread that polls, and the one that
- * releases the handle after the last event.
- */
-internal class JniClient(private val handle: NativeHandle, private val sink: EventSink) : NativeClient {
-    fun start() {
-        val thread = Thread(null, ::pollUntilTerminated, "tether-poller-${ids.incrementAndGet()}", STACK_BYTES)
-        thread.isDaemon = true
-        try {
-            thread.start()
-        } catch (e: Throwable) {
-            handle.use { NativeBridge.close(it, GOING_AWAY, null) }
-            handle.destroy()
-            throw e
-        }
+/** One native client through [NativeBridge]; its pointer is valid until [free]. */
+internal class JniClient(private val pointer: Long) : RawClient {
+    /** The pointer, for the poll set. */
+    val handle: Long get() = pointer
+
+    override fun drain(into: MutableList<NativeEvent>, max: Int) {
+        // One decoder per drain thread (Dispatchers.Default): its buffer is reused by
+        // every session that thread drains, instead of one buffer per session.
+        val decoder = decoders.get()
+        val length = translate { NativeBridge.pollBatch(pointer, 0, decoder.buffer) }
+        decoder.decode(length, { translate { NativeBridge.takePending(pointer) } }) { into.add(it) }
     }
 
-    private fun pollUntilTerminated() = runBlocking {
-        val decoder = EventDecoder()
-        try {
-            var done = false
-            while (!done) {
-                val n = handle.use { NativeBridge.pollBatch(it, POLL_TIMEOUT_MS, decoder.buffer) }
-                done = decoder.decode(n, { handle.use { p -> NativeBridge.takePending(p) } }) { sink.deliver(it) }
-            }
-        } catch (e: Throwable) {
-            // The core failed (a bug or a dead runtime thread): report it and end the session.
-            val error = e as? dev.tether.TetherError ?: dev.tether.TetherError.Internal(e.toString())
-            sink.deliver(NativeEvent.Error(error.code, error.message ?: "poll failed"))
-            sink.deliver(NativeEvent.Terminated)
-        } finally {
-            handle.destroy()
-        }
-    }
+    override fun free() = NativeBridge.free(pointer)
 
     override fun sendText(text: String): Boolean {
         val utf8 = text.encodeToByteArray()
-        return handle.use { NativeBridge.sendText(it, utf8, 0, utf8.size) } == SENT
+        return translate { NativeBridge.sendText(pointer, utf8, 0, utf8.size) } == SENT
     }
 
     override fun sendBinary(data: ByteArray): Boolean =
-        handle.use { NativeBridge.sendBinary(it, data, 0, data.size) } == SENT
+        translate { NativeBridge.sendBinary(pointer, data, 0, data.size) } == SENT
 
     override fun sendTrackedText(text: String): Long? {
         val utf8 = text.encodeToByteArray()
-        return tracked(handle.use { NativeBridge.sendTrackedText(it, utf8, 0, utf8.size) })
+        return tracked(translate { NativeBridge.sendTrackedText(pointer, utf8, 0, utf8.size) })
     }
 
     override fun sendTrackedBinary(data: ByteArray): Long? =
-        tracked(handle.use { NativeBridge.sendTrackedBinary(it, data, 0, data.size) })
+        tracked(translate { NativeBridge.sendTrackedBinary(pointer, data, 0, data.size) })
 
     /** An id (≥ 1), or null for QUEUE_FULL: the outbox was full. */
     private fun tracked(result: Long): Long? = if (result == FULL) null else result
 
-    override fun ack(id: Long) = handle.use { NativeBridge.ack(it, id) }
-    override fun outboxPending(): Long = handle.use { NativeBridge.outboxPending(it) }
-
-    override fun close(code: Int, reason: String) = handle.use { NativeBridge.close(it, code, reason) }
-    override fun pause() = handle.use { NativeBridge.pause(it) }
-    override fun resume() = handle.use { NativeBridge.resume(it) }
-    override fun networkChanged(available: Boolean) = handle.use { NativeBridge.networkChanged(it, available) }
-    override fun reconnect() = handle.use { NativeBridge.reconnect(it) }
-    override fun flush() = handle.use { NativeBridge.flush(it) }
-    override fun setHeader(name: String, value: String?) = handle.use { NativeBridge.setHeader(it, name, value) }
+    override fun ack(id: Long) = translate { NativeBridge.ack(pointer, id) }
+    override fun outboxPending(): Long = translate { NativeBridge.outboxPending(pointer) }
+    override fun close(code: Int, reason: String) = translate { NativeBridge.close(pointer, code, reason) }
+    override fun pause() = translate { NativeBridge.pause(pointer) }
+    override fun resume() = translate { NativeBridge.resume(pointer) }
+    override fun networkChanged(available: Boolean) = translate { NativeBridge.networkChanged(pointer, available) }
+    override fun reconnect() = translate { NativeBridge.reconnect(pointer) }
+    override fun flush() = translate { NativeBridge.flush(pointer) }
+    override fun setHeader(name: String, value: String?) = translate { NativeBridge.setHeader(pointer, name, value) }
 
     override fun stats(): TetherStats {
         val s = LongArray(STATS)
-        handle.use { NativeBridge.stats(it, s) }
+        translate { NativeBridge.stats(pointer, s) }
         return TetherStats(
             queuedMessages = s[0], queuedBytes = s[1], reconnects = s[2],
             lastRtt = if (s[3] > 0) s[3].microseconds else null,
@@ -103,23 +97,32 @@ internal class JniClient(private val handle: NativeHandle, private val sink: Eve
     }
 
     private companion object {
-        val ids = AtomicLong()
+        // Not ThreadLocal.withInitial: Android has it from API 26 only.
+        val decoders = object : ThreadLocal<EventDecoder>() {
+            override fun initialValue() = EventDecoder()
+        }
         const val SENT = Codes.WS_OK
         const val FULL = Codes.WS_ERR_QUEUE_FULL.toLong()
-        const val GOING_AWAY = 1001
         const val STATS = 10
-
-        /** A bound on one blocking poll; close wakes the poller long before. */
-        const val POLL_TIMEOUT_MS = 30_000
-
-        /** The poller needs little stack: decode and hand over. */
-        const val STACK_BYTES = 256L * 1024
     }
 }
 
+/** The process's poll set through [NativeBridge]. */
+internal class JniPollSet(private val pointer: Long) : RawPollSet {
+    private fun RawClient.handle(): Long = (this as JniClient).handle
+
+    override fun add(client: RawClient, token: Long) = translate { NativeBridge.pollSetAdd(pointer, client.handle(), token) }
+    override fun rearm(client: RawClient) = translate { NativeBridge.pollSetRearm(pointer, client.handle()) }
+    override fun remove(client: RawClient) = translate { NativeBridge.pollSetRemove(pointer, client.handle()) }
+    override fun watchRoom(client: RawClient) = translate { NativeBridge.pollSetWatchRoom(pointer, client.handle()) }
+    override fun wait(timeoutMs: Int, tokens: LongArray): Int = translate { NativeBridge.pollSetWait(pointer, timeoutMs, tokens) }
+    override fun wake() = translate { NativeBridge.pollSetWake(pointer) }
+}
+
 /**
- * Decodes the batches of `src/jni/wire.rs` from a direct buffer that starts small (idle
- * sessions stay cheap) and doubles, up to [MAX_BUFFER], while batches fill it.
+ * Decodes the batches of `src/jni/wire.rs` from a direct buffer that starts small and
+ * doubles, up to [MAX_BUFFER], while batches fill it. The fields of each record go to the
+ * common [NativeEvent.decode].
  */
 internal class EventDecoder {
     var buffer: ByteBuffer = allocate(INITIAL_BUFFER)
@@ -142,20 +145,16 @@ internal class EventDecoder {
                 len == 0 -> null
                 else -> ByteArray(len).also { b.position(at + HEADER); b.get(it) }
             }
-            val event = when (val kind = rawKind and PENDING.inv()) {
-                Codes.WS_EVENT_STATE -> NativeEvent.State(b.get(at + 1).toInt())
-                Codes.WS_EVENT_OPEN -> NativeEvent.Open(payload?.decodeToString())
-                Codes.WS_EVENT_TEXT -> NativeEvent.Text(payload?.decodeToString() ?: "")
-                Codes.WS_EVENT_BINARY -> NativeEvent.Binary(payload ?: EMPTY)
-                Codes.WS_EVENT_CLOSED ->
-                    NativeEvent.Closed(b.getShort(at + 2).toInt() and 0xFFFF, payload?.decodeToString() ?: "")
-                Codes.WS_EVENT_RECONNECTING -> NativeEvent.Reconnecting(b.getInt(at + 4), b.getLong(at + 8))
-                Codes.WS_EVENT_ERROR -> NativeEvent.Error(b.getInt(at + 4), payload?.decodeToString() ?: "")
-                Codes.WS_EVENT_TERMINATED -> NativeEvent.Terminated
-                Codes.WS_EVENT_RESENT -> NativeEvent.Resent(ids(payload))
-                // The poller reports it as an internal error and ends the session.
-                else -> throw IllegalStateException("event kind $kind is unknown to this binding")
-            }
+            val kind = rawKind and PENDING.inv()
+            // Text and binary messages may be empty: give them an empty payload, not none.
+            val event = NativeEvent.decode(
+                kind = kind,
+                state = b.get(at + 1).toInt(),
+                closeCode = b.getShort(at + 2).toInt() and 0xFFFF,
+                code = b.getInt(at + 4),
+                delayMs = b.getLong(at + 8),
+                payload = payload,
+            )
             at += HEADER + if (pending) 0 else len
             deliver(event)
             if (event === NativeEvent.Terminated) terminated = true
@@ -165,13 +164,6 @@ internal class EventDecoder {
     }
 
     companion object {
-        /** The ids of a RESENT record: its payload is little-endian u64s, oldest first. */
-        fun ids(payload: ByteArray?): LongArray {
-            if (payload == null) return LongArray(0)
-            val longs = ByteBuffer.wrap(payload).order(ByteOrder.LITTLE_ENDIAN).asLongBuffer()
-            return LongArray(longs.remaining()).also { longs.get(it) }
-        }
-
         /** Bytes of a record before its payload (src/jni/wire.rs `HEADER`). */
         const val HEADER = 20
 
@@ -179,8 +171,14 @@ internal class EventDecoder {
         const val PENDING = 0x80
         const val INITIAL_BUFFER = 4 * 1024
         const val MAX_BUFFER = 256 * 1024
-        val EMPTY = ByteArray(0)
 
         fun allocate(size: Int): ByteBuffer = ByteBuffer.allocateDirect(size).order(ByteOrder.LITTLE_ENDIAN)
     }
+}
+
+/** Runs [block], turning a [NativeException] into the matching [dev.tether.TetherError]. */
+internal inline fun <R> translate(block: () -> R): R = try {
+    block()
+} catch (e: NativeException) {
+    throw dev.tether.TetherError.of(e.status, e.message ?: "native call failed")
 }

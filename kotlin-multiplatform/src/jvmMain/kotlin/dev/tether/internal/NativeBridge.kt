@@ -7,15 +7,10 @@ import java.nio.ByteBuffer
  * pointers, so every call on one goes through [NativeHandle.use]. Failures are thrown as
  * [NativeException] with the `ws_status` numbering.
  *
- * The library is `libtether` (`System.loadLibrary("tether")`), or the file named by the
- * system property `tether.library` (the tests point it at cargo's build).
+ * [NativeLibrary] loads the library: call [NativeLibrary.check] before the first call here,
+ * so that a missing library is a [dev.tether.TetherError], not an UnsatisfiedLinkError.
  */
 internal object NativeBridge {
-    init {
-        val path = System.getProperty("tether.library")
-        if (path.isNullOrEmpty()) System.loadLibrary("tether") else System.load(path)
-    }
-
     /** Opens a client; returns its handle. */
     @JvmStatic external fun connect(url: String, optionsJson: String?): Long
 
@@ -64,6 +59,18 @@ internal object NativeBridge {
     @JvmStatic external fun liveCount(): Long
 
     @JvmStatic external fun version(): String
+
+    // The poll set of the process's poller (src/jni/poll_set.rs).
+    @JvmStatic external fun pollSetNew(): Long
+    @JvmStatic external fun pollSetFree(set: Long)
+    @JvmStatic external fun pollSetAdd(set: Long, handle: Long, token: Long)
+    @JvmStatic external fun pollSetRearm(set: Long, handle: Long)
+    @JvmStatic external fun pollSetRemove(set: Long, handle: Long)
+    @JvmStatic external fun pollSetWatchRoom(set: Long, handle: Long)
+
+    /** Fills [tokens] with the ready clients' tokens; returns how many (0: timeout or woken). */
+    @JvmStatic external fun pollSetWait(set: Long, timeoutMs: Int, tokens: LongArray): Int
+    @JvmStatic external fun pollSetWake(set: Long)
 }
 
 /** Thrown by [NativeBridge]: [status] is a `ws_status` (negative). */

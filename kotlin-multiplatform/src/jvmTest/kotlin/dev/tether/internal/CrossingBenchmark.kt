@@ -34,6 +34,7 @@ class CrossingBenchmark {
     fun stop() = server.kill()
 
     private fun open(): Long {
+        NativeLibrary.check()
         val h = NativeBridge.connect(server.url, """{"ping_interval_ms":0}""")
         val buf = EventDecoder.allocate(4096)
         // Wait for OPEN (bounded).

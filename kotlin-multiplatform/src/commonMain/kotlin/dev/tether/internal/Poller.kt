@@ -1,0 +1,170 @@
+@file:OptIn(ExperimentalAtomicApi::class)
+
+package dev.tether.internal
+
+import dev.tether.TetherError
+import kotlin.concurrent.atomics.AtomicBoolean
+import kotlin.concurrent.atomics.AtomicLong
+import kotlin.concurrent.atomics.AtomicReference
+import kotlin.concurrent.atomics.ExperimentalAtomicApi
+import kotlin.concurrent.atomics.incrementAndFetch
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+
+/**
+ * The one poller of the process, on both platforms: a single platform thread waits on a
+ * poll set (`ws_poll_set_wait`) holding every session's native client, and resumes each
+ * ready session's drain coroutine, which runs on that thread. A drain takes the pending
+ * events without blocking (`ws_poll_event` with timeout 0, or one JNI batch), delivers them
+ * to the session, then rearms the client in the set. When the app does not keep up (its
+ * frame buffer is full) the drain moves to [Dispatchers.Default] and suspends there: only
+ * that session waits, the core stops reading its socket, and the poller thread goes on.
+ *
+ * So a thousand sessions cost one thread plus coroutines, not a thousand threads. The
+ * thread starts with the first session and ends when the last one has terminated.
+ */
+internal object Poller {
+    private class Member(val client: GuardedClient, val sink: EventSink) {
+        /** Signalled by the poller thread when the client has events pending. */
+        val ready = Channel<Unit>(Channel.CONFLATED)
+    }
+
+    private val binding: Binding get() = platformBinding()
+    private val set: RawPollSet by lazy { binding.newPollSet() }
+    private val members = AtomicReference<Map<Long, Member>>(emptyMap())
+    private val lastToken = AtomicLong(0)
+    private val running = AtomicBoolean(false)
+    private val drains = CoroutineScope(SupervisorJob() + Dispatchers.Default)
+
+    /** Sessions served now (the leak and thread tests look at it). */
+    val size: Int get() = members.load().size
+
+    /**
+     * Starts serving [client]: its events go to [sink], in order, until TERMINATED; then it
+     * leaves the set and its own reference is dropped ([GuardedClient.destroy]).
+     */
+    fun serve(client: GuardedClient, sink: EventSink) {
+        val token = lastToken.incrementAndFetch()
+        val member = Member(client, sink)
+        update { it + (token to member) }
+        try {
+            client.use { set.add(it, token) }
+        } catch (e: Throwable) {
+            update { it - token }
+            throw e
+        }
+        // Unconfined: a drain runs on the poller thread that found the session ready (no
+        // hop to another thread per batch); one that must wait for the app moves to
+        // Dispatchers.Default (see drain) and so never holds the poller thread.
+        drains.launch(Dispatchers.Unconfined) { drain(token, member) }
+        startThread()
+    }
+
+    private suspend fun drain(token: Long, member: Member) {
+        val batch = ArrayList<NativeEvent>(BATCH)
+        var terminated = false
+        try {
+            while (!terminated) {
+                member.ready.receive()
+                // A busy session gives way after a few batches: it is rearmed, and the
+                // poller reports it again at once, after the other ready sessions.
+                for (round in 0 until ROUNDS_PER_TURN) {
+                    batch.clear()
+                    member.client.use { it.drain(batch, BATCH) }
+                    if (batch.isEmpty()) break
+                    for (event in batch) {
+                        if (!member.sink.tryDeliver(event)) withContext(Dispatchers.Default) { member.sink.deliver(event) }
+                        if (event === NativeEvent.Terminated) terminated = true
+                    }
+                    if (terminated) break
+                }
+                if (!terminated) member.client.use { set.rearm(it) }
+            }
+        } catch (e: Throwable) {
+            // The core failed (a bug, a dead runtime thread): report it and end the session.
+            val error = e as? TetherError ?: TetherError.Internal(e.toString())
+            member.sink.deliver(NativeEvent.Error(error.code, error.message ?: "poll failed"))
+            member.sink.deliver(NativeEvent.Terminated)
+        } finally {
+            try {
+                member.client.use { set.remove(it) }
+            } catch (e: Throwable) {
+                // Released already: nothing waits on it.
+            }
+            update { it - token }
+            member.client.destroy()
+            // The poller thread may be blocked with nobody left to serve: let it end.
+            if (members.load().isEmpty()) set.wake()
+        }
+    }
+
+    /**
+     * A send found [client]'s queue full: the poller thread calls its sink's
+     * [EventSink.roomMade] once messages have left the queue (or it closed).
+     */
+    fun watchRoom(client: GuardedClient) {
+        client.use { set.watchRoom(it) }
+    }
+
+    private fun startThread() {
+        if (running.compareAndSet(false, true)) binding.startThread("tether-poller", ::run)
+    }
+
+    /** The poller thread: runs while there are sessions to serve. */
+    private fun run() {
+        val tokens = LongArray(TOKENS)
+        var failures = 0
+        while (true) {
+            val count = try {
+                set.wait(binding.idleTimeoutMs, tokens).also { failures = 0 }
+            } catch (e: Throwable) {
+                if (++failures >= MAX_FAILURES) {
+                    failAll(e)
+                    running.store(false)
+                    return
+                }
+                0
+            }
+            if (count == 0) binding.idle()
+            val served = members.load()
+            for (i in 0 until count) {
+                val token = tokens[i]
+                if (token and RawPollSet.ROOM != 0L) {
+                    served[token and RawPollSet.ROOM.inv()]?.sink?.roomMade()
+                } else {
+                    served[token]?.ready?.trySend(Unit)
+                }
+            }
+            if (members.load().isEmpty()) {
+                running.store(false)
+                // A session added meanwhile found the thread running: serve it after all,
+                // unless it started a new thread.
+                if (members.load().isEmpty() || !running.compareAndSet(false, true)) return
+            }
+        }
+    }
+
+    /** The poll set is broken: every session's drain reports [cause] and ends it. */
+    private fun failAll(cause: Throwable) {
+        for (member in members.load().values) member.ready.close(cause)
+    }
+
+    private inline fun update(change: (Map<Long, Member>) -> Map<Long, Member>) {
+        // Copy on write: sessions come and go rarely next to the events they carry.
+        for (attempt in 0 until Int.MAX_VALUE) {
+            val current = members.load()
+            if (members.compareAndSet(current, change(current))) return
+        }
+        error("the session table never settled")
+    }
+
+    /** Events taken per drain call. */
+    private const val BATCH = 256
+    private const val ROUNDS_PER_TURN = 4
+    private const val TOKENS = 256
+    private const val MAX_FAILURES = 100
+}
