@@ -146,6 +146,63 @@ typedef enum {
 } ws_state;
 
 /**
+ * What a `sio_event` reports.
+ */
+typedef enum {
+  /**
+   * The connection's state changed: `.state` (as for `ws_*`; OPEN
+   * means the Engine.IO session is open, namespaces report CONNECT).
+   */
+  SIO_EVENT_STATE,
+  /**
+   * Namespace `.nsp` was joined; `.recovered` is 1 when the server
+   * restored its state (connection state recovery): missed events follow.
+   */
+  SIO_EVENT_CONNECT,
+  /**
+   * The server refused namespace `.nsp`: `.data` is its JSON (e.g.
+   * `{"message":"bad token","data":{...}}`). Not joined again until
+   * `sio_join`.
+   */
+  SIO_EVENT_CONNECT_ERROR,
+  /**
+   * Namespace `.nsp` was left: `.data` is the reason, `io server
+   * disconnect` (not joined again), `io client disconnect`
+   * (`sio_leave`, `sio_close`) or `transport close` (the connection was
+   * lost: joined again after the reconnect).
+   */
+  SIO_EVENT_DISCONNECT,
+  /**
+   * An event `.name` on `.nsp`: `.data` is its arguments as a JSON
+   * array; binary arguments are `{"_placeholder":true,"num":i}` for
+   * attachment i of `.attachments` (`sio_attachment`). `.ack_id` > 0:
+   * the server waits for `sio_ack(nsp, ack_id, …)`.
+   */
+  SIO_EVENT_EVENT,
+  /**
+   * The answer to `sio_emit` id `.ack_id`: `.data` its arguments (JSON
+   * array), attachments as for events. `.error` is `WS_TIMEOUT` (and
+   * `.data` NULL) when none came within `ack_timeout_ms` of the write,
+   * or the namespace was left first.
+   */
+  SIO_EVENT_ACK,
+  /**
+   * A reconnection is scheduled: attempt `.attempt` after `.delay_ms`.
+   */
+  SIO_EVENT_RECONNECTING,
+  /**
+   * Something failed: `.error` (a `ws_error_code` or HTTP status),
+   * `.data` a NUL-terminated message.
+   */
+  SIO_EVENT_ERROR,
+  /**
+   * The last event of this client; then `sio_poll_event` returns
+   * `WS_ERR_CLOSED`.
+   */
+  SIO_EVENT_TERMINATED,
+} sio_event_kind;
+
+/**
  * Kind of an outgoing message (`ws_send`).
  */
 typedef enum {
@@ -256,6 +313,17 @@ typedef enum {
 } ws_error_code;
 
 /**
+ * A Socket.IO client: one Engine.IO connection (long-polling, upgraded
+ * to WebSocket, or WebSocket only) that Tether keeps up, and the
+ * namespaces joined on it, until `sio_close`.
+ *
+ * Opaque. Thread-safe like `ws_client`: any thread may emit, ack, join,
+ * leave or close while another polls; one thread at a time polls.
+ * Created by `sio_connect`, released by `sio_free`.
+ */
+typedef struct sio_client sio_client;
+
+/**
  * A WebSocket client: one logical connection that Tether keeps up,
  * reconnecting as configured, until `ws_close`.
  *
@@ -342,6 +410,50 @@ typedef struct {
    */
   uint64_t unpolled_bytes;
 } ws_client_stats;
+
+/**
+ * One event, filled by `sio_poll_event`. Its pointers point into memory
+ * owned by the client: valid until the next `sio_poll_event` on the same
+ * client, or `sio_free`. Fields that do not apply are 0 or NULL.
+ */
+typedef struct {
+  sio_event_kind kind;
+  /**
+   * The client's state after this event.
+   */
+  ws_state state;
+  /**
+   * NUL-terminated namespace (`"/"` for the main one); NULL for STATE,
+   * RECONNECTING, ERROR and TERMINATED.
+   */
+  const char *nsp;
+  /**
+   * `SIO_EVENT_EVENT`: the NUL-terminated event name, else NULL.
+   */
+  const char *name;
+  /**
+   * JSON text (or the error message), NUL-terminated; `.len` bytes
+   * without the NUL.
+   */
+  const uint8_t *data;
+  size_t len;
+  /**
+   * EVENT: the id to answer with `sio_ack` (0: no answer wanted).
+   * ACK: the id `sio_emit` gave.
+   */
+  uint64_t ack_id;
+  int32_t error;
+  uint32_t attempt;
+  uint64_t delay_ms;
+  /**
+   * CONNECT: 1 if the connection state was recovered.
+   */
+  uint8_t recovered;
+  /**
+   * EVENT and ACK: binary attachments, read with `sio_attachment`.
+   */
+  size_t attachments;
+} sio_event;
 
 #ifdef __cplusplus
 extern "C" {
@@ -667,6 +779,160 @@ ws_status ws_poll_set_wake(ws_poll_set *set);
  * belong to the caller.
  */
 void ws_poll_set_free(ws_poll_set *set);
+
+/**
+ * Opens a Socket.IO client for `url` and starts connecting; joins `/`.
+ *
+ * - `url`: NUL-terminated `http://` or `https://` URL of the server,
+ *   with no path (or `/`) and an optional query sent with every request
+ *   (e.g. `?token=…`). Required.
+ * - `options_json`: NULL, or every `ws_connect` option that applies
+ *   (`headers`, `connect_timeout_ms`, `close_timeout_ms`, `reconnect`,
+ *   `queue`, `max_message_bytes`, `max_frame_bytes`, `max_unpolled_bytes`,
+ *   `tls`, `allow_insecure`, `proxy`) plus `transports` [["polling",
+ *   "websocket"]: long-polling, upgraded to WebSocket when the server
+ *   offers it; `["websocket"]` or `["polling"]` force one], `path`
+ *   ["/socket.io/"], `auth` [null: a JSON object sent with every join of
+ *   `/`] and `ack_timeout_ms` [10000]. The server sets the heartbeat, so
+ *   `ping_interval_ms`, `pong_timeout_ms` and `subprotocols` are refused;
+ *   so is `outbox` (not supported for Socket.IO yet).
+ * - `out`: receives the client on success.
+ *
+ * Events start with `SIO_EVENT_STATE` (CONNECTING); `SIO_EVENT_CONNECT`
+ * for `/` says the client is ready, but emits made before wait for it.
+ */
+ws_status sio_connect(const char *url, const char *options_json, sio_client **out);
+
+/**
+ * Joins namespace `nsp` (`"/…"`) with `auth_json` (a JSON object, or
+ * NULL), now if connected and again after every reconnect. Answered by
+ * `SIO_EVENT_CONNECT` or `SIO_EVENT_CONNECT_ERROR`. Joining a refused
+ * namespace again (e.g. with new auth) retries it.
+ */
+ws_status sio_join(sio_client *client, const char *nsp, const char *auth_json);
+
+/**
+ * Leaves namespace `nsp`: the server is told, it is not joined again, and
+ * `SIO_EVENT_DISCONNECT` ("io client disconnect") follows. Emits still
+ * waiting for it are dropped, their acks failing. `WS_ERR_INVALID_ARGUMENT`
+ * if it is not joined.
+ */
+ws_status sio_leave(sio_client *client, const char *nsp);
+
+/**
+ * Emits `event` with `args_json` (a JSON array, e.g. `["hi",1]`; `[]` for
+ * none) on namespace `nsp`. Returns at once: the emit waits in the queue
+ * (in order) until `nsp` is connected. `out_ack_id`: NULL for no answer,
+ * else it receives the id that its `SIO_EVENT_ACK` will carry.
+ * `WS_ERR_INVALID_ARGUMENT` for bad JSON, a reserved event name
+ * (`connect`, `disconnect`, …) or a namespace not joined;
+ * `WS_ERR_QUEUE_FULL` when the queue is full (nothing taken).
+ */
+ws_status sio_emit(sio_client *client,
+                   const char *nsp,
+                   const char *event,
+                   const char *args_json,
+                   uint64_t *out_ack_id);
+
+/**
+ * `sio_emit` with binary attachments: `count` buffers `datas[i]` of
+ * `lens[i]` bytes, copied before return. `args_json` may refer to them as
+ * `{"_placeholder":true,"num":i}`; those it does not are appended as the
+ * last arguments, in order. At most 1024 attachments.
+ */
+ws_status sio_emit_binary(sio_client *client,
+                          const char *nsp,
+                          const char *event,
+                          const char *args_json,
+                          const uint8_t *const *datas,
+                          const size_t *lens,
+                          size_t count,
+                          uint64_t *out_ack_id);
+
+/**
+ * Answers the server's event that carried `ack_id` (`SIO_EVENT_EVENT`'s
+ * `.ack_id`, with its `.nsp`) with `args_json` (a JSON array).
+ */
+ws_status sio_ack(sio_client *client, const char *nsp, uint64_t ack_id, const char *args_json);
+
+/**
+ * `sio_ack` with binary attachments, placed as for `sio_emit_binary`.
+ */
+ws_status sio_ack_binary(sio_client *client,
+                         const char *nsp,
+                         uint64_t ack_id,
+                         const char *args_json,
+                         const uint8_t *const *datas,
+                         const size_t *lens,
+                         size_t count);
+
+/**
+ * Waits for the next event and writes it to `out`; `timeout_ms` as for
+ * `ws_poll_event` (0: no wait, -1: forever). `WS_TIMEOUT` when nothing
+ * came in time (`*out` untouched), `WS_ERR_CLOSED` after
+ * `SIO_EVENT_TERMINATED`. One thread at a time; `sio_close` wakes it.
+ */
+ws_status sio_poll_event(sio_client *client, int32_t timeout_ms, sio_event *out);
+
+/**
+ * Attachment `index` of the last polled `SIO_EVENT_EVENT` or
+ * `SIO_EVENT_ACK`: `*out_data`/`*out_len` point into the client's memory,
+ * valid until the next `sio_poll_event` or `sio_free`.
+ * `WS_ERR_INVALID_ARGUMENT` if the event has no such attachment.
+ */
+ws_status sio_attachment(sio_client *client,
+                         size_t index,
+                         const uint8_t **out_data,
+                         size_t *out_len);
+
+/**
+ * Leaves every namespace and closes the connection; events drain to
+ * `SIO_EVENT_TERMINATED` (acks still awaited fail first). Emits queued
+ * before go out first.
+ */
+ws_status sio_close(sio_client *client);
+
+/**
+ * As `ws_pause`: the app went to the background; the connection closes,
+ * emits keep queueing, nothing reconnects until `sio_resume`.
+ */
+ws_status sio_pause(sio_client *client);
+
+/**
+ * As `ws_resume`: connects now (after a pause or during a backoff wait).
+ */
+ws_status sio_resume(sio_client *client);
+
+/**
+ * As `ws_network_changed`: `available` non-zero when the network is back.
+ */
+ws_status sio_network_changed(sio_client *client, int32_t available);
+
+/**
+ * As `ws_reconnect`: drops the connection and opens a fresh one now.
+ */
+ws_status sio_reconnect(sio_client *client);
+
+/**
+ * As `ws_set_header`: sets (`value` non-NULL) or removes a header of the
+ * next handshakes and polling requests; the value never appears in
+ * errors or logs.
+ */
+ws_status sio_set_header(sio_client *client, const char *name, const char *value);
+
+/**
+ * As `ws_event_fd`: a descriptor readable while events are pending, owned
+ * by the client; -1 on failure (see `ws_last_error`).
+ */
+int32_t sio_event_fd(sio_client *client);
+
+/**
+ * Releases a client and everything it owns. If it was not closed, the
+ * connection closes in the background. Must come after every other call
+ * on it has returned (wake a blocked poller with `sio_close` first).
+ * NULL is fine; twice is not.
+ */
+void sio_free(sio_client *client);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -13,12 +13,13 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::error::{error_code, Error};
 use crate::event::{self, Event, EventReceiver, EventSender, RecvError};
-use crate::options::Options;
+use crate::options::{Options, Resolved};
 use crate::outbox::Outbox;
 use crate::queue::{self, Pushed};
 use crate::session::{Command, Session, Shared, SystemSuspendClock};
 use crate::transport::{Endpoint, NetDialer};
 use crate::wire::websocket::WebSocketWire;
+use crate::wire::Wire;
 
 /// A snapshot of a client's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,24 +67,27 @@ impl Client {
                     .into(),
             ));
         }
-        let tls = if endpoint.tls {
-            Some(crate::tls::client_config(&resolved.tls)?)
-        } else {
-            None
-        };
-        let dialer = NetDialer {
-            proxy: resolved.proxy,
-            tls,
-        };
-        let shared = Arc::new(Shared::open(&options)?);
+        let dialer = net_dialer(&endpoint, &resolved)?;
+        Client::start(&options, |_| {
+            WebSocketWire::new(endpoint, &options, Box::new(dialer))
+        })
+    }
+
+    /// Starts a session of the wire `make_wire` builds (it may keep the
+    /// event sender, for events of its own) on the runtime thread.
+    pub(crate) fn start<W: Wire>(
+        options: &Options,
+        make_wire: impl FnOnce(&EventSender) -> W,
+    ) -> Result<Client, Error> {
+        let shared = Arc::new(Shared::open(options)?);
         if let Some(outbox) = &shared.outbox {
             crate::runtime::spawn(outbox.clone().run_batch_sync())?;
         }
         let (event_tx, events) = event::channel(options.max_unpolled_bytes);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let session = Session::new(
-            WebSocketWire::new(endpoint, &options, Box::new(dialer)),
-            &options,
+            make_wire(&event_tx),
+            options,
             shared.clone(),
             event_tx.clone(),
             command_rx,
@@ -99,6 +103,32 @@ impl Client {
             close_requested: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
         })
+    }
+
+    /// For events raised on the app's thread, in order with the session's.
+    pub(crate) fn event_sender(&self) -> &EventSender {
+        &self.event_tx
+    }
+
+    /// Queues messages that must go out together, in order (a Socket.IO
+    /// packet and its attachments): all are queued, or none.
+    pub(crate) fn send_group(&self, messages: Vec<queue::Message>) -> Result<(), Error> {
+        self.check_not_closed()?;
+        if let Pushed::DroppedOldest(n) = self.shared.queue.push_group(messages)? {
+            self.report_dropped(n);
+        }
+        Ok(())
+    }
+
+    fn report_dropped(&self, n: usize) {
+        self.shared
+            .counters
+            .dropped
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.event_tx.send(Event::Error {
+            code: error_code::MESSAGE_DROPPED,
+            message: format!("outgoing queue full: dropped the {n} oldest queued message(s)"),
+        });
     }
 
     /// Waits up to `timeout` (`None`: forever) for the next event.
@@ -149,14 +179,7 @@ impl Client {
             return Ok(());
         }
         if let Pushed::DroppedOldest(n) = self.shared.queue.push(message)? {
-            self.shared
-                .counters
-                .dropped
-                .fetch_add(n as u64, Ordering::Relaxed);
-            self.event_tx.send(Event::Error {
-                code: error_code::MESSAGE_DROPPED,
-                message: format!("outgoing queue full: dropped the {n} oldest queued message(s)"),
-            });
+            self.report_dropped(n);
         }
         Ok(())
     }
@@ -320,6 +343,19 @@ impl Drop for Client {
         // Dropping `commands` tells the task to close politely and end.
         LIVE_CLIENTS.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The dialer of a validated endpoint: its proxy, and TLS when it asks.
+pub(crate) fn net_dialer(endpoint: &Endpoint, resolved: &Resolved) -> Result<NetDialer, Error> {
+    let tls = if endpoint.tls {
+        Some(crate::tls::client_config(&resolved.tls)?)
+    } else {
+        None
+    };
+    Ok(NetDialer {
+        proxy: resolved.proxy.clone(),
+        tls,
+    })
 }
 
 /// A message the app may send, as the queue keeps it.

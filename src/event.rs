@@ -40,6 +40,60 @@ pub enum Event {
     Error { code: i32, message: String },
     /// The last event: no more will come.
     Terminated,
+    /// Something a Socket.IO server did (Socket.IO clients only).
+    SocketIo(SioEvent),
+}
+
+/// What a Socket.IO server did, per namespace. JSON travels as text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SioEvent {
+    /// The namespace was joined; `recovered`: the server restored its
+    /// state (Socket.IO connection state recovery), missed events follow.
+    Connect { nsp: String, recovered: bool },
+    /// The server refused the namespace: its JSON data (`{"message": …}`).
+    ConnectError { nsp: String, data: String },
+    /// The namespace was left: `io server disconnect`, `io client
+    /// disconnect`, or `transport close` (rejoined after the reconnect).
+    Disconnect { nsp: String, reason: String },
+    /// An event: its JSON arguments (an array, binary arguments as
+    /// `{"_placeholder":true,"num":i}` for `attachments[i]`); `ack_id` > 0:
+    /// the server waits for an answer with that id.
+    Event {
+        nsp: String,
+        name: String,
+        args: String,
+        ack_id: u64,
+        attachments: Vec<Bytes>,
+    },
+    /// The answer to an emit that asked for one, or its failure (`error`:
+    /// `WS_TIMEOUT` when none came within `ack_timeout_ms`, or the
+    /// connection was lost first: then `args` is empty).
+    Ack {
+        nsp: String,
+        ack_id: u64,
+        args: String,
+        attachments: Vec<Bytes>,
+        error: i32,
+    },
+}
+
+impl SioEvent {
+    /// Bytes this event holds (arguments and attachments).
+    fn payload_bytes(&self) -> usize {
+        match self {
+            SioEvent::Event {
+                name,
+                args,
+                attachments,
+                ..
+            } => name.len() + args.len() + attachments.iter().map(Bytes::len).sum::<usize>(),
+            SioEvent::Ack {
+                args, attachments, ..
+            } => args.len() + attachments.iter().map(Bytes::len).sum::<usize>(),
+            SioEvent::ConnectError { data, .. } => data.len(),
+            SioEvent::Connect { .. } | SioEvent::Disconnect { .. } => 0,
+        }
+    }
 }
 
 /// What an unpolled message costs besides its payload: its slot in the
@@ -53,6 +107,7 @@ impl Event {
         match self {
             Event::Text(text) => text.len(),
             Event::Binary(bytes) => bytes.len(),
+            Event::SocketIo(event) => event.payload_bytes(),
             _ => 0,
         }
     }
@@ -62,7 +117,9 @@ impl Event {
     /// connection and count nothing.
     pub(crate) fn unpolled_cost(&self) -> usize {
         match self {
-            Event::Text(_) | Event::Binary(_) => MESSAGE_OVERHEAD + self.message_bytes(),
+            Event::Text(_) | Event::Binary(_) | Event::SocketIo(_) => {
+                MESSAGE_OVERHEAD + self.message_bytes()
+            }
             _ => 0,
         }
     }

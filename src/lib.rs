@@ -9,6 +9,7 @@ pub mod error;
 pub mod event;
 pub mod ffi;
 mod heartbeat;
+mod http;
 #[cfg(feature = "jni")]
 mod jni;
 pub mod logging;
@@ -17,6 +18,7 @@ mod outbox;
 mod queue;
 mod runtime;
 mod session;
+mod socketio;
 pub mod state;
 mod tls;
 mod transport;
@@ -27,6 +29,7 @@ pub use error::error_code;
 pub use error::Error;
 pub use event::Event;
 pub use options::Options;
+pub use socketio::SocketIoClient;
 pub use state::State;
 pub use tls::spki_sha256_base64;
 

@@ -119,11 +119,19 @@ impl OutgoingQueue {
 
     /// Appends a message, or refuses it whole when the limits are reached.
     pub fn push(&self, message: Message) -> Result<Pushed, Error> {
-        let len = message_len(&message);
-        if len > self.max_bytes {
+        self.push_group(vec![message])
+    }
+
+    /// Appends messages that belong together (a Socket.IO packet and its
+    /// attachments) under one lock, so no other push falls between them;
+    /// all are queued or none. With `drop_oldest` older messages make room.
+    pub fn push_group(&self, messages: Vec<Message>) -> Result<Pushed, Error> {
+        let len: usize = messages.iter().map(message_len).sum();
+        let count = messages.len();
+        if len > self.max_bytes || count > self.max_messages {
             return Err(Error::QueueFull(format!(
-                "message of {len} bytes is larger than queue.max_bytes ({})",
-                self.max_bytes
+                "{count} message(s) of {len} bytes are more than the queue holds (queue.max_messages {}, queue.max_bytes {})",
+                self.max_messages, self.max_bytes
             )));
         }
         let mut dropped = 0;
@@ -135,7 +143,8 @@ impl OutgoingQueue {
                 ));
             }
             let fits = |inner: &Inner| {
-                inner.messages.len() < self.max_messages && inner.bytes + len <= self.max_bytes
+                inner.messages.len() + count <= self.max_messages
+                    && inner.bytes + len <= self.max_bytes
             };
             if !fits(&inner) {
                 if self.overflow == Overflow::Reject {
@@ -157,7 +166,7 @@ impl OutgoingQueue {
                 }
             }
             inner.bytes += len;
-            inner.messages.push_back(message.into());
+            inner.messages.extend(messages.into_iter().map(Entry::from));
         }
         self.pushed.notify_one();
         Ok(if dropped == 0 {

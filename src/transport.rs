@@ -27,18 +27,35 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
+    /// A `ws://` or `wss://` URL.
     pub fn parse(url: &str) -> Result<Endpoint, Error> {
+        Endpoint::parse_with(url, ["ws", "wss"])
+    }
+
+    /// An `http://` or `https://` URL (https is TLS, with the same trust,
+    /// pins and proxy as wss).
+    pub fn parse_http(url: &str) -> Result<Endpoint, Error> {
+        Endpoint::parse_with(url, ["http", "https"])
+    }
+
+    /// `schemes`: the cleartext one, then the TLS one.
+    fn parse_with(url: &str, schemes: [&str; 2]) -> Result<Endpoint, Error> {
         // The URL itself is not echoed: it may carry a token.
         let invalid = |why: &str| Err(Error::InvalidArgument(format!("URL: {why}")));
         let uri: Uri = match url.parse() {
             Ok(uri) => uri,
             Err(e) => return invalid(&format!("malformed ({e})")),
         };
+        let [plain, secure] = schemes;
         let tls = match uri.scheme_str() {
-            Some("ws") => false,
-            Some("wss") => true,
-            Some(other) => return invalid(&format!("unsupported scheme {other:?}; use ws or wss")),
-            None => return invalid("missing scheme; use ws:// or wss://"),
+            Some(s) if s.eq_ignore_ascii_case(plain) => false,
+            Some(s) if s.eq_ignore_ascii_case(secure) => true,
+            Some(other) => {
+                return invalid(&format!(
+                    "unsupported scheme {other:?}; use {plain} or {secure}"
+                ))
+            }
+            None => return invalid(&format!("missing scheme; use {plain}:// or {secure}://")),
         };
         let host = match uri.host() {
             Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
@@ -48,7 +65,7 @@ impl Endpoint {
             return invalid("user info in the URL is not supported; use the headers option");
         }
         if url.contains('#') {
-            return invalid("fragments (#…) are not allowed in WebSocket URLs (RFC 6455 §3)");
+            return invalid("fragments (#…) are not allowed in the URL (RFC 6455 §3)");
         }
         let default_port = if tls { 443 } else { 80 };
         let Some(port) = authority_port(uri.authority().map_or("", |a| a.as_str()), default_port)
@@ -61,6 +78,29 @@ impl Endpoint {
             tls,
             uri,
         })
+    }
+}
+
+impl Endpoint {
+    /// The `Host` header of requests to this endpoint (the port only when
+    /// it is not the scheme's default).
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// The request target: path and query (`/` when the URL has none).
+    pub fn target(&self) -> &str {
+        self.uri.path_and_query().map_or("/", |p| p.as_str())
     }
 }
 
@@ -307,6 +347,29 @@ mod tests {
                 "{bad:?} was accepted"
             );
         }
+    }
+
+    #[test]
+    fn parses_http_and_https_for_the_http_wires() {
+        let e = Endpoint::parse_http("http://127.0.0.1:8080/events?x=1").unwrap();
+        assert_eq!((e.port, e.tls, e.target()), (8080, false, "/events?x=1"));
+        assert_eq!(e.host_header(), "127.0.0.1:8080");
+        let e = Endpoint::parse_http("https://example.com").unwrap();
+        assert_eq!((e.port, e.tls, e.target()), (443, true, "/"));
+        assert_eq!(e.host_header(), "example.com");
+        let e = Endpoint::parse_http("http://[::1]:9/").unwrap();
+        assert_eq!(e.host_header(), "[::1]:9");
+        for bad in [
+            "ws://x/",
+            "wss://x/",
+            "http://",
+            "http://u:p@x/",
+            "http://x:0/",
+            "ftp://x/",
+        ] {
+            assert!(Endpoint::parse_http(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(Endpoint::parse("http://x/").is_err());
     }
 
     #[test]

@@ -233,6 +233,25 @@ fn restart() {
     assert!(transcript.contains("DELIVERED 2"), "{transcript}");
 }
 
+/// Socket.IO through `sio_*`, against npm socket.io on each transport
+/// configuration (skipped with a note when it is not installed).
+#[test]
+fn socketio() {
+    use support::socketio_server::{server_installed, Server};
+    if !server_installed() {
+        return;
+    }
+    let exe = compile("socketio");
+    for (server_transports, transports) in [
+        ("websocket", r#"["websocket"]"#),
+        ("polling", r#"["polling"]"#),
+        ("polling,websocket", r#"["polling","websocket"]"#),
+    ] {
+        let server = Server::start(&["--transports", server_transports]);
+        run_sanitized(&exe, "socketio", &[server.url(), transports.to_string()]);
+    }
+}
+
 #[test]
 fn header_cpp() {
     let src = manifest_dir().join("tests/c/header_cpp.cpp");

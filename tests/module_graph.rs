@@ -1,6 +1,6 @@
 //! The modules of src/ form no import cycle (DESIGN.md: error ← options ←
-//! {state, backoff, heartbeat, queue} ← event ← {tls, transport} ← wires ←
-//! session ← client ← {ffi, jni}). Read from the source text: a module
+//! {state, backoff, heartbeat, queue} ← event ← {tls, transport} ← http ←
+//! wires ← session ← client ← {ffi, jni}). Read from the source text: a module
 //! depends on another when its non-test code names `crate::other`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -98,7 +98,15 @@ fn the_layers_point_down() {
     let uses = |a: &str, b: &str| graph.get(a).is_some_and(|d| d.contains(b));
     // Pure logic knows no I/O layer.
     for pure in ["error", "state", "backoff", "heartbeat", "options", "queue"] {
-        for io in ["session", "wire", "transport", "tls", "client", "runtime"] {
+        for io in [
+            "session",
+            "wire",
+            "http",
+            "transport",
+            "tls",
+            "client",
+            "runtime",
+        ] {
             assert!(!uses(pure, io), "{pure} uses {io}");
         }
     }
@@ -107,6 +115,13 @@ fn the_layers_point_down() {
         "the state machine has its own policy"
     );
     assert!(!uses("wire", "session"), "wires know nothing of the driver");
+    // The HTTP client sits under the wires, over the transport.
+    for above in ["wire", "session", "client", "ffi", "jni"] {
+        assert!(!uses("http", above), "http uses {above}");
+    }
+    for below in ["transport", "tls", "event"] {
+        assert!(!uses(below, "http"), "{below} uses http");
+    }
     assert!(
         !uses("session", "client"),
         "the driver knows nothing of the API"

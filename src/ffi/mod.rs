@@ -13,6 +13,8 @@ mod last_error;
 mod panic;
 pub(crate) mod poll_set;
 mod ptr;
+/// The Socket.IO functions (`sio_*`).
+pub mod sio;
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -378,6 +380,13 @@ impl ws_client {
                 ev.kind = ws_event_kind::WS_EVENT_RESENT;
                 ev.data = ids.as_ptr().cast();
                 ev.len = std::mem::size_of_val(ids.as_slice());
+            }
+            // Only Socket.IO clients get these, and they are polled with
+            // sio_poll_event.
+            Event::SocketIo(_) => {
+                ev.kind = ws_event_kind::WS_EVENT_ERROR;
+                ev.error = ws_status::WS_ERR_INTERNAL as i32;
+                text = Some("a Socket.IO event on a WebSocket client".to_string());
             }
         }
         ev.state = ffi_state(held.state.unwrap_or(State::Connecting));

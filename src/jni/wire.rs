@@ -72,7 +72,9 @@ pub(crate) fn payload(event: &Event) -> Cow<'_, [u8]> {
         Event::Error { message, .. } => Cow::Borrowed(message.as_bytes()),
         // Little-endian u64 ids, oldest first.
         Event::Resent { ids } => Cow::Owned(ids.iter().flat_map(|id| id.to_le_bytes()).collect()),
-        Event::State(_) | Event::Reconnecting { .. } | Event::Terminated => Cow::Borrowed(&[]),
+        Event::State(_) | Event::Reconnecting { .. } | Event::Terminated | Event::SocketIo(_) => {
+            Cow::Borrowed(&[])
+        }
     }
 }
 
@@ -95,6 +97,8 @@ pub(crate) fn fields(event: &Event) -> (u8, u8, u16, i32, i64) {
         Event::Error { code, .. } => (kind::ERROR, 0, 0, *code, 0),
         Event::Terminated => (kind::TERMINATED, 0, 0, 0, 0),
         Event::Resent { .. } => (kind::RESENT, 0, 0, 0, 0),
+        // Socket.IO clients are not reached through this binding yet.
+        Event::SocketIo(_) => (kind::ERROR, 0, 0, -5, 0),
     }
 }
 

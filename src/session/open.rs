@@ -48,6 +48,8 @@ enum Notable {
     /// The peer answered the confirmation Ping with this sequence number:
     /// it has read every frame written before it.
     Confirmed(u64),
+    /// The wire has frames of its own to write.
+    Flush,
     End(Ending),
 }
 
@@ -78,6 +80,8 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
                 None
             }
             Incoming::Control => None,
+            Incoming::Event(event) => Some(event),
+            Incoming::Flush => return (reader, Notable::Flush),
             Incoming::Close { code, reason } => return (reader, Notable::PeerClose(code, reason)),
             Incoming::End(ending) => return (reader, Notable::End(ending)),
         };
@@ -423,6 +427,10 @@ impl<W: Wire> Session<W> {
                             // Clears the Ping's deadline: no timer left to
                             // wake for until the next Ping.
                             pulse.check(&link);
+                        }
+                        Notable::Flush => {
+                            read.set(read_until_notable(returned, &link));
+                            unflushed = true;
                         }
                         Notable::Confirmed(seq) => {
                             read.set(read_until_notable(returned, &link));

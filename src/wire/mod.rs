@@ -12,6 +12,8 @@
 //! refuses data; its reconnect state such as Last-Event-ID stays inside
 //! the wire, which lives across attempts).
 
+pub(crate) mod engineio;
+pub(crate) mod socketio;
 pub(crate) mod websocket;
 
 use std::collections::BTreeMap;
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
+use crate::event::Event;
 use crate::queue::Message;
 use crate::state::End;
 
@@ -81,6 +84,12 @@ pub(crate) enum Incoming {
         code: u16,
         reason: String,
     },
+    /// Something the wire decoded itself (a Socket.IO packet), delivered
+    /// to the app as it is.
+    Event(Event),
+    /// The wire has frames of its own to write (an Engine.IO pong, packets
+    /// a namespace's CONNECT released): the driver flushes the writer.
+    Flush,
     /// The connection ended; nothing more will be read.
     End(Ending),
 }
@@ -201,6 +210,17 @@ impl Ending {
             error: None,
             retry_after: None,
             violation: None,
+        }
+    }
+}
+
+impl From<crate::http::HttpError> for Ending {
+    /// A failed HTTP request or response of an HTTP wire: no connection
+    /// counts as established (no `Closed` event), the error is reported.
+    fn from(error: crate::http::HttpError) -> Ending {
+        Ending {
+            retry_after: error.retry_after,
+            ..Ending::failed(error.end, error.code, error.message)
         }
     }
 }

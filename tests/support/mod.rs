@@ -4,6 +4,7 @@ pub mod connect_proxy;
 pub mod hostile;
 pub mod pki;
 pub mod proxy;
+pub mod socketio_server;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -17,6 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::{Ending, HeartbeatPolicy, Incoming, Opened, Outbound, Violation, Wire};
 use super::{WireReader, WireWriter};
 use crate::error::error_code;
+use crate::http::parse_retry_after;
 use crate::options::Options;
 use crate::queue::Message;
 use crate::state::End;
@@ -61,9 +62,8 @@ impl WebSocketWire {
         }
     }
 
-    /// Another heartbeat than the options' (tests of the driver's
-    /// policies).
-    #[cfg(test)]
+    /// Another heartbeat than the options' (Engine.IO's server pings, the
+    /// driver's tests).
     pub fn with_heartbeat(mut self, heartbeat: HeartbeatPolicy) -> WebSocketWire {
         self.heartbeat = heartbeat;
         self
@@ -210,45 +210,12 @@ impl WireWriter for WebSocketWriter {
 
 /// How a failure to open the byte stream ends the attempt.
 fn connect_ending(error: ConnectError, endpoint: &Endpoint) -> Ending {
-    match error {
-        // Bad proxy credentials are configuration; anything else from the
-        // proxy may pass.
-        ConnectError::Proxy(message, Some(407)) => {
-            Ending::failed(End::Configuration, error_code::PROXY, message)
-        }
-        ConnectError::Proxy(message, _) => {
-            Ending::failed(End::ConnectFailed, error_code::PROXY, message)
-        }
-        ConnectError::Tcp(e) => Ending::failed(
-            End::ConnectFailed,
-            error_code::CONNECT,
-            format!("cannot connect to {}:{}: {e}", endpoint.host, endpoint.port),
-        ),
-        ConnectError::Tls(e) => tls_ending(e),
-    }
+    crate::http::connect_error(error, endpoint).into()
 }
 
+#[cfg(test)]
 fn tls_ending(error: std::io::Error) -> Ending {
-    let rustls_error = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match rustls_error {
-        // Trust failures are configuration: retrying cannot fix them.
-        Some(rustls::Error::InvalidCertificate(e)) => {
-            let (code, what) = crate::tls::classify_certificate_error(e);
-            Ending::failed(End::Configuration, code, format!("TLS: {what} ({e:?})"))
-        }
-        Some(e) => Ending::failed(
-            End::Lost,
-            error_code::TLS,
-            format!("TLS handshake failed: {e}"),
-        ),
-        None => Ending::failed(
-            End::Lost,
-            error_code::TLS,
-            format!("TLS handshake failed: {error}"),
-        ),
-    }
+    crate::http::tls_error(error).into()
 }
 
 /// How a read error ends an open connection. `peer_close`: the peer's
@@ -299,23 +266,6 @@ fn write_error_ending(error: WsError) -> Ending {
         End::Lost,
         error_code::CONNECTION_LOST,
         format!("connection lost while writing: {error}"),
-    )
-}
-
-/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). A
-/// number too large for the clock is "as long as allowed" (the session
-/// caps it); anything else unparsable (negative, text) is ignored.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some(Duration::from_secs(
-            value.parse::<u64>().unwrap_or(u64::MAX),
-        ));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or_default(),
     )
 }
 
