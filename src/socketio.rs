@@ -436,6 +436,11 @@ impl SocketIoClient {
     pub fn stats(&self) -> Stats {
         self.client.stats()
     }
+
+    /// The session underneath (its readiness descriptor, for poll sets).
+    pub(crate) fn session(&self) -> &Client {
+        &self.client
+    }
 }
 
 /// The app's arguments as an array, with its attachments placed.

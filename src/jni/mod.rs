@@ -22,6 +22,7 @@
 mod boundary;
 mod handle;
 mod poll_set;
+mod sio;
 mod wire;
 
 use ::jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JString, ReleaseMode};

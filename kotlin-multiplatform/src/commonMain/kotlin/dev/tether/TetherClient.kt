@@ -3,6 +3,7 @@ package dev.tether
 import dev.tether.internal.GuardedClient
 import dev.tether.internal.Poller
 import dev.tether.internal.SessionCore
+import dev.tether.internal.SocketIoCore
 import dev.tether.internal.platformBinding
 import kotlin.time.Duration
 import kotlinx.coroutines.CoroutineScope
@@ -93,6 +94,64 @@ public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable
         result
     }
 
+    /**
+     * Opens a Socket.IO client for [url] (`http://` or `https://`, no path) with this
+     * client's configuration plus [configure]'s, joins `/` and starts connecting; returns at
+     * once. Ownership as in [connect]. Throws [TetherError.InvalidArgument] for a bad URL or
+     * option.
+     */
+    public fun connectSocketIo(
+        url: String,
+        scope: CoroutineScope? = null,
+        configure: SocketIoConfig.() -> Unit = {},
+    ): SocketIo {
+        val sio = SocketIoConfig().apply(configure)
+        val optionsJson = sio.withInto(config.toJson())
+        val parent = scope?.coroutineContext?.get(Job) ?: job
+        val core = SocketIoCore(parent, sio.ackTimeout ?: DEFAULT_ACK_TIMEOUT)
+        val binding = platformBinding()
+        val raw = try {
+            binding.connectSocketIo(url, optionsJson)
+        } catch (e: Throwable) {
+            core.job.cancel()
+            throw e
+        }
+        val native = GuardedClient(raw, core::released)
+        core.attach(native)
+        try {
+            Poller.serve(native, core)
+        } catch (e: Throwable) {
+            core.close()
+            native.destroy()
+            throw e
+        }
+        val io = SocketIo(url, core)
+        binding.onUnreachable(io) { core.close() }
+        return io
+    }
+
+    /**
+     * Ktor-shaped: connects a Socket.IO client to [url], waits until `/` is connected, runs
+     * [block] with it as receiver, then closes and waits for the end. Cancelling the caller,
+     * or an exception in [block], closes it.
+     */
+    public suspend fun <T> socketIo(
+        url: String,
+        configure: SocketIoConfig.() -> Unit = {},
+        block: suspend SocketIo.() -> T,
+    ): T = coroutineScope {
+        val io = connectSocketIo(url, this, configure)
+        try {
+            io.awaitConnected()
+            val result = io.block()
+            io.close()
+            io.awaitClosed()
+            result
+        } finally {
+            io.close()
+        }
+    }
+
     /** Closes (1001) every session opened without a scope of its own. */
     override fun close() {
         job.cancel()
@@ -100,6 +159,7 @@ public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable
 
     public companion object {
         private const val GOING_AWAY = 1001
+        private val DEFAULT_ACK_TIMEOUT: Duration = kotlin.time.Duration.parse("10s")
 
         /** Native clients alive in this process: what a leak check compares. */
         public fun liveNativeClients(): Long = platformBinding().liveClients()

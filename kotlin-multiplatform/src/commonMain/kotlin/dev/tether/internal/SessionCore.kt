@@ -122,6 +122,8 @@ internal class SessionCore(
                 events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
             }
             is NativeEvent.Resent -> events.trySend(TetherEvent.Resent(event.ids.toList()))
+            // Only Socket.IO clients get these ([SocketIoCore]).
+            is NativeEvent.SocketIo -> {}
             NativeEvent.Terminated -> finish()
         }
     }
