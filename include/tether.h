@@ -32,6 +32,13 @@
 #define TETHER_VERSION_PATCH 0
 
 /**
+ * Set in a reported token when it is a room notice (the member's
+ * outgoing queue has room again), not events. Tokens given to `add` must
+ * be below it.
+ */
+#define WS_POLL_SET_ROOM 9223372036854775808ull
+
+/**
  * Result of every fallible call. Stable values, never renumbered.
  */
 typedef enum {
@@ -722,9 +729,11 @@ ws_status ws_poll_set_new(ws_poll_set **out);
 /**
  * Adds `client` to `set`, armed: `ws_poll_set_wait` reports `token` once
  * the client has events pending. `token` is the caller's (an index, a
- * pointer): Tether only hands it back. A client already in the set gives
- * `WS_ERR_INVALID_ARGUMENT`. A client may be in several sets. The client
- * must be removed (`ws_poll_set_remove`) before `ws_free`. Any thread.
+ * pointer below 2^63): Tether only hands it back. A client already in the
+ * set, or a token with `WS_POLL_SET_ROOM` set, gives
+ * `WS_ERR_INVALID_ARGUMENT`. A client may be in several sets; its room
+ * notices go to the last one it was added to. The client must be removed
+ * (`ws_poll_set_remove`) before `ws_free`. Any thread.
  */
 ws_status ws_poll_set_add(ws_poll_set *set, ws_client *client, uint64_t token);
 
@@ -737,6 +746,18 @@ ws_status ws_poll_set_add(ws_poll_set *set, ws_client *client, uint64_t token);
  * `WS_ERR_INVALID_ARGUMENT`. Any thread.
  */
 ws_status ws_poll_set_rearm(ws_poll_set *set, ws_client *client);
+
+/**
+ * Asks for a room notice: `ws_send` (or `ws_send_tracked` without an
+ * outbox) returned `WS_ERR_QUEUE_FULL` and the caller wants to know when
+ * to try again. After this call, the next time messages leave the
+ * client's outgoing queue (or the client ends), a wait reports the
+ * client's token with `WS_POLL_SET_ROOM` set, once, armed or not. Call it
+ * before trying the send again, so that room made in between is not
+ * missed. A client not in the set gives `WS_ERR_INVALID_ARGUMENT`. Any
+ * thread.
+ */
+ws_status ws_poll_set_watch_room(ws_poll_set *set, ws_client *client);
 
 /**
  * Removes `client` from `set`. Returns once no wait uses the client any
@@ -767,7 +788,9 @@ ws_status ws_poll_set_remove_sio(ws_poll_set *set, sio_client *client);
 /**
  * Waits until armed members have events pending, writes their tokens to
  * `tokens` (at most `capacity`; the others stay armed and come with the
- * next wait), disarms them and writes how many to `*out_count`.
+ * next wait), disarms them and writes how many to `*out_count`. Room
+ * notices (`ws_poll_set_watch_room`) come as tokens with
+ * `WS_POLL_SET_ROOM` set; they do not disarm.
  *
  * - `timeout_ms`: 0 checks without waiting, -1 waits forever, otherwise
  *   milliseconds. Other negative values are invalid.

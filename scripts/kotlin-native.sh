@@ -9,7 +9,8 @@
 #   data/          its KONAN_DATA_DIR (not ~/.konan): dependencies/ holds the
 #                  folders konan.properties names, symlinks to Debian's files,
 #                  and the `.extracted` record that marks them as present
-#   klibs/         kotlinx-coroutines-core and atomicfu for linuxX64
+#   klibs/         kotlinx-coroutines-core, atomicfu and kotlinx-serialization (core,
+#                  json) for linuxX64
 #   bin/           kotlinc-native and cinterop wrappers that point the compiler
 #                  at all this (airplane mode: it never tries to download)
 # Idempotent: a second run checks and returns in about a second.
@@ -21,6 +22,7 @@ cd "$(dirname "$0")/.."
 KOTLIN_VERSION=2.1.21
 COROUTINES_VERSION=1.10.2
 ATOMICFU_VERSION=0.26.1 # what kotlinx-coroutines-core-linuxx64 1.10.2 depends on
+SERIALIZATION_VERSION=1.8.1 # built with Kotlin 2.1, as this compiler
 LLVM_MAJOR=16           # llvmVersion.linux_x64 of this compiler
 
 TOOLS="$PWD/.tools/kotlin-native"
@@ -86,6 +88,8 @@ mkdir -p "$KLIBS"
 klib kotlinx-coroutines-core-linuxx64 "$COROUTINES_VERSION"
 klib atomicfu-linuxx64 "$ATOMICFU_VERSION"
 klib atomicfu-linuxx64 "$ATOMICFU_VERSION" cinterop-interop
+klib kotlinx-serialization-core-linuxx64 "$SERIALIZATION_VERSION"
+klib kotlinx-serialization-json-linuxx64 "$SERIALIZATION_VERSION"
 
 # --- The dependency folders, from Debian's files ---------------------------
 # The names konan.properties gives them for a linux_x64 host and target.

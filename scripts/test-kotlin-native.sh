@@ -33,7 +33,10 @@ stale() {
 }
 mkdir -p "$OUT"
 DEPS=(-l "$KLIBS/kotlinx-coroutines-core-linuxx64-1.10.2.klib" -l "$KLIBS/atomicfu-linuxx64-0.26.1.klib"
-  -l "$KLIBS/atomicfu-linuxx64-0.26.1-cinterop-interop.klib")
+  -l "$KLIBS/atomicfu-linuxx64-0.26.1-cinterop-interop.klib"
+  -l "$KLIBS/kotlinx-serialization-core-linuxx64-1.8.1.klib")
+# The tests' format (the library itself needs only the core).
+TEST_DEPS=(-l "$KLIBS/kotlinx-serialization-json-linuxx64-1.8.1.klib")
 
 # 1. cinterop: the bindings of tether.h, with libtether.a inside the klib.
 DEF=$KMP/src/nativeInterop/cinterop/tether.def
@@ -69,7 +72,7 @@ if stale "$OUT/test.stamp" "$OUT/library.stamp" $KMP/src/commonTest $KMP/src/nat
   log "compiling nativeTest (test executable)"
   rm -f "$OUT/tether-test.kexe" "$OUT/test.stamp"
   "$BIN/kotlinc-native" -tr -g -target linux_x64 -o "$OUT/tether-test" \
-    -l "$OUT/tether" -l "$OUT/tether-cinterop.klib" "${DEPS[@]}" "${TESTS[@]}"
+    -l "$OUT/tether" -l "$OUT/tether-cinterop.klib" "${DEPS[@]}" "${TEST_DEPS[@]}" "${TESTS[@]}"
   touch "$OUT/test.stamp"
 fi
 log "built in $((SECONDS - started)) s; running the tests"

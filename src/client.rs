@@ -269,6 +269,19 @@ impl Client {
         Ok(())
     }
 
+    /// Sets (or with `None` removes) what [`Client::want_queue_room`] calls:
+    /// the hook runs once, briefly, on the runtime thread, after messages
+    /// left the outgoing queue or the client ended.
+    pub(crate) fn set_queue_room_hook(&self, hook: Option<Arc<dyn Fn() + Send + Sync>>) {
+        self.shared.queue.set_room_hook(hook.map(queue::RoomHook));
+    }
+
+    /// A send found the queue full: ask for one call of the room hook when
+    /// it has room again (then try the send again before waiting for it).
+    pub(crate) fn want_queue_room(&self) {
+        self.shared.queue.want_room();
+    }
+
     /// A file descriptor that is readable whenever events are pending, for
     /// waiting in the app's own run loop. Owned by the client.
     #[cfg(unix)]

@@ -10,6 +10,8 @@
 //! `release_backlog` (`ws_flush`).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -26,6 +28,21 @@ pub(crate) struct OutgoingQueue {
     overflow: Overflow,
     /// Wakes the connection task when something was pushed.
     pushed: Notify,
+    /// A sender that found the queue full waits for room (`want_room`).
+    room_wanted: AtomicBool,
+    room_hook: Mutex<Option<RoomHook>>,
+}
+
+/// Called once after [`OutgoingQueue::want_room`] when messages have left
+/// the queue (or it closed): a refused push may succeed now. Runs on the
+/// connection task's thread: it must be brief.
+#[derive(Clone)]
+pub(crate) struct RoomHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for RoomHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoomHook")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +131,29 @@ impl OutgoingQueue {
             max_bytes: options.max_bytes,
             overflow: options.overflow,
             pushed: Notify::new(),
+            room_wanted: AtomicBool::new(false),
+            room_hook: Mutex::new(None),
+        }
+    }
+
+    /// Sets (or removes) what [`OutgoingQueue::want_room`] calls.
+    pub fn set_room_hook(&self, hook: Option<RoomHook>) {
+        *self.room_hook.lock() = hook;
+    }
+
+    /// Asks for one call of the room hook the next time messages leave the
+    /// queue or it closes. A sender asks, tries its push again, and waits
+    /// only if that fails too, so no room is missed in between.
+    pub fn want_room(&self) {
+        self.room_wanted.store(true, Ordering::Release);
+    }
+
+    fn room_made(&self) {
+        if self.room_wanted.swap(false, Ordering::AcqRel) {
+            let hook = self.room_hook.lock().clone();
+            if let Some(hook) = hook {
+                (hook.0)();
+            }
         }
     }
 
@@ -189,14 +229,21 @@ impl OutgoingQueue {
 
     /// Takes everything queued and not held back, oldest first.
     pub fn take_all(&self) -> VecDeque<Entry> {
-        let mut inner = self.inner.lock();
-        if inner.held == 0 {
-            inner.bytes = 0;
-            return std::mem::take(&mut inner.messages);
+        let taken = {
+            let mut inner = self.inner.lock();
+            if inner.held == 0 {
+                inner.bytes = 0;
+                std::mem::take(&mut inner.messages)
+            } else {
+                let held = inner.held;
+                let taken = inner.messages.split_off(held);
+                inner.bytes -= taken.iter().map(Entry::len).sum::<usize>();
+                taken
+            }
+        };
+        if !taken.is_empty() {
+            self.room_made();
         }
-        let held = inner.held;
-        let taken = inner.messages.split_off(held);
-        inner.bytes -= taken.iter().map(Entry::len).sum::<usize>();
         taken
     }
 
@@ -236,9 +283,14 @@ impl OutgoingQueue {
     /// what was left unsent, as (messages, bytes). Under the queue's lock, so
     /// no message slips in between unreported.
     pub fn close(&self) -> (usize, usize) {
-        let mut inner = self.inner.lock();
-        inner.closed = true;
-        (inner.messages.len(), inner.bytes)
+        let left = {
+            let mut inner = self.inner.lock();
+            inner.closed = true;
+            (inner.messages.len(), inner.bytes)
+        };
+        // A waiting sender learns that the queue is closed on its next push.
+        self.room_made();
+        left
     }
 
     /// (messages, bytes) queued now.
@@ -304,6 +356,33 @@ mod tests {
         q.push(text("1")).unwrap();
         assert!(matches!(q.push(text("123456")), Err(Error::QueueFull(_))));
         assert_eq!(q.len(), (1, 1));
+    }
+
+    #[test]
+    fn a_sender_that_wants_room_hears_once_when_messages_leave() {
+        let q = queue(1, 1 << 20, Overflow::Reject);
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        q.set_room_hook(Some(RoomHook(Arc::new(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }))));
+        q.push(text("a")).unwrap();
+        assert!(q.push(text("b")).is_err());
+        q.take_all();
+        assert_eq!(calls.load(Ordering::Relaxed), 0, "nobody asked");
+        q.push(text("b")).unwrap();
+        q.want_room();
+        q.take_all();
+        q.push(text("c")).unwrap();
+        q.take_all();
+        assert_eq!(calls.load(Ordering::Relaxed), 1, "once per ask");
+        q.want_room();
+        q.close();
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            2,
+            "closing wakes a waiting sender"
+        );
     }
 
     #[test]

@@ -10,11 +10,17 @@
 //! until it calls `ws_poll_set_rearm`. Any other thread may add, rearm or
 //! remove members while one waits; each of those wakes the waiter, which
 //! then waits on the new membership without returning.
+//!
+//! A sender that found a member's outgoing queue full asks for a room
+//! notice (`ws_poll_set_watch_room`): the next wait after messages left
+//! that queue reports the member's token with [`ROOM`] set, so that a
+//! suspended send is woken by the core instead of retrying on a timer.
 #![cfg(any(target_os = "linux", target_os = "android", target_vendor = "apple"))]
 
 use std::io::{Read, Write};
 use std::os::unix::io::{AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -29,6 +35,12 @@ use ptr::Out;
 /// rebuild of the descriptor list); past it the wait returns `WS_OK` with
 /// no token, and the caller waits again.
 const MAX_REBUILDS_PER_WAIT: usize = 100_000;
+
+/// Set in a reported token when it is a room notice (the member's
+/// outgoing queue has room again), not events. Tokens given to
+/// `ws_poll_set_add` must be below it.
+pub const WS_POLL_SET_ROOM: u64 = 0x8000_0000_0000_0000;
+pub(crate) const ROOM: u64 = WS_POLL_SET_ROOM;
 
 /// How long `remove` waits for a waiter to leave a `poll` that still uses
 /// the removed descriptor. The waiter is woken first, so it leaves at once.
@@ -64,6 +76,8 @@ struct Member {
     fd: RawFd,
     token: u64,
     armed: bool,
+    /// A room notice waits to be reported.
+    room: bool,
 }
 
 impl PollSet {
@@ -81,8 +95,14 @@ impl PollSet {
         })
     }
 
-    /// Adds `client`, armed, reported as `token`.
-    pub(crate) fn add(&self, client: &Client, token: u64) -> Result<(), Error> {
+    /// Adds `client`, armed, reported as `token`. Room notices of the
+    /// client go to this set from now on.
+    pub(crate) fn add(self: &Arc<Self>, client: &Client, token: u64) -> Result<(), Error> {
+        if token >= ROOM {
+            return Err(Error::InvalidArgument(format!(
+                "token {token} is too large: tokens are below 2^63"
+            )));
+        }
         let fd = client.event_fd()?;
         let mut state = self.state.lock();
         if state.members.iter().any(|m| m.fd == fd) {
@@ -94,11 +114,51 @@ impl PollSet {
             fd,
             token,
             armed: true,
+            room: false,
         });
         state.generation += 1;
         drop(state);
+        let set: Weak<PollSet> = Arc::downgrade(self);
+        client.set_queue_room_hook(Some(Arc::new(move || {
+            if let Some(set) = set.upgrade() {
+                set.room_made(fd);
+            }
+        })));
         self.signal();
         Ok(())
+    }
+
+    /// Asks for a room notice of `client` (see the module's docs).
+    pub(crate) fn watch_room(&self, client: &Client) -> Result<(), Error> {
+        let fd = client.event_fd()?;
+        if !self.state.lock().members.iter().any(|m| m.fd == fd) {
+            return Err(not_a_member());
+        }
+        client.want_queue_room();
+        Ok(())
+    }
+
+    /// The hook of a member's queue: messages left it.
+    fn room_made(&self, fd: RawFd) {
+        let mut state = self.state.lock();
+        if let Some(member) = state.members.iter_mut().find(|m| m.fd == fd) {
+            member.room = true;
+            drop(state);
+            self.signal();
+        }
+    }
+
+    /// Moves pending room notices to `tokens` (from `at`); returns the new count.
+    fn take_room_notices(state: &mut State, tokens: &mut [u64], mut at: usize) -> usize {
+        for m in state.members.iter_mut().filter(|m| m.room) {
+            if at == tokens.len() {
+                break;
+            }
+            m.room = false;
+            tokens[at] = m.token | ROOM;
+            at += 1;
+        }
+        at
     }
 
     /// Arms `client` again after a wait reported it and it was drained.
@@ -132,6 +192,7 @@ impl PollSet {
             .ok_or_else(not_a_member)?;
         state.members.swap_remove(at);
         state.generation += 1;
+        client.set_queue_room_hook(None);
         let removed_at = state.generation;
         if !state.in_poll {
             return Ok(());
@@ -208,6 +269,10 @@ impl PollSet {
                 if std::mem::take(&mut state.woken) {
                     return Ok(Some(0));
                 }
+                let notices = Self::take_room_notices(&mut state, tokens, 0);
+                if notices > 0 {
+                    return Ok(Some(notices));
+                }
                 fds.clear();
                 member_tokens.clear();
                 for m in state.members.iter().filter(|m| m.armed) {
@@ -238,6 +303,7 @@ impl PollSet {
                     count += 1;
                 }
             }
+            let count = Self::take_room_notices(&mut state, tokens, count);
             if count > 0 {
                 state.generation += 1;
                 return Ok(Some(count));
@@ -303,14 +369,14 @@ fn not_a_member() -> Error {
 /// wake the set while one thread waits. Created by `ws_poll_set_new`,
 /// released by `ws_poll_set_free`. Unix-like systems only.
 pub struct ws_poll_set {
-    set: PollSet,
+    set: Arc<PollSet>,
 }
 
 /// The set behind a handle.
 ///
 /// # Safety
 /// `set` is NULL or a handle from `ws_poll_set_new` not yet freed.
-unsafe fn poll_set<'a>(set: *const ws_poll_set) -> Result<&'a PollSet, Error> {
+unsafe fn poll_set<'a>(set: *const ws_poll_set) -> Result<&'a Arc<PollSet>, Error> {
     // SAFETY: the caller promises a live handle (or NULL, checked here).
     unsafe { set.as_ref() }
         .map(|s| &s.set)
@@ -324,7 +390,7 @@ pub extern "C" fn ws_poll_set_new(out: *mut *mut ws_poll_set) -> ws_status {
     panic::guard(|| {
         // SAFETY: the caller passes a writable pointer (or NULL).
         let out = unsafe { Out::new(out, "out")? };
-        let set = PollSet::new()?;
+        let set = Arc::new(PollSet::new()?);
         out.write(Box::into_raw(Box::new(ws_poll_set { set })));
         Ok(())
     })
@@ -332,9 +398,11 @@ pub extern "C" fn ws_poll_set_new(out: *mut *mut ws_poll_set) -> ws_status {
 
 /// Adds `client` to `set`, armed: `ws_poll_set_wait` reports `token` once
 /// the client has events pending. `token` is the caller's (an index, a
-/// pointer): Tether only hands it back. A client already in the set gives
-/// `WS_ERR_INVALID_ARGUMENT`. A client may be in several sets. The client
-/// must be removed (`ws_poll_set_remove`) before `ws_free`. Any thread.
+/// pointer below 2^63): Tether only hands it back. A client already in the
+/// set, or a token with `WS_POLL_SET_ROOM` set, gives
+/// `WS_ERR_INVALID_ARGUMENT`. A client may be in several sets; its room
+/// notices go to the last one it was added to. The client must be removed
+/// (`ws_poll_set_remove`) before `ws_free`. Any thread.
 #[no_mangle]
 pub extern "C" fn ws_poll_set_add(
     set: *mut ws_poll_set,
@@ -360,6 +428,26 @@ pub extern "C" fn ws_poll_set_rearm(set: *mut ws_poll_set, client: *mut ws_clien
         // SAFETY: the caller passes live handles (or NULL).
         let (set, handle) = unsafe { (poll_set(set)?, ptr::client(client)?) };
         set.rearm(&handle.client)
+    })
+}
+
+/// Asks for a room notice: `ws_send` (or `ws_send_tracked` without an
+/// outbox) returned `WS_ERR_QUEUE_FULL` and the caller wants to know when
+/// to try again. After this call, the next time messages leave the
+/// client's outgoing queue (or the client ends), a wait reports the
+/// client's token with `WS_POLL_SET_ROOM` set, once, armed or not. Call it
+/// before trying the send again, so that room made in between is not
+/// missed. A client not in the set gives `WS_ERR_INVALID_ARGUMENT`. Any
+/// thread.
+#[no_mangle]
+pub extern "C" fn ws_poll_set_watch_room(
+    set: *mut ws_poll_set,
+    client: *mut ws_client,
+) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: the caller passes live handles (or NULL).
+        let (set, handle) = unsafe { (poll_set(set)?, ptr::client(client)?) };
+        set.watch_room(&handle.client)
     })
 }
 
@@ -421,7 +509,9 @@ pub extern "C" fn ws_poll_set_remove_sio(
 
 /// Waits until armed members have events pending, writes their tokens to
 /// `tokens` (at most `capacity`; the others stay armed and come with the
-/// next wait), disarms them and writes how many to `*out_count`.
+/// next wait), disarms them and writes how many to `*out_count`. Room
+/// notices (`ws_poll_set_watch_room`) come as tokens with
+/// `WS_POLL_SET_ROOM` set; they do not disarm.
 ///
 /// - `timeout_ms`: 0 checks without waiting, -1 waits forever, otherwise
 ///   milliseconds. Other negative values are invalid.
@@ -535,7 +625,7 @@ mod tests {
 
     #[test]
     fn a_wait_reports_each_ready_client_once_until_rearmed() {
-        let set = PollSet::new().unwrap();
+        let set = Arc::new(PollSet::new().unwrap());
         let (a, b) = (client(), client());
         set.add(&a, 1).unwrap();
         set.add(&b, 2).unwrap();
@@ -571,7 +661,7 @@ mod tests {
 
     #[test]
     fn a_drained_client_is_reported_again_only_for_new_events() {
-        let set = PollSet::new().unwrap();
+        let set = Arc::new(PollSet::new().unwrap());
         let a = client();
         set.add(&a, 7).unwrap();
         let mut tokens = [0u64; 1];
@@ -595,7 +685,7 @@ mod tests {
 
     #[test]
     fn wake_and_remove_reach_a_thread_blocked_in_wait() {
-        let set = std::sync::Arc::new(PollSet::new().unwrap());
+        let set = Arc::new(PollSet::new().unwrap());
         let a = client();
         set.add(&a, 1).unwrap();
         let mut tokens = [0u64; 1];
@@ -617,5 +707,38 @@ mod tests {
         drop(a);
         set.wake();
         assert_eq!(waiter.join().unwrap(), Ok(Some(0)));
+    }
+
+    #[test]
+    fn a_room_notice_comes_once_after_the_queue_drains() {
+        let set = Arc::new(PollSet::new().unwrap());
+        let a = client();
+        set.add(&a, 5).unwrap();
+        assert!(
+            set.add(&client(), ROOM | 1).is_err(),
+            "tokens are below 2^63"
+        );
+        set.watch_room(&a).unwrap();
+        // The client ends by itself (nothing listens): its queue closes, which
+        // is room for a waiting sender to learn that.
+        let mut tokens = [0u64; 4];
+        let mut notices = 0;
+        for _ in 0..50 {
+            match set.wait(Some(Duration::from_secs(5)), &mut tokens).unwrap() {
+                Some(n) => {
+                    notices += tokens[..n].iter().filter(|&&t| t == ROOM | 5).count();
+                    if tokens[..n].contains(&5) {
+                        if drain(&a) {
+                            break;
+                        }
+                        set.rearm(&a).unwrap();
+                    }
+                }
+                None => break,
+            }
+        }
+        assert_eq!(notices, 1, "one notice per watch_room");
+        set.remove(&a).unwrap();
+        assert!(set.watch_room(&a).is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! The poll set for the Kotlin poller (`NativeBridge.pollSet*`): one JVM
 //! thread waits for the events of every session (see
 //! `crate::ffi::poll_set`). A set handle is a `jlong` pointing to a boxed
-//! [`PollSet`]; the Kotlin side makes one per process and never frees it.
+//! `Arc<PollSet>`; the Kotlin side makes one per process and never frees it.
+
+use std::sync::Arc;
 
 use ::jni::objects::{JClass, JLongArray};
 use ::jni::sys::{jint, jlong};
@@ -19,12 +21,12 @@ const MAX_TOKENS: usize = 1024;
 ///
 /// # Safety
 /// `raw` is 0 or came from `pollSetNew` and has not been freed.
-unsafe fn set<'a>(raw: jlong) -> Result<&'a PollSet, Error> {
+unsafe fn set<'a>(raw: jlong) -> Result<&'a Arc<PollSet>, Error> {
     if raw == 0 {
         return Err(Error::NullArgument("set"));
     }
     // SAFETY: non-null, and live by this function's contract.
-    Ok(unsafe { &*(raw as *const PollSet) })
+    Ok(unsafe { &*(raw as *const Arc<PollSet>) })
 }
 
 /// A new, empty poll set.
@@ -34,7 +36,7 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_pollSetNew<'l>(
     _class: JClass<'l>,
 ) -> jlong {
     guard(&mut env, 0, |_| {
-        Ok(Box::into_raw(Box::new(PollSet::new()?)) as jlong)
+        Ok(Box::into_raw(Box::new(Arc::new(PollSet::new()?))) as jlong)
     })
 }
 
@@ -48,7 +50,7 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_pollSetFree<'l>(
     guard(&mut env, (), |_| {
         if set != 0 {
             // SAFETY: a pointer from pollSetNew, freed once by its owner.
-            drop(unsafe { Box::from_raw(set as *mut PollSet) });
+            drop(unsafe { Box::from_raw(set as *mut Arc<PollSet>) });
         }
         Ok(())
     })
@@ -67,7 +69,9 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_pollSetAdd<'l>(
         // SAFETY: the set lives for the process; the in-flight counter
         // keeps the client handle alive for this call.
         let (set, handle) = unsafe { (self::set(set)?, Handle::from_raw(handle)?) };
-        Ok(set.add(&handle.client, token as u64)?)
+        let token = u64::try_from(token)
+            .map_err(|_| Error::InvalidArgument(format!("token {token} is negative")))?;
+        Ok(set.add(&handle.client, token)?)
     })
 }
 
@@ -83,6 +87,22 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_pollSetRearm<'l>(
         // SAFETY: as in pollSetAdd.
         let (set, handle) = unsafe { (self::set(set)?, Handle::from_raw(handle)?) };
         Ok(set.rearm(&handle.client)?)
+    })
+}
+
+/// Asks for a room notice (token | 2^63) once the client's outgoing queue
+/// has room again.
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_pollSetWatchRoom<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    set: jlong,
+    handle: jlong,
+) {
+    guard(&mut env, (), |_| {
+        // SAFETY: as in pollSetAdd.
+        let (set, handle) = unsafe { (self::set(set)?, Handle::from_raw(handle)?) };
+        Ok(set.watch_room(&handle.client)?)
     })
 }
 

@@ -18,6 +18,7 @@ struct member {
   int opened;
   int echoed;
   int terminated;
+  int room_notices;
 };
 
 /* Drains one reported client with timeout 0 until WS_TIMEOUT or TERMINATED. */
@@ -71,9 +72,14 @@ static void serve(ws_poll_set *set, struct member *members, int (*done)(const st
     if (st == WS_TIMEOUT) continue;
     CHECK(st == WS_OK, "ws_poll_set_wait returned %s", status_name(st));
     for (i = 0; i < count; i++) {
-      CHECK(tokens[i] < CLIENTS, "token %llu was never given", (unsigned long long)tokens[i]);
-      struct member *m = &members[tokens[i]];
-      drain(m, (int)tokens[i]);
+      uint64_t token = tokens[i] & ~WS_POLL_SET_ROOM;
+      CHECK(token < CLIENTS, "token %llu was never given", (unsigned long long)tokens[i]);
+      struct member *m = &members[token];
+      if (tokens[i] & WS_POLL_SET_ROOM) {
+        m->room_notices++;
+        continue;
+      }
+      drain(m, (int)token);
       if (!m->terminated) CHECK_STATUS(ws_poll_set_rearm(set, m->client), WS_OK);
     }
   }
@@ -81,6 +87,9 @@ static void serve(ws_poll_set *set, struct member *members, int (*done)(const st
 }
 
 static int echoed(const struct member *m) { return m->echoed; }
+/* The member that asked for a room notice. */
+static const struct member *watched;
+static int room_noticed(const struct member *m) { return m != watched || m->room_notices > 0; }
 static int terminated(const struct member *m) { return m->terminated; }
 
 int main(int argc, char **argv) {
@@ -121,6 +130,17 @@ int main(int argc, char **argv) {
 
   STAGE("every client opens and gets its echo, served by this thread alone");
   serve(set, members, echoed, "echoed");
+
+  STAGE("a room notice once messages leave the queue");
+  {
+    const char *again = "poll 0";
+    CHECK_FAILS(ws_poll_set_watch_room(set, NULL), WS_ERR_NULL_ARGUMENT);
+    watched = &members[0];
+    CHECK_STATUS(ws_poll_set_watch_room(set, members[0].client), WS_OK);
+    CHECK_STATUS(ws_send(members[0].client, WS_TEXT, (const uint8_t *)again, strlen(again)), WS_OK);
+    serve(set, members, room_noticed, "room noticed");
+    CHECK(members[0].room_notices == 1, "%d room notices, expected 1", members[0].room_notices);
+  }
 
   STAGE("close all and drain to TERMINATED");
   for (i = 0; i < CLIENTS; i++) CHECK_STATUS(ws_close(members[i].client, 1000, "bye"), WS_OK);

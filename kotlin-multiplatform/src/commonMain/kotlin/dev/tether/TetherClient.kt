@@ -177,7 +177,7 @@ public class WebSocketScope internal constructor(
     scope: CoroutineScope,
 ) : CoroutineScope by scope {
     /** Received frames, the same [Flow] as [TetherSession.incoming]; it completes when the session has ended. */
-    public val incoming: Flow<Frame> get() = session.incoming
+    public val incoming: IncomingFrames get() = session.incoming
 
     public val state: StateFlow<ConnectionState> get() = session.state
     public val events: Flow<TetherEvent> get() = session.events
@@ -191,6 +191,8 @@ public class WebSocketScope internal constructor(
     public suspend fun sendTracked(data: ByteArray): Long = session.sendTracked(data)
     public suspend fun sendTracked(frame: Frame): Long = session.sendTracked(frame)
     public fun ack(id: Long): Unit = session.ack(id)
+    public suspend inline fun <reified T> sendSerialized(value: T): Unit = session.sendSerialized(value)
+    public suspend inline fun <reified T> receiveDeserialized(): T = session.receiveDeserialized()
     public fun pendingOutbox(): Long = session.pendingOutbox()
 
     /** See [TetherSession.awaitOpen]. */

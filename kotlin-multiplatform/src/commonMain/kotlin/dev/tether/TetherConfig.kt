@@ -60,6 +60,14 @@ public class TetherConfig {
      */
     public var incomingBuffer: Int = 256
 
+    /**
+     * Turns typed values into frames and back for [TetherSession.sendSerialized],
+     * [TetherSession.receiveDeserialized] and [IncomingFrames.deserialized], e.g.
+     * `KotlinxWebsocketSerializationConverter(Json)` (text frames) or
+     * `KotlinxWebsocketSerializationConverter(ProtoBuf)` (binary frames). Kotlin-side only.
+     */
+    public var contentConverter: WebsocketContentConverter? = null
+
     internal val reconnect: ReconnectConfig = ReconnectConfig()
     internal val queue: QueueConfig = QueueConfig()
     internal val tls: TlsConfig = TlsConfig()
@@ -113,6 +121,7 @@ public class TetherConfig {
         c.maxFrameBytes = maxFrameBytes
         c.maxUnpolledBytes = maxUnpolledBytes
         c.incomingBuffer = incomingBuffer
+        c.contentConverter = contentConverter
         c.reconnect.copyFrom(reconnect)
         c.queue.copyFrom(queue)
         c.tls.copyFrom(tls)

@@ -13,6 +13,8 @@ import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.emitAll
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.receiveAsFlow
+import kotlinx.serialization.KSerializer
+import kotlinx.serialization.serializer
 
 /**
  * One logical WebSocket connection that Tether keeps up: it reconnects with backoff after
@@ -33,17 +35,9 @@ public class TetherSession internal constructor(
 
     /**
      * Received messages, in order, across reconnections; completes when the session has
-     * ended. Several collectors share the frames (each frame goes to one of them). Not
-     * collecting makes the session stop reading the socket once [TetherConfig.incomingBuffer]
-     * frames and [TetherConfig.maxUnpolledBytes] are waiting: nothing is dropped.
+     * ended (see [IncomingFrames]; [IncomingFrames.deserialized] decodes typed messages).
      */
-    public val incoming: Flow<Frame> = flow {
-        try {
-            emitAll(core.frames.receiveAsFlow())
-        } finally {
-            keepAlive(this@TetherSession)
-        }
-    }
+    public val incoming: IncomingFrames = IncomingFrames(this, core)
 
     /**
      * Opens, closes, scheduled retries and errors, in order; completes after
@@ -97,6 +91,38 @@ public class TetherSession internal constructor(
         when (frame) {
             is Frame.Text -> send(frame.text)
             is Frame.Binary -> send(frame.data)
+        }
+    }
+
+    /**
+     * Sends [value] as one frame made by [TetherConfig.contentConverter] (JSON: a text frame;
+     * ProtoBuf, CBOR: a binary frame), as [send] does. Throws [TetherError.InvalidArgument]
+     * when no converter is set.
+     */
+    public suspend inline fun <reified T> sendSerialized(value: T): Unit = sendSerialized(serializer<T>(), value)
+
+    /** As [sendSerialized], with an explicit [serializer]. */
+    public suspend fun <T> sendSerialized(serializer: KSerializer<T>, value: T) {
+        send(core.converter().serialize(serializer, value))
+    }
+
+    /**
+     * The next received frame, decoded as a [T] with [TetherConfig.contentConverter]. A frame
+     * that does not decode throws [TetherDeserializeException] (holding the frame): the
+     * session goes on, and the next call takes the next frame. Throws
+     * [TetherError.Closed] once the session has ended.
+     */
+    public suspend inline fun <reified T> receiveDeserialized(): T = receiveDeserialized(serializer<T>())
+
+    /** As [receiveDeserialized], with an explicit [serializer]. */
+    public suspend fun <T> receiveDeserialized(serializer: KSerializer<T>): T {
+        val converter = core.converter()
+        val frame = core.frames.receiveCatching().getOrNull()
+            ?: throw TetherError.Closed("the session has ended: no more frames")
+        keepAlive(this)
+        return when (val decoded = IncomingFrames.decode(converter, serializer, frame)) {
+            is Decoded.Value -> decoded.value
+            is Decoded.Failure -> throw decoded.error
         }
     }
 

@@ -86,7 +86,7 @@ class NativeEchoTest {
         c.webSocket(server.url) {
             send("one")
             send(byteArrayOf(1, 2, 3))
-            for (frame in incoming) {
+            incoming.collect { frame ->
                 seen += frame
                 if (seen.size == 2) close(1000, "done")
             }

@@ -5,6 +5,7 @@ import dev.tether.Frame
 import dev.tether.TetherConfig
 import dev.tether.TetherError
 import dev.tether.TetherEvent
+import dev.tether.WebsocketContentConverter
 import kotlin.concurrent.Volatile
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.milliseconds
@@ -36,6 +37,7 @@ internal class SessionCore(
      */
     val job: CompletableJob = Job(parent)
     val frames = Channel<Frame>(config.incomingBuffer.coerceAtLeast(1))
+    private val contentConverter = config.contentConverter
     val events = Channel<TetherEvent>(EVENT_BUFFER, BufferOverflow.DROP_OLDEST)
     val state = MutableStateFlow<ConnectionState>(ConnectionState.Connecting)
 
@@ -67,6 +69,10 @@ internal class SessionCore(
 
     val client: NativeClient
         get() = native ?: throw TetherError.Closed("the session is not connected")
+
+    /** The converter of typed messages; throws when the config has none. */
+    fun converter(): WebsocketContentConverter = contentConverter
+        ?: throw TetherError.InvalidArgument("no contentConverter is set: TetherClient { contentConverter = KotlinxWebsocketSerializationConverter(Json) }")
 
     /** Starts the close handshake; a second call, or one after the end, does nothing. */
     fun close(code: Int, reason: String) {
