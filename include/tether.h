@@ -33,8 +33,8 @@
 
 /**
  * Set in a reported token when it is a room notice (the member's
- * outgoing queue has room again), not events. Tokens given to `add` must
- * be below it.
+ * outgoing queue has room again), not events. Tokens given to
+ * `ws_poll_set_add` must be below it.
  */
 #define WS_POLL_SET_ROOM 9223372036854775808ull
 
