@@ -11,6 +11,8 @@
 //! u32 length + bytes. Socket.IO events are few next to WebSocket frames:
 //! one crossing each keeps this simple.
 
+use std::sync::Arc;
+
 use ::jni::objects::{JByteArray, JClass, JObjectArray, JString};
 use ::jni::sys::{jboolean, jbyteArray, jint, jlong, JNI_FALSE};
 use ::jni::JNIEnv;
@@ -43,12 +45,12 @@ unsafe fn client<'a>(raw: jlong) -> Result<&'a SocketIoClient, Error> {
 ///
 /// # Safety
 /// `raw` is 0 or came from `NativeBridge.pollSetNew` and has not been freed.
-unsafe fn poll_set<'a>(raw: jlong) -> Result<&'a PollSet, Error> {
+unsafe fn poll_set<'a>(raw: jlong) -> Result<&'a Arc<PollSet>, Error> {
     if raw == 0 {
         return Err(Error::NullArgument("set"));
     }
     // SAFETY: non-null, and live by this function's contract.
-    Ok(unsafe { &*(raw as *const PollSet) })
+    Ok(unsafe { &*(raw as *const Arc<PollSet>) })
 }
 
 fn on_sio<R>(
