@@ -54,17 +54,16 @@ internal object Codes {
     const val WS_EVENT_ERROR = 6
     const val WS_EVENT_TERMINATED = 7
     const val WS_EVENT_RESENT = 8
+
+    // sio_event_kind (Socket.IO clients)
+    const val SIO_EVENT_STATE = 0
+    const val SIO_EVENT_CONNECT = 1
+    const val SIO_EVENT_CONNECT_ERROR = 2
+    const val SIO_EVENT_DISCONNECT = 3
+    const val SIO_EVENT_EVENT = 4
+    const val SIO_EVENT_ACK = 5
+    const val SIO_EVENT_RECONNECTING = 6
+    const val SIO_EVENT_ERROR = 7
+    const val SIO_EVENT_TERMINATED = 8
 }
 
-/** `sio_event_kind` values (include/tether.h), the Socket.IO event numbering. */
-internal object SioCodes {
-    const val STATE = 0
-    const val CONNECT = 1
-    const val CONNECT_ERROR = 2
-    const val DISCONNECT = 3
-    const val EVENT = 4
-    const val ACK = 5
-    const val RECONNECTING = 6
-    const val ERROR = 7
-    const val TERMINATED = 8
-}

@@ -29,7 +29,7 @@ internal sealed class SioNativeEvent {
     companion object {
         /**
          * One event from the fields both crossings carry: [kind] is a `sio_event_kind`
-         * ([SioCodes]), [state] a `ws_state`; [data] the JSON or the message (null: none).
+         * ([Codes], `SIO_EVENT_…`), [state] a `ws_state`; [data] the JSON or the message (null: none).
          */
         fun decode(
             kind: Int,
@@ -46,15 +46,15 @@ internal sealed class SioNativeEvent {
         ): NativeEvent {
             val nsp = namespace ?: "/"
             return when (kind) {
-                SioCodes.STATE -> NativeEvent.State(state)
-                SioCodes.RECONNECTING -> NativeEvent.Reconnecting(attempt, delayMs)
-                SioCodes.ERROR -> NativeEvent.Error(error, data ?: "")
-                SioCodes.TERMINATED -> NativeEvent.Terminated
-                SioCodes.CONNECT -> NativeEvent.SocketIo(Connect(nsp, recovered))
-                SioCodes.CONNECT_ERROR -> NativeEvent.SocketIo(ConnectError(nsp, data ?: "{}"))
-                SioCodes.DISCONNECT -> NativeEvent.SocketIo(Disconnect(nsp, data ?: ""))
-                SioCodes.EVENT -> NativeEvent.SocketIo(Event(nsp, name ?: "", data ?: "[]", ackId, attachments))
-                SioCodes.ACK -> NativeEvent.SocketIo(Ack(nsp, ackId, data, attachments, error))
+                Codes.SIO_EVENT_STATE -> NativeEvent.State(state)
+                Codes.SIO_EVENT_RECONNECTING -> NativeEvent.Reconnecting(attempt, delayMs)
+                Codes.SIO_EVENT_ERROR -> NativeEvent.Error(error, data ?: "")
+                Codes.SIO_EVENT_TERMINATED -> NativeEvent.Terminated
+                Codes.SIO_EVENT_CONNECT -> NativeEvent.SocketIo(Connect(nsp, recovered))
+                Codes.SIO_EVENT_CONNECT_ERROR -> NativeEvent.SocketIo(ConnectError(nsp, data ?: "{}"))
+                Codes.SIO_EVENT_DISCONNECT -> NativeEvent.SocketIo(Disconnect(nsp, data ?: ""))
+                Codes.SIO_EVENT_EVENT -> NativeEvent.SocketIo(Event(nsp, name ?: "", data ?: "[]", ackId, attachments))
+                Codes.SIO_EVENT_ACK -> NativeEvent.SocketIo(Ack(nsp, ackId, data, attachments, error))
                 else -> throw dev.tether.TetherError.Internal("Socket.IO event kind $kind is unknown to this binding")
             }
         }
@@ -98,7 +98,7 @@ internal sealed class SioNativeEvent {
                 kind, state,
                 namespace.ifEmpty { null }, name.ifEmpty { null },
                 // An ack that failed carries no data (the empty text means none).
-                if (kind == SioCodes.ACK && error != 0) null else data,
+                if (kind == Codes.SIO_EVENT_ACK && error != 0) null else data,
                 ackId, error, attempt, delayMs, recovered, attachments,
             )
         }
