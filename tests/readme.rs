@@ -25,3 +25,14 @@ fn the_kotlin_example_is_the_one_the_tests_run() {
         "README.md differs from ReadmeExample.kt"
     );
 }
+
+#[test]
+fn the_kotlin_socketio_example_is_the_one_the_tests_run() {
+    let file =
+        read("kotlin-multiplatform/src/jvmTest/kotlin/dev/tether/readme/ReadmeSocketIoExample.kt");
+    let body = &file[file.find("import ").expect("imports")..];
+    assert!(
+        read("README.md").contains(body.trim()),
+        "README.md differs from ReadmeSocketIoExample.kt"
+    );
+}

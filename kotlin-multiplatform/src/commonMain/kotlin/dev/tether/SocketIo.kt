@@ -5,6 +5,7 @@ import dev.tether.internal.SocketIoCore
 import dev.tether.internal.keepAlive
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.emitAll
@@ -268,4 +269,20 @@ public class SocketIo internal constructor(
     public suspend fun awaitClosed() {
         core.job.join()
     }
+}
+
+/**
+ * The receiver of [TetherClient.socketIo]'s block: the client's calls, in a coroutine scope
+ * (listeners started with `launch`/`async` end with the block).
+ */
+public class SocketIoScope internal constructor(
+    public val io: SocketIo,
+    scope: CoroutineScope,
+) : CoroutineScope by scope {
+    public val main: SocketIoNamespace get() = io.main
+    public fun on(event: String): Flow<SocketIoEvent> = io.on(event)
+    public fun emit(event: String, vararg args: JsonElement): Unit = io.emit(event, *args)
+    public suspend fun emitWithAck(event: String, vararg args: JsonElement, timeout: Duration? = null): SocketIoAck =
+        io.emitWithAck(event, *args, timeout = timeout)
+    public fun namespace(name: String, auth: JsonObject? = null): SocketIoNamespace = io.namespace(name, auth)
 }

@@ -138,12 +138,12 @@ public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable
     public suspend fun <T> socketIo(
         url: String,
         configure: SocketIoConfig.() -> Unit = {},
-        block: suspend SocketIo.() -> T,
+        block: suspend SocketIoScope.() -> T,
     ): T = coroutineScope {
         val io = connectSocketIo(url, this, configure)
         try {
             io.awaitConnected()
-            val result = io.block()
+            val result = SocketIoScope(io, this).block()
             io.close()
             io.awaitClosed()
             result
