@@ -32,6 +32,9 @@ cargo test --test outbox_kill -- --nocapture a_sender_killed_hundreds_of_times
 step "Kotlin façade (JNI build, clippy --features jni, JUnit via Maven)"
 scripts/test-kotlin.sh
 
+step "Android lifecycle adapter (Robolectric 4.17 offline, SDK 34; jars from Maven Central)"
+scripts/test-android.sh
+
 step "benchmark smoke (scripts/bench.sh --smoke: every client completes every workload once, tiny sizes, debug builds; asserts no speed)"
 scripts/bench.sh --smoke
 

@@ -191,6 +191,23 @@ fn readme_example() {
     assert!(run.stdout.contains("binary: 3 bytes"), "{}", run.stdout);
 }
 
+/// The README's Socket.IO example against npm socket.io (polling, upgraded).
+#[test]
+fn readme_socketio_example() {
+    use support::socketio_server::{server_installed, Server};
+    if !server_installed() {
+        return;
+    }
+    // tests/readme.rs checks that README.md shows this file as it is.
+    let src = manifest_dir().join("examples/c/socketio.c");
+    let exe = compile_source(&src, "readme_socketio_example");
+    let server = Server::start(&[]);
+    let out = run_sanitized(&exe, "readme_socketio_example", &[server.url()]);
+    assert!(out.contains("joined /"), "{out}");
+    assert!(out.contains(r#"event echo: ["hi",1]"#), "{out}");
+    assert!(out.contains(r#"ack: [{"ok":true}]"#), "{out}");
+}
+
 /// A C client survives its server being killed and restarted twice. The
 /// program says on stdout when to kill ("READY n") and when to restart
 /// ("QUEUED n") the server.

@@ -17,6 +17,15 @@ fn the_c_example_is_the_one_the_tests_run() {
 }
 
 #[test]
+fn the_socketio_c_example_is_the_one_the_tests_run() {
+    let code = read("examples/c/socketio.c");
+    assert!(
+        read("README.md").contains(code.trim()),
+        "README.md differs from examples/c/socketio.c"
+    );
+}
+
+#[test]
 fn the_kotlin_example_is_the_one_the_tests_run() {
     let file = read("kotlin-multiplatform/src/jvmTest/kotlin/dev/tether/readme/ReadmeExample.kt");
     let body = &file[file.find("import ").expect("imports")..];
