@@ -106,7 +106,9 @@ fn describe(event: &Event) -> String {
         }
         Event::Error { code, message } => format!("error        {code}: {message}"),
         Event::Resent { ids } => format!("resent       tracked ids {ids:?}"),
+        Event::ServerSent(e) => format!("sse          {} {:?}: {:?}", e.event_type, e.id, e.data),
         Event::Terminated => "terminated".to_string(),
+        Event::SocketIo(e) => format!("socket.io    {e:?}"),
     }
 }
 

@@ -8,6 +8,10 @@
  * any thread; ws_close() to finish; poll until WS_EVENT_TERMINATED; then
  * ws_free(). Every call returns a ws_status; on failure ws_last_error()
  * says why. Out-parameters are written only on success.
+ *
+ * Server-Sent Events (receive-only, same engine): sse_connect() an
+ * http(s):// URL, loop on sse_poll_event() handling each sse_event;
+ * sse_close(); poll until SSE_EVENT_TERMINATED; then sse_free().
  */
 
 #ifndef TETHER_H
@@ -210,6 +214,42 @@ typedef enum {
 } sio_event_kind;
 
 /**
+ * What an `sse_event` reports.
+ */
+typedef enum {
+  /**
+   * The state changed: `.state` is the new state.
+   */
+  SSE_EVENT_STATE,
+  /**
+   * The server answered 200 with `text/event-stream`: the stream is
+   * open (after every reconnect too).
+   */
+  SSE_EVENT_OPEN,
+  /**
+   * An event: `.type`, `.id`, and `.data`/`.len`.
+   */
+  SSE_EVENT_MESSAGE,
+  /**
+   * The stream was lost; attempt number `.attempt` (from 1) starts
+   * after `.delay_ms` (the stream's `retry:` is the base the backoff
+   * grows from; a server's Retry-After can make it longer).
+   */
+  SSE_EVENT_RECONNECTING,
+  /**
+   * Something failed: `.error` is a `ws_error_code`, or the HTTP status
+   * (100..599) when the server refused the stream; `.data`/`.len` is a
+   * NUL-terminated message. Header values never appear in it.
+   */
+  SSE_EVENT_ERROR,
+  /**
+   * The last event of this client: none will follow, and the next
+   * `sse_poll_event` returns `WS_ERR_CLOSED`.
+   */
+  SSE_EVENT_TERMINATED,
+} sse_event_kind;
+
+/**
  * Kind of an outgoing message (`ws_send`).
  */
 typedef enum {
@@ -329,6 +369,18 @@ typedef enum {
  * Created by `sio_connect`, released by `sio_free`.
  */
 typedef struct sio_client sio_client;
+
+/**
+ * A Server-Sent Events client: one event stream that Tether keeps up,
+ * reconnecting with backoff and resuming with `Last-Event-ID`, until
+ * `sse_close`. Receive-only.
+ *
+ * Opaque. Thread-safe: any thread may call `sse_close`,
+ * `sse_set_header` and the other calls while another thread polls. Only
+ * one thread may be inside `sse_poll_event` at a time. Created by
+ * `sse_connect`, released by `sse_free`.
+ */
+typedef struct sse_client sse_client;
 
 /**
  * A WebSocket client: one logical connection that Tether keeps up,
@@ -461,6 +513,44 @@ typedef struct {
    */
   size_t attachments;
 } sio_event;
+
+/**
+ * One event. Filled by `sse_poll_event`.
+ *
+ * Its pointers point into memory owned by the client: they stay valid
+ * until the next `sse_poll_event` on the same client, or `sse_free`. Copy
+ * what you keep. Fields that do not apply to `kind` are 0 (or NULL).
+ */
+typedef struct {
+  sse_event_kind kind;
+  /**
+   * The client's state after this event (the new state for
+   * `SSE_EVENT_STATE`).
+   */
+  ws_state state;
+  /**
+   * `SSE_EVENT_MESSAGE`: the event type, NUL-terminated UTF-8
+   * (`"message"` when the stream named none; a NUL in it reads as
+   * U+FFFD).
+   */
+  const char *type;
+  /**
+   * `SSE_EVENT_MESSAGE`: the last event id in force, NUL-terminated
+   * UTF-8; NULL until the stream (or option `last_event_id`) set one,
+   * `""` after an empty `id:` field.
+   */
+  const char *id;
+  /**
+   * `SSE_EVENT_MESSAGE`: the `data:` lines joined by `"\n"`, UTF-8
+   * (invalid bytes from the server read as U+FFFD), not NUL-terminated.
+   * `SSE_EVENT_ERROR`: the message, NUL-terminated.
+   */
+  const uint8_t *data;
+  size_t len;
+  int32_t error;
+  uint32_t attempt;
+  uint64_t delay_ms;
+} sse_event;
 
 #ifdef __cplusplus
 extern "C" {
@@ -974,6 +1064,140 @@ int32_t sio_event_fd(sio_client *client);
  * NULL is fine; twice is not.
  */
 void sio_free(sio_client *client);
+
+/**
+ * Opens a Server-Sent Events client for `url` and starts connecting in
+ * the background.
+ *
+ * - `url`: NUL-terminated UTF-8 `http://` or `https://` URL (https: TLS
+ *   with the `tls` options, pins included), port 1-65535, no
+ *   `#fragment`. Required.
+ * - `options_json`: NUL-terminated JSON object, or NULL (or "") for the
+ *   defaults. Unknown keys are rejected, and so are the WebSocket-only
+ *   ones (`subprotocols`, `ping_interval_ms`, `pong_timeout_ms`,
+ *   `close_timeout_ms`, `max_frame_bytes`, `queue`, `outbox`). Keys
+ *   (defaults in brackets): `method` ["GET"] (e.g. "POST" for APIs that
+ *   stream their answer), `body` [null] (text sent with every request;
+ *   needs a method like POST), `last_event_id` [null] (sent as
+ *   `Last-Event-ID` on the first request too), `read_timeout_ms` [60000]
+ *   (no byte, comments included, within it: the stream is dead and is
+ *   reopened; 0: no check), and as for `ws_connect`: `headers` {},
+ *   `connect_timeout_ms` [10000] (until the response head), `reconnect`
+ *   {…}, `max_message_bytes` [64 MiB] (per event: a larger event, or a
+ *   longer line, is an error without retry), `max_unpolled_bytes`
+ *   [16 MiB], `tls` {…}, `allow_insecure` [true], `proxy` [null].
+ * - `out`: receives the new client on success; untouched on failure.
+ *
+ * Every request carries `Accept: text/event-stream`, `Cache-Control:
+ * no-store` and, once an id is known and not empty, `Last-Event-ID`.
+ * A 200 answer with Content-Type `text/event-stream` opens the stream;
+ * 204 ends the client for good (no error); another 4xx or 2xx, a 3xx
+ * (redirects are not followed), a wrong Content-Type or an untrusted
+ * certificate is an error without retry;
+ * 5xx and 429 are retried with backoff and Retry-After; a stream that
+ * ends, breaks or stays silent past `read_timeout_ms` is reopened.
+ *
+ * Returns at once: progress arrives as events (`sse_poll_event`),
+ * starting with `SSE_EVENT_STATE` (CONNECTING). Fails with
+ * `WS_ERR_INVALID_ARGUMENT` for a malformed URL, an unsupported scheme or
+ * bad options, `WS_ERR_NULL_ARGUMENT` for a NULL `url` or `out`. The
+ * strings are copied. The client must be released with `sse_free`. Any
+ * thread may call this.
+ */
+ws_status sse_connect(const char *url, const char *options_json, sse_client **out);
+
+/**
+ * Waits for the next event of `client` and writes it to `out`.
+ *
+ * - `timeout_ms`: 0 polls without waiting, -1 waits forever, otherwise
+ *   milliseconds. Other negative values are invalid.
+ *
+ * Returns `WS_OK` with `*out` filled, `WS_TIMEOUT` if nothing came in
+ * time (`*out` untouched), or `WS_ERR_CLOSED` once
+ * `SSE_EVENT_TERMINATED` has been returned. Events come in order
+ * (STATE(CONNECTING), STATE(OPEN), OPEN, MESSAGE…; RECONNECTING after a
+ * loss; STATE(CLOSED), TERMINATED at the end); nothing is dropped. While
+ * events are not polled, Tether stops reading the stream once they pass
+ * `max_unpolled_bytes`, and resumes as they are polled.
+ *
+ * `out`'s pointers stay valid until the next `sse_poll_event` on this
+ * client or `sse_free`. Only one thread at a time may poll a client (a
+ * second one gets `WS_ERR_INVALID_ARGUMENT`); `sse_close` from another
+ * thread wakes a blocked poller.
+ */
+ws_status sse_poll_event(sse_client *client, int32_t timeout_ms, sse_event *out);
+
+/**
+ * Stops the client for good: the stream is dropped at once and never
+ * reopened. Returns at once; the events then drain to
+ * `SSE_EVENT_TERMINATED` (a thread blocked in `sse_poll_event` is woken
+ * by them). A second call returns `WS_ERR_CLOSED`. Any thread may call
+ * this. The client must still be released with `sse_free`.
+ */
+ws_status sse_close(sse_client *client);
+
+/**
+ * The functions below (`sse_set_header` … `sse_reconnect`) fail with
+ * `WS_ERR_NULL_ARGUMENT` for a NULL client and `WS_ERR_CLOSED` after
+ * `sse_close` or once the client has terminated.
+ *
+ * Sets header `name` to `value` for the next requests (`value` NULL
+ * removes it; names are case-insensitive), e.g. a refreshed token after
+ * a 401. The current stream is not affected: call `sse_reconnect` to use
+ * it now. Values never appear in errors, events or logs. Both strings
+ * are copied. An invalid name or value, `Last-Event-ID` (use option
+ * `last_event_id`) or a header the client sets itself (Host,
+ * Connection, Content-Length, Transfer-Encoding, …) gives
+ * `WS_ERR_INVALID_ARGUMENT`. Returns at once; any thread.
+ */
+ws_status sse_set_header(sse_client *client, const char *name, const char *value);
+
+/**
+ * The app went to the background: drops the stream and opens none until
+ * `sse_resume` (which resumes from the last event id). The state is
+ * `WS_STATE_RECONNECTING` meanwhile. Returns at once; any thread.
+ */
+ws_status sse_pause(sse_client *client);
+
+/**
+ * Ends a pause and connects now; also cuts a running backoff wait short.
+ * Returns at once; any thread.
+ */
+ws_status sse_resume(sse_client *client);
+
+/**
+ * Network hint from the OS, as `ws_network_changed`: non-zero `available`
+ * skips the rest of any backoff; zero makes no attempts until the network
+ * returns. Returns at once; any thread.
+ */
+ws_status sse_network_changed(sse_client *client, int32_t available);
+
+/**
+ * Drops the stream and opens a fresh one now (with `Last-Event-ID`),
+ * without backoff and without counting a failed attempt: use it after
+ * `sse_set_header` refreshed a token. Returns at once; any thread.
+ */
+ws_status sse_reconnect(sse_client *client);
+
+/**
+ * A file descriptor that is readable whenever events are pending, as
+ * `ws_event_fd`: when it is readable, call `sse_poll_event(client, 0, …)`
+ * until `WS_TIMEOUT`. Do not read, write or close it: it belongs to the
+ * client and is closed by `sse_free`. Returns the descriptor (≥ 0), or -1
+ * with `ws_last_error` set. Any thread.
+ */
+int32_t sse_event_fd(sse_client *client);
+
+/**
+ * Releases a client and everything it owns, including its last event's
+ * memory. If it was not closed, its stream is dropped.
+ *
+ * Must come after every other call on this client has returned (no
+ * thread may still be in `sse_poll_event`, …): wake a blocked poller with
+ * `sse_close` and join it first. Calling with NULL is fine. Must not be
+ * called twice.
+ */
+void sse_free(sse_client *client);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -23,7 +23,7 @@ cargo build --lib
 scripts/test-c.sh --install-only
 scripts/test-interop.sh --install-only
 
-step "Rust unit and integration tests, C ABI tests (ASan), interop (Node ws, Python websockets)"
+step "Rust unit and integration tests, C ABI tests (ASan), interop (Node ws, Python websockets, sse-starlette)"
 TETHER_INTEROP=1 cargo test -- --skip a_sender_killed_hundreds_of_times
 
 step "outbox crash safety (a sender killed with SIGKILL 200 times)"

@@ -31,6 +31,12 @@ impl Backoff {
         }
     }
 
+    /// Grows from `initial` from now on (SSE's `retry:` field replaces
+    /// `initial_delay_ms`); `max_delay_ms` still caps it.
+    pub fn set_initial_delay(&mut self, initial: Duration) {
+        self.initial_ms = initial.as_millis() as f64;
+    }
+
     /// The ceiling before jitter for `attempt` (0-based).
     pub fn base_delay(&self, attempt: u32) -> Duration {
         // powi saturates to infinity for large attempts; min() brings it back.
@@ -105,6 +111,16 @@ mod tests {
             vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]
         );
         assert_eq!(b.base_delay(u32::MAX).as_millis(), 30_000);
+    }
+
+    #[test]
+    fn a_new_initial_delay_is_grown_from_and_still_capped() {
+        let mut b = Backoff::new(&options(0.0, 1));
+        b.set_initial_delay(Duration::from_millis(250));
+        let ms: Vec<u128> = (0..3).map(|a| b.base_delay(a).as_millis()).collect();
+        assert_eq!(ms, vec![250, 500, 1_000]);
+        b.set_initial_delay(Duration::from_secs(3_600));
+        assert_eq!(b.base_delay(0).as_millis(), 30_000);
     }
 
     #[test]

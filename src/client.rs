@@ -13,11 +13,13 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::error::{error_code, Error};
 use crate::event::{self, Event, EventReceiver, EventSender, RecvError};
+use crate::http::HttpClient;
 use crate::options::{Options, Resolved};
 use crate::outbox::Outbox;
 use crate::queue::{self, Pushed};
 use crate::session::{Command, Session, Shared, SystemSuspendClock};
 use crate::transport::{Endpoint, NetDialer};
+use crate::wire::sse::{SseOptions, SseWire};
 use crate::wire::websocket::WebSocketWire;
 use crate::wire::Wire;
 
@@ -369,6 +371,89 @@ pub(crate) fn net_dialer(endpoint: &Endpoint, resolved: &Resolved) -> Result<Net
         proxy: resolved.proxy.clone(),
         tls,
     })
+}
+
+/// One Server-Sent Events client: an event stream kept up across
+/// failures, resumed with `Last-Event-ID`. Receive-only. `Send + Sync`
+/// like [`Client`]: any thread may close while another polls.
+#[derive(Debug)]
+pub struct SseClient {
+    client: Client,
+}
+
+impl SseClient {
+    /// Validates `url` (`http://` or `https://`) and `options`, then
+    /// starts connecting on the runtime thread. Returns at once; progress
+    /// arrives as events ([`Event::ServerSent`] for each event).
+    pub fn connect(url: &str, options: SseOptions) -> Result<SseClient, Error> {
+        let endpoint = Endpoint::parse_http(url)?;
+        options.validate_own()?;
+        let common = &options.common;
+        let resolved = common.resolve()?;
+        if !endpoint.tls && !common.allow_insecure {
+            return Err(Error::InvalidArgument(
+                "URL: cleartext http:// is not allowed (option allow_insecure is false); use https://"
+                    .into(),
+            ));
+        }
+        let dialer = net_dialer(&endpoint, &resolved)?;
+        let http = HttpClient::new(endpoint, Arc::new(dialer));
+        let wire = SseWire::new(http, &options);
+        Ok(SseClient {
+            client: Client::start(common, |_| wire)?,
+        })
+    }
+
+    /// As [`Client::poll_event`].
+    pub fn poll_event(&self, timeout: Option<Duration>) -> Result<Option<Event>, Error> {
+        self.client.poll_event(timeout)
+    }
+
+    /// Stops for good: the stream is dropped, no reconnect. Events then
+    /// drain to [`Event::Terminated`].
+    pub fn close(&self) -> Result<(), Error> {
+        self.client.close(1000, "")
+    }
+
+    /// Sets (or with `None` removes) a header of the next requests, e.g.
+    /// a refreshed token; [`SseClient::reconnect`] uses it at once.
+    pub fn set_header(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
+        if value.is_some() {
+            crate::wire::sse::check_header(name).map_err(Error::InvalidArgument)?;
+        }
+        self.client.set_header(name, value)
+    }
+
+    /// As [`Client::pause`]: the stream is dropped until `resume`.
+    pub fn pause(&self) -> Result<(), Error> {
+        self.client.pause()
+    }
+
+    /// As [`Client::resume`].
+    pub fn resume(&self) -> Result<(), Error> {
+        self.client.resume()
+    }
+
+    /// As [`Client::network_changed`].
+    pub fn network_changed(&self, available: bool) -> Result<(), Error> {
+        self.client.network_changed(available)
+    }
+
+    /// Drops the stream and opens a fresh one now (with `Last-Event-ID`).
+    pub fn reconnect(&self) -> Result<(), Error> {
+        self.client.reconnect()
+    }
+
+    /// As [`Client::event_fd`].
+    #[cfg(unix)]
+    pub fn event_fd(&self) -> Result<std::os::unix::io::RawFd, Error> {
+        self.client.event_fd()
+    }
+
+    /// As [`Client::stats`] (nothing is ever sent or queued).
+    pub fn stats(&self) -> Stats {
+        self.client.stats()
+    }
 }
 
 /// A message the app may send, as the queue keeps it.

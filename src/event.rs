@@ -42,6 +42,8 @@ pub enum Event {
     Terminated,
     /// Something a Socket.IO server did (Socket.IO clients only).
     SocketIo(SioEvent),
+    /// A Server-Sent Event (SSE clients only).
+    ServerSent(ServerSentEvent),
 }
 
 /// What a Socket.IO server did, per namespace. JSON travels as text.
@@ -96,6 +98,18 @@ impl SioEvent {
     }
 }
 
+/// One event of a `text/event-stream` (WHATWG EventSource).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSentEvent {
+    /// The `event:` field, `"message"` when there was none.
+    pub event_type: String,
+    /// The last event id in force (`None` until an `id:` field set one,
+    /// `""` after an empty one).
+    pub id: Option<String>,
+    /// The `data:` lines joined by `"\n"`.
+    pub data: String,
+}
+
 /// What an unpolled message costs besides its payload: its slot in the
 /// channel and its allocation's bookkeeping (a little more than measured,
 /// so the limit errs on the safe side).
@@ -108,6 +122,7 @@ impl Event {
             Event::Text(text) => text.len(),
             Event::Binary(bytes) => bytes.len(),
             Event::SocketIo(event) => event.payload_bytes(),
+            Event::ServerSent(event) => event.data.len(),
             _ => 0,
         }
     }
@@ -119,6 +134,12 @@ impl Event {
         match self {
             Event::Text(_) | Event::Binary(_) | Event::SocketIo(_) => {
                 MESSAGE_OVERHEAD + self.message_bytes()
+            }
+            Event::ServerSent(event) => {
+                MESSAGE_OVERHEAD
+                    + event.data.len()
+                    + event.event_type.len()
+                    + event.id.as_ref().map_or(0, String::len)
             }
             _ => 0,
         }

@@ -24,14 +24,15 @@ mod tls;
 mod transport;
 mod wire;
 
-pub use client::{Client, Stats};
+pub use client::{Client, SseClient, Stats};
 pub use error::error_code;
 pub use error::Error;
-pub use event::Event;
+pub use event::{Event, ServerSentEvent};
 pub use options::Options;
 pub use socketio::SocketIoClient;
 pub use state::State;
 pub use tls::spki_sha256_base64;
+pub use wire::sse::SseOptions;
 
 /// The library version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -396,7 +396,11 @@ impl SocketIoClient {
             }
             // Engine.IO's open, raw messages and outbox reports are not
             // Socket.IO's business.
-            Event::Open { .. } | Event::Text(_) | Event::Binary(_) | Event::Resent { .. } => None,
+            Event::Open { .. }
+            | Event::Text(_)
+            | Event::Binary(_)
+            | Event::Resent { .. }
+            | Event::ServerSent(_) => None,
         }
     }
 

@@ -109,6 +109,53 @@ fn hostile() {
     }
 }
 
+/// Server-Sent Events through the C ABI (tests/c/sse.c) against a
+/// hand-written SSE server: the stream's second connection must carry
+/// the last event id and the header set meanwhile; permanent failures
+/// are tried once.
+#[test]
+fn sse() {
+    let exe = compile("sse");
+    let server = HostileServer::start(sse_script);
+    let base = format!("http://{}", server.addr);
+    let report = run_sanitized(&exe, "sse", &[base]);
+    for path in ["/gone", "/forbidden", "/html"] {
+        assert_eq!(server.accepts_for(path), 1, "{path} was retried\n{report}");
+    }
+}
+
+/// The SSE server's script for each path `tests/c/sse.c` uses.
+fn sse_script(c: &hostile::Ctx) -> Vec<Step> {
+    const OPEN: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n\r\n";
+    let head = c.head();
+    match (c.path(), head.header("last-event-id")) {
+        ("/stream", None) => vec![
+            Step::Write(
+                format!(
+                    "{OPEN}retry: 500\nid: 1\nevent: tick\ndata: a\ndata: b\n\n: comment\r\n\
+                     id: 2\ndata: h\u{e9}llo\n\n"
+                )
+                .into_bytes(),
+            ),
+            Step::Close,
+        ],
+        ("/stream", Some(id)) => vec![Step::Write(
+            format!(
+                "{OPEN}data: resumed after {id} with {}\n\n",
+                head.header("x-token").unwrap_or("no token")
+            )
+            .into_bytes(),
+        )],
+        ("/gone", _) => vec![Step::Write(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec())],
+        ("/html", _) => vec![Step::Write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi".to_vec(),
+        )],
+        _ => vec![Step::Write(
+            b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        )],
+    }
+}
+
 /// The hostile server's script for each path `tests/c/hostile.c` uses.
 fn hostile_script(c: &hostile::Ctx) -> Vec<Step> {
     use hostile::{close, frame, header, ping, text, FIN, OP_BINARY, OP_TEXT, RSV1};
@@ -206,6 +253,54 @@ fn readme_socketio_example() {
     assert!(out.contains("joined /"), "{out}");
     assert!(out.contains(r#"event echo: ["hi",1]"#), "{out}");
     assert!(out.contains(r#"ack: [{"ok":true}]"#), "{out}");
+}
+
+/// The README's SSE example (examples/c/sse.c), as printed there, against
+/// a stream that drops after two events and resumes from the last id.
+#[test]
+fn readme_sse_example() {
+    let src = manifest_dir().join("examples/c/sse.c");
+    let exe = compile_source(&src, "readme_sse_example");
+    let server = HostileServer::start(|c| {
+        let open = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n";
+        match c.head().header("last-event-id") {
+            None => vec![
+                Step::Write(
+                    format!(
+                        "{open}retry: 100\nid: 1\ndata: first\n\nid: 2\nevent: price\ndata: 42\n\n"
+                    )
+                    .into_bytes(),
+                ),
+                Step::Close,
+            ],
+            Some(id) => vec![Step::Write(
+                format!("{open}data: after {id}\n\n").into_bytes(),
+            )],
+        }
+    });
+    let run = run_with_timeout(
+        Command::new(&exe)
+            .arg(format!("http://{}/events", server.addr))
+            .env("ASAN_OPTIONS", asan_options()),
+        RUN_TIMEOUT,
+    );
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "README SSE example failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert_eq!(lines[..2], ["message [id 1]: first", "price [id 2]: 42"]);
+    // retry: 100, jittered down by up to half (the default jitter).
+    let delay: u64 = lines[2]
+        .strip_prefix("reconnecting in ")
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!((50..=100).contains(&delay), "{}", run.stdout);
+    assert_eq!(lines[3], "message [id 2]: after 2");
 }
 
 /// A C client survives its server being killed and restarted twice. The

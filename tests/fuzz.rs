@@ -16,6 +16,12 @@
 //!   `handshake_ending` and the frame reader, end to end.
 //! - `retry_after_values`: `Retry-After` of a refusal against the
 //!   RECONNECTING delay (`parse_retry_after` and its cap, end to end).
+//! - `socketio_polls`: a hostile Engine.IO server (tests/support/
+//!   hostile_engineio.rs) answers the polls of a `SocketIoClient` (and
+//!   maybe its first handshake) with random statuses and payloads of
+//!   random, broken and well-formed Engine.IO and Socket.IO packets, or
+//!   sends those packets as WebSocket frames; the app acks and emits
+//!   meanwhile, then closes.
 //! - `c_abi_calls`: random sequences of C ABI calls with random arguments
 //!   from several threads at once against a local echo server, then
 //!   `ws_close`, a drain to `WS_EVENT_TERMINATED` and `ws_free`.
@@ -3248,6 +3254,272 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
+// Socket.IO end to end: a hostile Engine.IO server's random polls
+// ---------------------------------------------------------------------------
+
+/// One Socket.IO packet as a server might (mis)write it: a type digit, an
+/// attachment count, a namespace, an ack id, JSON, each maybe broken.
+fn sio_packet() -> BoxedStrategy<String> {
+    let kind = select(vec!["0", "1", "2", "3", "4", "5", "6", "7", "9", "", "x"]);
+    let count = select(vec![
+        "",
+        "",
+        "0-",
+        "1-",
+        "2-",
+        "1025-",
+        "99999999999999999999-",
+        "-",
+    ]);
+    let nsp = select(vec!["", "", "/,", "/admin,", "/never,", "/admin", "/é,"]);
+    let id = select(vec![
+        "",
+        "",
+        "0",
+        "1",
+        "7",
+        "9007199254740991",
+        "18446744073709551615",
+        "99999999999999999999",
+    ]);
+    let data = Union::new(vec![
+        select(vec![
+            "",
+            "[\"ev\"]",
+            "[\"ev\",1,{\"a\":[true,null]}]",
+            "[\"ev\",{\"_placeholder\":true,\"num\":0}]",
+            "[\"ev\",{\"_placeholder\":true,\"num\":9}]",
+            "[1,2]",
+            "[]",
+            "{}",
+            "{\"sid\":\"s\",\"pid\":\"p\"}",
+            "{\"message\":\"no\"}",
+            "[\"ev\",",
+            "\"text\"",
+            "null",
+        ])
+        .prop_map(str::to_string)
+        .boxed(),
+        (1usize..3000)
+            .prop_map(|depth| format!("[\"ev\",{}{}]", "[".repeat(depth), "]".repeat(depth)))
+            .boxed(),
+        any_json()
+            .prop_map(|j| format!("[\"ev\",{}]", j.text()))
+            .boxed(),
+        "\\PC{0,12}".boxed(),
+    ]);
+    (kind, count, nsp, id, data)
+        .prop_map(|(k, c, n, i, d)| format!("{k}{c}{n}{i}{d}"))
+        .boxed()
+}
+
+/// One Engine.IO packet of a polling payload.
+fn eio_packet() -> BoxedStrategy<Vec<u8>> {
+    Union::new(vec![
+        sio_packet()
+            .prop_map(|p| format!("4{p}").into_bytes())
+            .boxed(),
+        sio_packet()
+            .prop_map(|p| format!("4{p}").into_bytes())
+            .boxed(),
+        select(vec!["2", "2probe", "3", "5", "6", "1", "0{}", "9", "", "ö"])
+            .prop_map(|p| p.as_bytes().to_vec())
+            .boxed(),
+        prop::collection::vec(any::<u8>(), 0..40)
+            .prop_map(|b| format!("b{}", base64(&b)).into_bytes())
+            .boxed(),
+        select(vec!["b", "b!!!", "bAQ"])
+            .prop_map(|p| p.as_bytes().to_vec())
+            .boxed(),
+        prop::collection::vec(any::<u8>(), 0..24).boxed(),
+    ])
+    .boxed()
+}
+
+/// A poll's answer: status and body.
+fn poll_reply() -> BoxedStrategy<(u16, Vec<u8>)> {
+    let payload =
+        prop::collection::vec(eio_packet(), 1..6).prop_map(|packets| packets.join(&b'\x1e'));
+    Union::new_weighted(vec![
+        (8, payload.prop_map(|p| (200, p)).boxed()),
+        (
+            1,
+            select(vec![400u16, 404, 500, 503])
+                .prop_map(|s| (s, b"{}".to_vec()))
+                .boxed(),
+        ),
+    ])
+    .boxed()
+}
+
+#[derive(Debug, Clone)]
+struct SioCase {
+    /// The first handshake's answer, if not the server's own.
+    handshake: Option<Vec<u8>>,
+    /// The answers of the first polls, in order, whatever the session;
+    /// over WebSocket, the bodies' packets as frames (text, or binary for
+    /// `b` + base64), statuses ignored.
+    polls: Vec<(u16, Vec<u8>)>,
+    websocket: bool,
+}
+
+fn sio_case() -> BoxedStrategy<SioCase> {
+    let handshake = prop::option::weighted(
+        0.2,
+        Union::new(vec![
+            eio_packet().boxed(),
+            select(vec![
+                "0{\"sid\":\"s\",\"pingInterval\":25000,\"pingTimeout\":20000}\u{1e}40{\"sid\":\"x\"}",
+                "0{\"sid\":\"s\",\"pingInterval\":0,\"pingTimeout\":0,\"maxPayload\":0}",
+                "0{\"sid\":\"a b&c\",\"pingInterval\":100,\"pingTimeout\":100,\"upgrades\":[\"websocket\"]}",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec())
+            .boxed(),
+        ]),
+    );
+    (
+        handshake,
+        prop::collection::vec(poll_reply(), 1..8),
+        any::<bool>(),
+    )
+        .prop_map(|(handshake, polls, websocket)| SioCase {
+            handshake: handshake.filter(|_| !websocket),
+            polls,
+            websocket,
+        })
+        .boxed()
+}
+
+fn check_sio(case: SioCase) -> Result<(), String> {
+    use support::hostile_engineio::{Config, HostileEio, Reply};
+    use tether::event::SioEvent;
+    let replies = Arc::new(Mutex::new(std::collections::VecDeque::from(
+        case.polls.clone(),
+    )));
+    let script_replies = replies.clone();
+    let first = case.handshake.clone();
+    let server = HostileEio::scripted(Config::default(), move |r, ctx| {
+        if r.is_handshake() && ctx.index == 0 {
+            if let Some(body) = &first {
+                return Reply::payload(body.clone());
+            }
+        }
+        if r.is_poll() {
+            if let Some((status, body)) = script_replies.lock().unwrap().pop_front() {
+                return Reply::status(status, body);
+            }
+        }
+        Reply::Default
+    });
+    let transports = if case.websocket {
+        r#"["websocket"]"#
+    } else {
+        r#"["polling"]"#
+    };
+    let options = format!(
+        r#"{{"allow_insecure": true, "transports": {transports}, "connect_timeout_ms": 2000,
+        "close_timeout_ms": 500, "ack_timeout_ms": 300, "max_message_bytes": 65536,
+        "reconnect": {{"initial_delay_ms": 10, "max_delay_ms": 50, "jitter": 0.2, "jitter_seed": 3}}}}"#
+    );
+    let client = tether::SocketIoClient::connect(&server.url(), Some(&options))
+        .map_err(|e| format!("connect: {e:?}"))?;
+    if case.websocket {
+        // Frames go to the session open at the time, as they come.
+        let frames: Vec<String> = replies
+            .lock()
+            .unwrap()
+            .drain(..)
+            .flat_map(|(_, body)| {
+                body.split(|b| *b == b'\x1e')
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        server.wait(Duration::from_secs(3), |s| !s.sessions.is_empty());
+        for frame in frames {
+            server.push(&frame);
+        }
+    }
+    let _ = client.join("/admin", Some(r#"{"k":1}"#));
+    let mut seen: Vec<Event> = Vec::new();
+    // Until every scripted poll was answered (or a while): answer what
+    // asks for an answer, emit a little.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < deadline && !(replies.lock().unwrap().is_empty() && seen.len() > 2) {
+        match client.poll_event(Some(Duration::from_millis(50))) {
+            Ok(Some(event)) => {
+                if let Event::SocketIo(SioEvent::Event { nsp, ack_id, .. }) = &event {
+                    if *ack_id > 0 {
+                        let _ = client.ack(nsp, *ack_id, "[\"ok\"]");
+                    }
+                }
+                let terminated = event == Event::Terminated;
+                seen.push(event);
+                ensure!(!terminated, "terminated before close: {}", brief(&seen));
+            }
+            Ok(None) => {
+                let _ = client.emit("/", "tick", "[1]", seen.len() % 2 == 0);
+            }
+            Err(e) => return Err(format!("poll failed: {e:?}; {}", brief(&seen))),
+        }
+    }
+    client.close().map_err(|e| format!("close: {e:?}"))?;
+    let limit = Duration::from_secs(10);
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        ensure!(
+            !left.is_zero(),
+            "no Terminated within {limit:?} of close: {}",
+            brief(&seen)
+        );
+        match client.poll_event(Some(left.min(Duration::from_millis(200)))) {
+            Ok(Some(Event::Terminated)) => {
+                seen.push(Event::Terminated);
+                break;
+            }
+            Ok(Some(event)) => seen.push(event),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(format!(
+                    "poll failed before Terminated: {e:?}; {}",
+                    brief(&seen)
+                ))
+            }
+        }
+    }
+    ensure!(
+        matches!(
+            client.poll_event(Some(Duration::ZERO)),
+            Err(Error::Closed(_))
+        ),
+        "events after Terminated"
+    );
+    ensure!(
+        seen.first() == Some(&Event::State(State::Connecting)),
+        "first event is not STATE(CONNECTING): {}",
+        brief(&seen)
+    );
+    for event in &seen {
+        if let Event::Error { code, message } = event {
+            ensure!(*code != INTERNAL, "internal error event: {message}");
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(24))]
+
+    /// Random poll answers (and a random first handshake) from a hostile
+    /// Engine.IO server: no panic, no hang, `Terminated` after close.
+    #[test]
+    fn socketio_polls(case in sio_case()) {
+        bounded(Duration::from_secs(45), move || check_sio(case))?;
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Regression tests of what the fuzzers found (a new finding is listed in
 // KNOWN_OPEN_FINDINGS, with its test ignored, only until src/ is fixed).
 // ---------------------------------------------------------------------------
@@ -3395,4 +3667,304 @@ fn regression_close_after_terminated_is_closed() {
         ok, 0,
         "ws_close gave WS_OK after WS_EVENT_TERMINATED in {ok} of {runs} runs"
     );
+}
+
+// ---------------------------------------------------------------------------
+// SSE: random response heads and event streams
+// ---------------------------------------------------------------------------
+
+/// Bytes of data an event may carry in the SSE cases (small, so the limit
+/// is hit often).
+const SSE_LIMIT: usize = 64;
+
+/// One random answer to an SSE request.
+#[derive(Debug, Clone)]
+struct SseCase {
+    status: Vec<u8>,
+    content_type: Option<Vec<u8>>,
+    retry_after: Option<String>,
+    /// The body, sent close-delimited or chunked (in these pieces).
+    body: Vec<u8>,
+    chunked: Option<Vec<usize>>,
+}
+
+fn sse_token() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        4 => select(vec![
+            &b"data:"[..], b"data: ", b"id:", b"id: ", b"event:", b"event: ", b"retry:",
+            b"retry: ", b":", b" ", b"\r", b"\n", b"\r\n", b"\0", b"\xEF\xBB\xBF", b"x",
+            b"\xff", b"\xc3", b"\xe9", b"12", b"data", b"ok",
+        ])
+        .prop_map(|t| t.to_vec()),
+        1 => prop::collection::vec(any::<u8>(), 0..8),
+        1 => (1usize..200).prop_map(|n| vec![b'y'; n]),
+    ]
+}
+
+fn sse_case() -> BoxedStrategy<SseCase> {
+    let status = prop_oneof![
+        6 => Just(b"HTTP/1.1 200 OK".to_vec()),
+        1 => select(vec![204u16, 201, 301, 400, 401, 404, 429, 500, 503])
+            .prop_map(|c| format!("HTTP/1.1 {c} X").into_bytes()),
+        1 => prop::collection::vec(any::<u8>(), 0..20),
+    ];
+    let content_type = prop_oneof![
+        6 => Just(Some(b"text/event-stream".to_vec())),
+        1 => Just(Some(b"Text/Event-Stream; charset=utf-8".to_vec())),
+        1 => Just(Some(b"text/plain".to_vec())),
+        1 => Just(None),
+        1 => prop::collection::vec(32u8..127, 0..30).prop_map(Some),
+    ];
+    let retry_after = prop_oneof![
+        3 => Just(None),
+        1 => select(vec!["0", "1", "-1", "999999999999999999999", "soon"]).prop_map(|s| Some(s.into())),
+    ];
+    (
+        status,
+        content_type,
+        retry_after,
+        prop::collection::vec(sse_token(), 0..60).prop_map(|t| t.concat()),
+        prop_oneof![2 => Just(None), 1 => prop::collection::vec(1usize..40, 1..10).prop_map(Some)],
+    )
+        .prop_map(
+            |(status, content_type, retry_after, body, chunked)| SseCase {
+                status,
+                content_type,
+                retry_after,
+                body,
+                chunked,
+            },
+        )
+        .boxed()
+}
+
+impl SseCase {
+    fn render(&self) -> Vec<u8> {
+        let mut out = self.status.clone();
+        out.extend_from_slice(b"\r\n");
+        if let Some(ct) = &self.content_type {
+            out.extend_from_slice(b"Content-Type: ");
+            out.extend_from_slice(ct);
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(ra) = &self.retry_after {
+            out.extend_from_slice(format!("Retry-After: {ra}\r\n").as_bytes());
+        }
+        match &self.chunked {
+            None => {
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(&self.body);
+            }
+            Some(sizes) => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                let mut rest = &self.body[..];
+                let mut sizes = sizes.iter().cycle();
+                while !rest.is_empty() {
+                    let n = (*sizes.next().unwrap()).min(rest.len());
+                    out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                    out.extend_from_slice(&rest[..n]);
+                    out.extend_from_slice(b"\r\n");
+                    rest = &rest[n..];
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+        }
+        out
+    }
+
+    /// Whether the client must open the stream: 200 and the right type.
+    fn opens(&self) -> bool {
+        self.status == b"HTTP/1.1 200 OK"
+            && self.content_type.as_ref().is_some_and(|ct| {
+                let text = String::from_utf8_lossy(ct);
+                let essence = text
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                essence == "text/event-stream"
+            })
+    }
+}
+
+/// The WHATWG model, written plainly over the whole body: the events it
+/// dispatches, and whether it passes the limit (a line over the limit
+/// plus 64 bytes of field name, or data over it) before the end.
+fn sse_model(body: &[u8]) -> (Vec<(String, Option<String>, String)>, bool) {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let mut events = Vec::new();
+    let (mut data, mut event_type, mut id): (String, String, Option<String>) =
+        (String::new(), String::new(), None);
+    let mut last_id: Option<String> = None;
+    let mut start = 0;
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        if b != b'\r' && b != b'\n' {
+            i += 1;
+            if i - start > SSE_LIMIT + 64 {
+                return (events, true);
+            }
+            continue;
+        }
+        let line = &body[start..i];
+        i += 1;
+        if b == b'\r' && body.get(i) == Some(&b'\n') {
+            i += 1;
+        }
+        start = i;
+        if line.is_empty() {
+            last_id = id.clone();
+            if !data.is_empty() {
+                data.pop();
+                let t = if event_type.is_empty() {
+                    "message".into()
+                } else {
+                    event_type.clone()
+                };
+                events.push((t, last_id.clone(), std::mem::take(&mut data)));
+            }
+            data.clear();
+            event_type.clear();
+            continue;
+        }
+        if line[0] == b':' {
+            continue;
+        }
+        let (field, value) = match line.iter().position(|&c| c == b':') {
+            Some(c) => {
+                let v = &line[c + 1..];
+                (&line[..c], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        let value_text = String::from_utf8_lossy(value).into_owned();
+        match field {
+            b"data" => {
+                if data.len() + value_text.len() > SSE_LIMIT {
+                    return (events, true);
+                }
+                data.push_str(&value_text);
+                data.push('\n');
+            }
+            b"event" => event_type = value_text,
+            b"id" if !value.contains(&0) => id = Some(value_text),
+            _ => {}
+        }
+    }
+    let _ = last_id;
+    (events, i - start > SSE_LIMIT + 64)
+}
+
+fn check_sse(case: SseCase) -> Result<(), String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().unwrap().port();
+    let reply = case.render();
+    let server = std::thread::spawn(move || {
+        let Some(mut tcp) = accept_before(&listener, Instant::now() + Duration::from_secs(10))
+        else {
+            return 0;
+        };
+        if read_head(&mut tcp).is_ok() {
+            let _ = tcp.write_all(&reply);
+        }
+        let _ = tcp.shutdown(Shutdown::Both);
+        // A second attempt would be a retry: reconnect is off.
+        usize::from(accept_before(&listener, Instant::now() + Duration::from_millis(300)).is_some())
+            + 1
+    });
+    let options = tether::SseOptions::from_json(Some(&format!(
+        r#"{{"max_message_bytes": {SSE_LIMIT}, "reconnect": {{"enabled": false}},
+            "read_timeout_ms": 2000, "connect_timeout_ms": 5000}}"#
+    )))
+    .map_err(|e| e.to_string())?;
+    let client = tether::SseClient::connect(&format!("http://127.0.0.1:{port}/s"), options)
+        .map_err(|e| format!("connect: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut events = Vec::new();
+    loop {
+        ensure!(
+            Instant::now() < deadline,
+            "no Terminated in 20 s: {}",
+            brief(&events)
+        );
+        match client.poll_event(Some(Duration::from_millis(200))) {
+            Ok(Some(Event::Terminated)) => {
+                events.push(Event::Terminated);
+                break;
+            }
+            Ok(Some(e)) => events.push(e),
+            Ok(None) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+    }
+    ensure!(
+        client.poll_event(Some(Duration::ZERO)).is_err(),
+        "a poll after Terminated succeeded"
+    );
+    check_lifecycle(&events)?;
+    let accepts = server.join().map_err(|_| "server panicked".to_string())?;
+    ensure!(accepts <= 1, "reconnect is off, yet the client came back");
+    let got: Vec<(String, Option<String>, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::ServerSent(m) => Some((m.event_type.clone(), m.id.clone(), m.data.clone())),
+            _ => None,
+        })
+        .collect();
+    for (t, id, data) in &got {
+        ensure!(
+            data.len() <= SSE_LIMIT,
+            "an event of {} bytes passed the limit",
+            data.len()
+        );
+        ensure!(
+            !data.contains('\r') && !t.contains(['\r', '\n']),
+            "a line end inside a field"
+        );
+        ensure!(
+            !id.as_deref().unwrap_or("").contains('\0'),
+            "an id with NUL"
+        );
+    }
+    let codes = error_codes(&events);
+    if case.opens() {
+        let (expected, too_big) = sse_model(&case.body);
+        ensure!(
+            got == expected,
+            "events {got:?}, the model says {expected:?}"
+        );
+        ensure!(
+            too_big == codes.contains(&error_code::MESSAGE_TOO_BIG),
+            "too big: model {too_big}, errors {codes:?}"
+        );
+    } else {
+        ensure!(
+            got.is_empty(),
+            "events from a stream that must not open: {got:?}"
+        );
+        if case.status.starts_with(b"HTTP/1.1 204") {
+            ensure!(codes.is_empty(), "204 reported errors {codes:?}");
+        } else {
+            ensure!(
+                !codes.is_empty(),
+                "a refusal without an error: {}",
+                brief(&events)
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// Random SSE answers: statuses, content types, Retry-After, bodies of
+    /// field names, line ends, NULs, BOMs and bad UTF-8, close-delimited
+    /// or chunked; events checked against a plain model of the spec.
+    #[test]
+    fn sse_streams(case in sse_case()) {
+        bounded(Duration::from_secs(30), move || check_sse(case))?;
+    }
 }

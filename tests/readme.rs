@@ -1,6 +1,6 @@
 //! README.md shows the examples as they are in the files that the tests
-//! compile and run (examples/c/echo.c by tests/c_abi.rs, the Kotlin one by
-//! the Kotlin suite). This keeps the README true.
+//! compile and run (examples/c/echo.c and examples/c/sse.c by
+//! tests/c_abi.rs, the Kotlin one by the Kotlin suite). This keeps the README true.
 
 fn read(path: &str) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -22,6 +22,15 @@ fn the_socketio_c_example_is_the_one_the_tests_run() {
     assert!(
         read("README.md").contains(code.trim()),
         "README.md differs from examples/c/socketio.c"
+    );
+}
+
+#[test]
+fn the_c_sse_example_is_the_one_the_tests_run() {
+    let code = read("examples/c/sse.c");
+    assert!(
+        read("README.md").contains(code.trim()),
+        "README.md differs from examples/c/sse.c"
     );
 }
 

@@ -15,6 +15,7 @@ pub(crate) mod poll_set;
 mod ptr;
 /// The Socket.IO functions (`sio_*`).
 pub mod sio;
+pub mod sse;
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -387,6 +388,12 @@ impl ws_client {
                 ev.kind = ws_event_kind::WS_EVENT_ERROR;
                 ev.error = ws_status::WS_ERR_INTERNAL as i32;
                 text = Some("a Socket.IO event on a WebSocket client".to_string());
+            }
+            // Only SSE clients (sse_*) receive these; shown as text if ever.
+            Event::ServerSent(message) => {
+                ev.kind = ws_event_kind::WS_EVENT_TEXT;
+                ev.data = message.data.as_ptr();
+                ev.len = message.data.len();
             }
         }
         ev.state = ffi_state(held.state.unwrap_or(State::Connecting));

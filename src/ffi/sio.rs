@@ -500,7 +500,8 @@ impl sio_client {
             | Event::Text(_)
             | Event::Binary(_)
             | Event::Closed { .. }
-            | Event::Resent { .. } => {
+            | Event::Resent { .. }
+            | Event::ServerSent(_) => {
                 ev.kind = sio_event_kind::SIO_EVENT_ERROR;
                 ev.error = ws_status::WS_ERR_INTERNAL as i32;
                 data_text = Some("an unexpected event on a Socket.IO client".into());

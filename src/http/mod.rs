@@ -155,6 +155,7 @@ impl Body {
 
     /// The whole body, failing (and closing the connection) once it would
     /// pass `limit` bytes.
+    #[cfg_attr(not(test), allow(dead_code))] // for Engine.IO long-polling
     pub async fn read_to_end(mut self, limit: usize) -> Result<Bytes, HttpError> {
         let mut whole: Vec<u8> = Vec::new();
         let mut first: Option<Bytes> = None;
@@ -215,6 +216,7 @@ impl HttpError {
         )
     }
 
+    #[cfg_attr(not(test), allow(dead_code))] // for Engine.IO long-polling
     fn too_big(limit: usize) -> HttpError {
         HttpError::new(
             End::ProtocolViolation,

@@ -72,6 +72,8 @@ pub(crate) fn payload(event: &Event) -> Cow<'_, [u8]> {
         Event::Error { message, .. } => Cow::Borrowed(message.as_bytes()),
         // Little-endian u64 ids, oldest first.
         Event::Resent { ids } => Cow::Owned(ids.iter().flat_map(|id| id.to_le_bytes()).collect()),
+        // SSE clients have no JNI binding yet: their data reads as text.
+        Event::ServerSent(event) => Cow::Borrowed(event.data.as_bytes()),
         Event::State(_) | Event::Reconnecting { .. } | Event::Terminated | Event::SocketIo(_) => {
             Cow::Borrowed(&[])
         }
@@ -84,7 +86,7 @@ pub(crate) fn fields(event: &Event) -> (u8, u8, u16, i32, i64) {
     match event {
         Event::State(state) => (kind::STATE, state_code(*state), 0, 0, 0),
         Event::Open { .. } => (kind::OPEN, 0, 0, 0, 0),
-        Event::Text(_) => (kind::TEXT, 0, 0, 0, 0),
+        Event::Text(_) | Event::ServerSent(_) => (kind::TEXT, 0, 0, 0, 0),
         Event::Binary(_) => (kind::BINARY, 0, 0, 0, 0),
         Event::Closed { code, .. } => (kind::CLOSED, 0, *code, 0, 0),
         Event::Reconnecting { attempt, delay } => (

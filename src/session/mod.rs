@@ -230,6 +230,9 @@ impl<W: Wire> Session<W> {
                     None
                 }
                 Next::Reconnect { attempt } => {
+                    if let Some(base) = self.wire.reconnect_delay() {
+                        self.backoff.set_initial_delay(base);
+                    }
                     let delay = retry_delay(
                         self.backoff.delay(attempt - 1),
                         ending.retry_after,

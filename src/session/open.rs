@@ -29,6 +29,10 @@ struct Link {
     base: Instant,
     /// Frames (data and control) received: proof of life for heartbeat.
     frames: AtomicU64,
+    /// When the last frame came, in nanoseconds since `base`; kept only
+    /// when the peer is the one that pings, so that silence is timed from
+    /// the last frame, not from the last check.
+    last_frame: Option<AtomicU64>,
     /// The reader waits for the app to poll (incoming backpressure).
     reading_paused: AtomicBool,
     /// A Ping awaits proof of life: the reader hands back control at the
@@ -64,10 +68,14 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
         }
         let incoming = reader.next().await;
         link.frames.fetch_add(1, Ordering::Relaxed);
+        if let Some(last_frame) = &link.last_frame {
+            last_frame.store(nanos_since(link.base), Ordering::Relaxed);
+        }
         let counters = &link.shared.counters;
         let event = match incoming {
             Incoming::Text(text) => Some(Event::Text(text)),
             Incoming::Binary(data) => Some(Event::Binary(data)),
+            Incoming::ServerSent(event) => Some(Event::ServerSent(event)),
             Incoming::Pong(payload) => {
                 if let Some(seq) = confirmation_seq(&payload) {
                     link.awaiting_life.store(false, Ordering::Release);
@@ -97,6 +105,10 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
             return (reader, Notable::Alive);
         }
     }
+}
+
+fn nanos_since(base: Instant) -> u64 {
+    u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// What waits to be written on this connection, in the order it goes:
@@ -326,7 +338,13 @@ impl Pulse {
         let paused = link.reading_paused.load(Ordering::Acquire);
         let liveness = self.heartbeat.check(now, frames, paused);
         if liveness == Liveness::Alive && !self.can_ping() && self.stale_after().is_some() {
-            self.heartbeat.ping_sent(now, frames);
+            // Silence counts from the peer's last frame (from now while
+            // the app holds reading back).
+            let since = match &link.last_frame {
+                Some(at) if !paused => link.base + Duration::from_nanos(at.load(Ordering::Relaxed)),
+                _ => now,
+            };
+            self.heartbeat.ping_sent(since.min(now), frames);
         }
         liveness
     }
@@ -373,6 +391,8 @@ impl<W: Wire> Session<W> {
         let link = Link {
             base: opened_at,
             frames: AtomicU64::new(0),
+            last_frame: matches!(policy, HeartbeatPolicy::PeerPings { .. })
+                .then(|| AtomicU64::new(0)),
             reading_paused: AtomicBool::new(false),
             awaiting_life: AtomicBool::new(false),
             events: self.events.clone(),

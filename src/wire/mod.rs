@@ -14,6 +14,7 @@
 
 pub(crate) mod engineio;
 pub(crate) mod socketio;
+pub(crate) mod sse;
 pub(crate) mod websocket;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,12 @@ pub(crate) trait Wire: Send + 'static {
 
     /// Where attempts go, for logs (never with secrets).
     fn describe(&self) -> String;
+
+    /// The delay the backoff grows from, when the peer set one (SSE's
+    /// `retry:` field); `None` keeps `reconnect.initial_delay_ms`.
+    fn reconnect_delay(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// An open connection, split so that reading and writing run at once (a
@@ -79,6 +86,8 @@ pub(crate) enum Incoming {
     Pong(Bytes),
     /// Any other frame: proof of life, nothing to deliver.
     Control,
+    /// An event of an SSE stream.
+    ServerSent(crate::event::ServerSentEvent),
     /// The peer started, or answered, the close handshake.
     Close {
         code: u16,

@@ -336,14 +336,26 @@ impl HostileServer {
         Self::start_with(false, Arc::new(script))
     }
 
+    /// As [`HostileServer::start`], on `addr` (a restarted server).
+    pub fn start_on(
+        addr: SocketAddr,
+        script: impl Fn(&Ctx) -> Vec<Step> + Send + Sync + 'static,
+    ) -> HostileServer {
+        Self::start_at(addr, true, Arc::new(script))
+    }
+
     fn start_with(read_head: bool, script: Arc<Script>) -> HostileServer {
+        Self::start_at("127.0.0.1:0".parse().unwrap(), read_head, script)
+    }
+
+    fn start_at(addr: SocketAddr, read_head: bool, script: Arc<Script>) -> HostileServer {
         let shared = Arc::new(Shared {
             conns: Mutex::new(Vec::new()),
             changed: Condvar::new(),
             changed_async: tokio::sync::Notify::new(),
         });
         let for_server = shared.clone();
-        let server = ServerThread::start("127.0.0.1:0".parse().unwrap(), move |tcp| {
+        let server = ServerThread::start(addr, move |tcp| {
             let (shared, script) = (for_server.clone(), script.clone());
             serve(tcp, shared, script, read_head)
         });

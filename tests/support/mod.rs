@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 pub mod connect_proxy;
 pub mod hostile;
+pub mod hostile_engineio;
 pub mod pki;
 pub mod proxy;
 pub mod socketio_server;

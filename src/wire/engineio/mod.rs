@@ -10,7 +10,7 @@
 pub(crate) mod packet;
 mod polling;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ use crate::options::Options;
 use crate::queue::Message;
 use crate::state::End;
 use crate::transport::{Dialer, Endpoint};
-use packet::{Handshake, Packet};
+use packet::{Handshake, Packet, Payload};
 use polling::{PollTarget, PollingReader, PollingWriter};
 
 /// Which transports a client may use (the `"transports"` option).
@@ -96,8 +96,11 @@ impl EngineConfig {
     fn request_target(&self, transport: &str, sid: Option<&str>) -> String {
         let mut target = format!("{}?EIO=4&transport={transport}", self.path);
         if let Some(sid) = sid {
+            // The server chose it: whatever it holds (`&`, spaces, `#`)
+            // stays one query value, never another parameter or a broken
+            // request line.
             target.push_str("&sid=");
-            target.push_str(sid);
+            push_query_value(&mut target, sid);
         }
         if let Some(query) = &self.query {
             target.push('&');
@@ -162,9 +165,12 @@ impl EngineConfig {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         };
-        let mut packets: VecDeque<Packet> = polling::handshake(target.clone(), limit).await?.into();
-        let handshake = match packets.pop_front() {
-            Some(Packet::Open(handshake)) => handshake,
+        let mut packets = polling::handshake(target.clone(), limit).await?;
+        let handshake = match packets.next() {
+            Some(Ok(Packet::Open(handshake))) => handshake,
+            Some(Err(e)) => {
+                return Err(Ending::failed(End::ConnectFailed, error_code::HANDSHAKE, e))
+            }
             _ => {
                 return Err(handshake_violation(
                     "the handshake answer did not start with the open packet".into(),
@@ -211,11 +217,7 @@ impl EngineConfig {
         Ok((
             Opened {
                 reader: EngineReader {
-                    transport: ReaderTransport::Polling(PollingReader::new(
-                        target.clone(),
-                        limit,
-                        Vec::new(),
-                    )),
+                    transport: ReaderTransport::Polling(PollingReader::new(target.clone(), limit)),
                     pending: packets,
                     link: link.clone(),
                 },
@@ -286,7 +288,13 @@ impl EngineConfig {
                 }
                 Err(e) => return Err(handshake_violation(e)),
             },
-            Incoming::End(ending) => return Err(ending),
+            // A broken or oversized first frame fails this attempt only.
+            Incoming::End(mut ending) => {
+                if ending.end == End::ProtocolViolation {
+                    ending.end = End::ConnectFailed;
+                }
+                return Err(ending);
+            }
             _ => {
                 return Err(handshake_violation(
                     "the first frame was not the open packet".into(),
@@ -298,7 +306,7 @@ impl EngineConfig {
             Opened {
                 reader: EngineReader {
                     transport: ReaderTransport::WebSocket(reader),
-                    pending: VecDeque::new(),
+                    pending: Payload::default(),
                     link: link.clone(),
                 },
                 writer: EngineWriter {
@@ -315,6 +323,17 @@ impl EngineConfig {
     }
 }
 
+/// Appends `value` percent-encoded (RFC 3986: all but unreserved bytes).
+fn push_query_value(out: &mut String, value: &str) {
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+}
+
 async fn send_text(writer: &mut WebSocketWriter, text: &str) -> Result<(), String> {
     let frame = Outbound::Message(Message::Text(Utf8Bytes::from(text.to_string())));
     writer.ready().await.map_err(describe_ending)?;
@@ -328,6 +347,20 @@ fn describe_ending(ending: Ending) -> String {
         .map_or_else(|| format!("{:?}", ending.end), |(_, message)| message)
 }
 
+/// The server broke Engine.IO or Socket.IO on an open session (a packet
+/// that does not parse, a payload over the limits): the client tells it
+/// why and hangs up (the violation's close), then reconnects, as Socket.IO
+/// clients do after a parse error. A garbled session is lost, not a
+/// configuration error: the next one may well be fine (a proxy that
+/// mangled a response, a server restarted mid-write), and the backoff
+/// keeps a server that always does it from being hammered.
+pub(crate) fn broken(violation: Violation, code: i32, why: String) -> Ending {
+    Ending {
+        end: End::Lost,
+        ..Ending::violated(violation, code, why)
+    }
+}
+
 fn handshake_violation(why: String) -> Ending {
     Ending {
         end: End::ConnectFailed,
@@ -338,7 +371,7 @@ fn handshake_violation(why: String) -> Ending {
 /// What the halves of one Engine.IO connection share.
 #[derive(Default)]
 pub(crate) struct EngineLink {
-    /// Pongs owed to the server's pings, oldest first.
+    /// The pong owed to the server's pings (at most one).
     pongs: Mutex<Vec<String>>,
     /// Our close packet was taken (polling).
     closing: AtomicBool,
@@ -388,7 +421,7 @@ enum WriterTransport {
 pub(crate) struct EngineReader {
     transport: ReaderTransport,
     /// Packets that came with the handshake, handed on first.
-    pending: VecDeque<Packet>,
+    pending: Payload,
     link: Arc<EngineLink>,
 }
 
@@ -399,8 +432,16 @@ impl EngineReader {
             Packet::Message(Message::Text(text)) => Incoming::Text(text),
             Packet::Message(Message::Binary(data)) => Incoming::Binary(data),
             Packet::Ping(data) => {
-                self.link.pongs.lock().push(data);
-                Incoming::Flush
+                // One pong owed answers every ping before it is written:
+                // a server that floods pings is not flooded back (one POST
+                // per pong), and what is owed stays bounded.
+                let mut pongs = self.link.pongs.lock();
+                if pongs.is_empty() {
+                    pongs.push(data);
+                    Incoming::Flush
+                } else {
+                    Incoming::Control
+                }
             }
             // Our own close, answered.
             Packet::Close if self.link.closing() => {
@@ -420,18 +461,17 @@ impl EngineReader {
 
 impl WireReader for EngineReader {
     async fn next(&mut self) -> Incoming {
-        if let Some(packet) = self.pending.pop_front() {
-            return self.on_packet(packet);
+        if let Some(next) = self.pending.next() {
+            return match next {
+                Ok(packet) => self.on_packet(packet),
+                Err(e) => Incoming::End(broken(Violation::Protocol, error_code::PROTOCOL, e)),
+            };
         }
         match &mut self.transport {
             ReaderTransport::WebSocket(ws) => match ws.next().await {
                 Incoming::Text(text) => match packet::decode_text(&text) {
                     Ok(packet) => self.on_packet(packet),
-                    Err(e) => Incoming::End(Ending::violated(
-                        Violation::Protocol,
-                        error_code::PROTOCOL,
-                        e,
-                    )),
+                    Err(e) => Incoming::End(broken(Violation::Protocol, error_code::PROTOCOL, e)),
                 },
                 // The server closing the WebSocket is its Engine.IO session
                 // ending (a restart, `socket.conn.close()`): the client
@@ -442,8 +482,12 @@ impl WireReader for EngineReader {
                     reason,
                 },
                 Incoming::End(mut ending) if !self.link.closing() => {
-                    if let End::PeerClose(code) = ending.end {
-                        ending.end = End::PeerClose(reconnectable(code));
+                    match ending.end {
+                        End::PeerClose(code) => ending.end = End::PeerClose(reconnectable(code)),
+                        // A broken frame ends the session like a broken
+                        // packet: the client reconnects.
+                        End::ProtocolViolation => ending.end = End::Lost,
+                        _ => {}
                     }
                     Incoming::End(ending)
                 }
@@ -535,6 +579,13 @@ impl WireWriter for EngineWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sids_are_percent_encoded_in_request_targets() {
+        let mut out = String::new();
+        push_query_value(&mut out, "aZ9-._~ b&c=d/é%");
+        assert_eq!(out, "aZ9-._~%20b%26c%3Dd%2F%C3%A9%25");
+    }
 
     #[test]
     fn transports_option() {

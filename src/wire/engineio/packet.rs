@@ -88,7 +88,14 @@ pub(crate) fn decode_text(text: &str) -> Result<Packet, String> {
     let Some(kind) = text.as_bytes().first() else {
         return Err("an empty Engine.IO packet".into());
     };
-    let data = &text[1..];
+    // The type is one ASCII digit: anything else (a multi-byte character
+    // first) is no packet, and must not be sliced inside a character.
+    let Some(data) = text.get(1..).filter(|_| kind.is_ascii_digit()) else {
+        return Err(format!(
+            "unknown Engine.IO packet type {:?}",
+            text.chars().next().unwrap_or_default()
+        ));
+    };
     Ok(match kind {
         b'0' => Packet::Open(Handshake::parse(data)?),
         b'1' => Packet::Close,
@@ -101,22 +108,54 @@ pub(crate) fn decode_text(text: &str) -> Result<Packet, String> {
     })
 }
 
-/// Splits a polling payload into its packets.
-pub(crate) fn decode_payload(body: &[u8]) -> Result<Vec<Packet>, String> {
-    let mut packets = Vec::new();
-    for part in body.split(|b| *b == SEPARATOR) {
-        if let Some(encoded) = part.strip_prefix(b"b") {
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|e| format!("bad base64 in a binary Engine.IO packet: {e}"))?;
-            packets.push(Packet::Message(Message::Binary(Bytes::from(data))));
-        } else {
-            let text = std::str::from_utf8(part)
-                .map_err(|_| "an Engine.IO payload that is not UTF-8".to_string())?;
-            packets.push(decode_text(text)?);
-        }
+/// The packets of a polling payload, decoded one at a time as they are
+/// read: a payload may hold `max_message_bytes` of 2-byte packets, and
+/// decoded at once those would take some fifty times their size.
+#[derive(Debug, Default)]
+pub(crate) struct Payload {
+    body: Bytes,
+    /// Where the next packet starts; `None` once all were read.
+    at: Option<usize>,
+}
+
+impl Payload {
+    pub fn new(body: Bytes) -> Payload {
+        Payload { body, at: Some(0) }
     }
-    Ok(packets)
+}
+
+impl Iterator for Payload {
+    type Item = Result<Packet, String>;
+
+    fn next(&mut self) -> Option<Result<Packet, String>> {
+        let start = self.at?;
+        let rest = self.body.get(start..).unwrap_or_default();
+        let (part, next) = match rest.iter().position(|b| *b == SEPARATOR) {
+            Some(i) => (&rest[..i], Some(start + i + 1)),
+            None => (rest, None),
+        };
+        self.at = next;
+        Some(decode_part(part))
+    }
+}
+
+/// One packet of a payload (between separators).
+fn decode_part(part: &[u8]) -> Result<Packet, String> {
+    if let Some(encoded) = part.strip_prefix(b"b") {
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("bad base64 in a binary Engine.IO packet: {e}"))?;
+        return Ok(Packet::Message(Message::Binary(Bytes::from(data))));
+    }
+    let text = std::str::from_utf8(part)
+        .map_err(|_| "an Engine.IO payload that is not UTF-8".to_string())?;
+    decode_text(text)
+}
+
+/// Splits a polling payload into its packets, all at once (tests).
+#[cfg(test)]
+pub(crate) fn decode_payload(body: &[u8]) -> Result<Vec<Packet>, String> {
+    Payload::new(Bytes::copy_from_slice(body)).collect()
 }
 
 /// Appends one packet to a polling payload.
@@ -207,5 +246,135 @@ mod tests {
         assert!(decode_payload(b"b!!!").is_err());
         assert!(decode_payload(b"9").is_err());
         assert!(decode_payload(&[b'4', 0xff]).is_err());
+        // A multi-byte character where the type digit goes.
+        assert!(decode_text("ö4").is_err());
+        assert!(decode_payload("ét\x1e4a".as_bytes()).is_err());
+    }
+
+    mod fuzz {
+        //! Property tests: whatever a server sends, the decoders answer
+        //! with packets or an error, never a panic; what we encode decodes
+        //! to what it was.
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Text without the payload separator (JSON never holds it raw:
+        /// serialisers escape control characters).
+        fn text() -> impl Strategy<Value = String> {
+            "[^\u{1e}]{0,40}"
+        }
+
+        fn packet() -> impl Strategy<Value = Packet> {
+            prop_oneof![
+                Just(Packet::Close),
+                text().prop_map(Packet::Ping),
+                text().prop_map(Packet::Pong),
+                text().prop_map(|t| Packet::Message(Message::text(&t))),
+                prop::collection::vec(any::<u8>(), 0..64)
+                    .prop_map(|b| Packet::Message(Message::Binary(Bytes::from(b)))),
+                Just(Packet::Upgrade),
+                Just(Packet::Noop),
+            ]
+        }
+
+        /// Payload-shaped bytes: type digits, `b`, separators, JSON bits.
+        fn payload_like() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(b"\x1e".to_vec()),
+                Just(b"0{\"sid\":\"a\",\"pingInterval\":1,\"pingTimeout\":1}".to_vec()),
+                Just(b"b".to_vec()),
+                Just(b"AQID".to_vec()),
+                Just(b"=".to_vec()),
+                (0u8..10).prop_map(|d| vec![b'0' + d]),
+                prop::collection::vec(any::<u8>(), 0..8),
+                "[a-z{}\\[\\]\":,0-9 ]{0,8}".prop_map(String::into_bytes),
+            ];
+            prop::collection::vec(piece, 0..12).prop_map(|parts| parts.concat())
+        }
+
+        fn open_json() -> impl Strategy<Value = String> {
+            let number = prop_oneof![
+                Just("0".to_string()),
+                Just("18446744073709551615".to_string()),
+                Just("18446744073709551616".to_string()),
+                Just("-1".to_string()),
+                Just("1.5".to_string()),
+                Just("1e400".to_string()),
+                Just("null".to_string()),
+                Just("\"25000\"".to_string()),
+                any::<u64>().prop_map(|n| n.to_string()),
+            ];
+            let sid = prop_oneof![
+                Just("\"\"".to_string()),
+                Just("1".to_string()),
+                "[a-zA-Z0-9 &%/]{1,300}".prop_map(|s| format!("{s:?}")),
+            ];
+            (
+                sid,
+                number.clone(),
+                number.clone(),
+                number,
+                prop::option::of(Just("\"upgrades\":[\"websocket\",1],")),
+            )
+                .prop_map(|(sid, interval, timeout, max, upgrades)| {
+                    format!(
+                        "{{{}\"sid\":{sid},\"pingInterval\":{interval},\"pingTimeout\":{timeout},\"maxPayload\":{max}}}",
+                        upgrades.unwrap_or("")
+                    )
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn decode_text_never_panics(text in any::<String>()) {
+                let _ = decode_text(&text);
+            }
+
+            #[test]
+            fn decode_payload_never_panics(body in prop::collection::vec(any::<u8>(), 0..256)) {
+                let _ = decode_payload(&body);
+            }
+
+            #[test]
+            fn decode_payload_of_payload_like_bytes_never_panics(body in payload_like()) {
+                if let Ok(packets) = decode_payload(&body) {
+                    // As many packets as parts.
+                    let parts = body.split(|b| *b == SEPARATOR).count();
+                    prop_assert_eq!(packets.len(), parts);
+                }
+            }
+
+            #[test]
+            fn open_packets_parse_or_fail_and_timers_stay_bounded(json in open_json()) {
+                if let Ok(Packet::Open(h)) = decode_text(&format!("0{json}")) {
+                    prop_assert!(!h.sid.is_empty() && h.sid.len() <= 256);
+                    prop_assert!(h.silence_limit() <= MAX_HEARTBEAT * 2);
+                    prop_assert!(h.max_payload > 0 || json.contains("\"maxPayload\":0"));
+                }
+            }
+
+            #[test]
+            fn payloads_round_trip(packets in prop::collection::vec(packet(), 1..8)) {
+                let mut body = Vec::new();
+                for p in &packets {
+                    append_to_payload(&mut body, p);
+                }
+                prop_assert_eq!(decode_payload(&body).unwrap(), packets);
+            }
+
+            #[test]
+            fn text_packets_round_trip(packet in packet(), raw in "[\\PC\u{1e}]{0,20}") {
+                // Over WebSocket a text frame holds one packet, separator
+                // or not.
+                let packet = match packet {
+                    Packet::Message(Message::Binary(_)) => Packet::Message(Message::text(&raw)),
+                    Packet::Ping(_) => Packet::Ping(raw),
+                    other => other,
+                };
+                prop_assert_eq!(decode_text(&encode_text(&packet)).unwrap(), packet);
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use hyper::http::{Method, StatusCode};
 use tokio_tungstenite::tungstenite::Bytes;
 
-use super::packet::{self, Packet};
+use super::packet::{self, Packet, Payload};
 use super::EngineLink;
 use crate::error::error_code;
 use crate::http::{HttpClient, HttpError, Request};
@@ -44,7 +44,7 @@ impl PollTarget {
 pub(crate) fn lost(error: HttpError) -> Ending {
     let end = match error.end {
         End::ProtocolViolation => {
-            return Ending::violated(Violation::TooBig, error.code, error.message);
+            return super::broken(Violation::TooBig, error.code, error.message);
         }
         End::Configuration => End::Configuration,
         _ => End::Lost,
@@ -84,7 +84,7 @@ async fn post(target: PollTarget, payload: Bytes) -> Result<(), HttpError> {
 }
 
 /// The handshake GET: the open packet and anything sent with it.
-pub(crate) async fn handshake(target: PollTarget, limit: usize) -> Result<Vec<Packet>, Ending> {
+pub(crate) async fn handshake(target: PollTarget, limit: usize) -> Result<Payload, Ending> {
     let response = target
         .http
         .send(target.request(Method::GET))
@@ -98,14 +98,19 @@ pub(crate) async fn handshake(target: PollTarget, limit: usize) -> Result<Vec<Pa
         .read_to_end(limit)
         .await
         .map_err(handshake_failed)?;
-    packet::decode_payload(&body)
-        .map_err(|e| Ending::failed(End::ConnectFailed, error_code::HANDSHAKE, e))
+    Ok(Payload::new(body))
 }
 
 fn handshake_failed(error: HttpError) -> Ending {
+    // A handshake answer over the size limit is as broken as a garbled
+    // one: the attempt failed, the next may not.
+    let end = match error.end {
+        End::ProtocolViolation => End::ConnectFailed,
+        other => other,
+    };
     Ending {
         retry_after: error.retry_after,
-        ..Ending::failed(error.end, error.code, error.message)
+        ..Ending::failed(end, error.code, error.message)
     }
 }
 
@@ -113,25 +118,27 @@ pub(crate) struct PollingReader {
     target: PollTarget,
     limit: usize,
     get: Option<BoxFuture<'static, Result<Bytes, HttpError>>>,
-    /// Decoded from the last payload, not yet handed on.
-    packets: VecDeque<Packet>,
+    /// The last payload, decoded packet by packet as they are handed on.
+    payload: Payload,
 }
 
 impl PollingReader {
-    pub fn new(target: PollTarget, limit: usize, first: Vec<Packet>) -> PollingReader {
+    pub fn new(target: PollTarget, limit: usize) -> PollingReader {
         PollingReader {
             target,
             limit,
             get: None,
-            packets: first.into(),
+            payload: Payload::default(),
         }
     }
 
     /// The next packet from the server, polling for more as needed.
     pub async fn next_packet(&mut self, link: &EngineLink) -> Result<Packet, Incoming> {
         loop {
-            if let Some(packet) = self.packets.pop_front() {
-                return Ok(packet);
+            if let Some(next) = self.payload.next() {
+                return next.map_err(|e| {
+                    Incoming::End(super::broken(Violation::Protocol, error_code::PROTOCOL, e))
+                });
             }
             if link.close_done() {
                 return Err(Incoming::End(Ending::peer_closed(1000, String::new())));
@@ -145,16 +152,7 @@ impl PollingReader {
             };
             self.get = None;
             match result {
-                Ok(body) => match packet::decode_payload(&body) {
-                    Ok(packets) => self.packets.extend(packets),
-                    Err(e) => {
-                        return Err(Incoming::End(Ending::violated(
-                            Violation::Protocol,
-                            error_code::PROTOCOL,
-                            e,
-                        )))
-                    }
-                },
+                Ok(body) => self.payload = Payload::new(body),
                 // Our close packet ended the session: the server answers
                 // the pending GET any way it likes.
                 Err(_) if link.closing() => {
@@ -221,12 +219,6 @@ impl PollingWriter {
 
     /// Posts everything taken (pongs first), one POST at a time.
     pub async fn flush(&mut self, link: &EngineLink) -> Result<(), Ending> {
-        for pong in link.take_pongs() {
-            // Pongs are due now: they go ahead of data not yet posted.
-            let mut payload = Vec::new();
-            packet::append_to_payload(&mut payload, &Packet::Pong(pong));
-            self.batches.push_front(payload);
-        }
         loop {
             if let Some(post) = &mut self.post {
                 let result = post.await;
@@ -239,10 +231,22 @@ impl PollingWriter {
                     return Err(lost(e));
                 }
             }
-            let payload = match self.batches.pop_front() {
-                Some(payload) => payload,
-                None if !self.filling.is_empty() => std::mem::take(&mut self.filling),
-                None => break,
+            // The pong owed is taken only when its POST can start: pings
+            // that come while a POST is in flight are answered by that
+            // one pong, not by one POST each. It goes ahead of data.
+            let pong = link.take_pongs().into_iter().next();
+            let payload = match (pong, self.batches.pop_front()) {
+                (Some(pong), batch) => {
+                    if let Some(batch) = batch {
+                        self.batches.push_front(batch);
+                    }
+                    let mut payload = Vec::new();
+                    packet::append_to_payload(&mut payload, &Packet::Pong(pong));
+                    payload
+                }
+                (None, Some(payload)) => payload,
+                (None, None) if !self.filling.is_empty() => std::mem::take(&mut self.filling),
+                (None, None) => break,
             };
             self.post = Some(Box::pin(post(self.target.clone(), Bytes::from(payload))));
         }

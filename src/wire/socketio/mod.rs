@@ -316,6 +316,7 @@ impl Wire for SocketIoWire {
                 // The CONNECTs go out at once, before anything is queued.
                 ready: VecDeque::from([Incoming::Flush]),
                 collecting: None,
+                limit: self.engine.options.max_message_bytes,
             },
             writer: SioWriter {
                 engine: opened.writer,
@@ -360,6 +361,8 @@ fn requeue_released(state: &mut SioState, released: Vec<Message>) {
 struct Collecting {
     packet: packet::Packet,
     attachments: Vec<Bytes>,
+    /// Their bytes so far.
+    bytes: usize,
 }
 
 pub(crate) struct SioReader {
@@ -368,10 +371,14 @@ pub(crate) struct SioReader {
     /// Decoded, not yet handed to the driver.
     ready: VecDeque<Incoming>,
     collecting: Option<Collecting>,
+    /// `max_message_bytes`: an event with all its attachments stays under
+    /// it (they come one by one, each under it, and are held until the
+    /// last: together they must not grow without bound).
+    limit: usize,
 }
 
 fn violation(why: String) -> Incoming {
-    Incoming::End(Ending::violated(
+    Incoming::End(super::engineio::broken(
         Violation::Protocol,
         error_code::PROTOCOL,
         format!("Socket.IO: {why}"),
@@ -394,11 +401,23 @@ impl WireReader for SioReader {
                     let Some(collecting) = &mut self.collecting else {
                         return violation("a binary message no packet announced".into());
                     };
+                    collecting.bytes = collecting.bytes.saturating_add(data.len());
+                    if collecting.bytes > self.limit {
+                        return Incoming::End(super::engineio::broken(
+                            Violation::TooBig,
+                            error_code::MESSAGE_TOO_BIG,
+                            format!(
+                                "Socket.IO: the attachments of an event exceed max_message_bytes ({} bytes)",
+                                self.limit
+                            ),
+                        ));
+                    }
                     collecting.attachments.push(data);
                     if collecting.attachments.len() == collecting.packet.attachments {
                         if let Some(Collecting {
                             packet,
                             attachments,
+                            ..
                         }) = self.collecting.take()
                         {
                             self.deliver(packet, attachments);
@@ -461,6 +480,7 @@ impl SioReader {
                     self.collecting = Some(Collecting {
                         packet,
                         attachments: Vec::new(),
+                        bytes: 0,
                     });
                 } else {
                     self.deliver(packet, Vec::new());
@@ -486,6 +506,11 @@ impl SioReader {
             let Some(ns) = state.namespaces.get_mut(&packet.nsp) else {
                 return;
             };
+            if !ns.wanted && ns.link == NamespaceLink::NotJoined {
+                // Nobody asked (the app left it, the server ended or
+                // refused it): not reported, nothing to tell.
+                return;
+            }
             if !ns.wanted {
                 // Left while the CONNECT was on its way.
                 tell_left = ns.link != NamespaceLink::NotJoined;
@@ -559,10 +584,17 @@ impl SioReader {
             }
             _ => {
                 let Some(id) = packet.id else { return };
-                let Some(wait) = self.shared.acks.lock().remove(&id) else {
-                    // Timed out already, or never asked for.
-                    return;
+                let wait = {
+                    let mut acks = self.shared.acks.lock();
+                    // Ids are per client, acks per namespace: only the
+                    // namespace of the emit answers it.
+                    if acks.get(&id).is_none_or(|w| w.nsp != packet.nsp) {
+                        // Timed out already, never asked for, or not here.
+                        return;
+                    }
+                    acks.remove(&id)
                 };
+                let Some(wait) = wait else { return };
                 self.push_event(SioEvent::Ack {
                     nsp: wait.nsp,
                     ack_id: id,

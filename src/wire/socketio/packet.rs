@@ -94,9 +94,13 @@ pub(crate) fn parse_header(text: &str) -> Result<(Header<'_>, &str), String> {
         .take_while(|b| b.is_ascii_digit())
         .count();
     let id = if digits > 0 {
+        // The app sees an event's id plus one (0 means none): the largest
+        // u64 could not be answered with its own id.
         let id = text[at..at + digits]
             .parse::<u64>()
-            .map_err(|_| "an ack id out of range".to_string())?;
+            .ok()
+            .filter(|id| *id < u64::MAX)
+            .ok_or_else(|| "an ack id out of range".to_string())?;
         at += digits;
         Some(id)
     } else {
@@ -268,6 +272,7 @@ mod tests {
             "599999999999999999999-[\"a\"]",
             "52000-[\"a\"]",
             "299999999999999999999999[\"a\"]",
+            "218446744073709551615[\"a\"]",
         ] {
             assert!(parse_header(bad).is_err(), "{bad:?} was accepted");
         }
@@ -325,5 +330,143 @@ mod tests {
         assert!(validate_namespace("admin").is_err());
         assert!(validate_namespace("/a,b").is_err());
         assert!(validate_namespace("/a\nb").is_err());
+    }
+
+    mod fuzz {
+        //! Property tests: whatever a server sends, the parsers answer with
+        //! a packet or an error, never a panic; what we encode decodes to
+        //! what it was.
+        use super::*;
+        use proptest::prelude::*;
+
+        const KINDS: [Kind; 7] = [
+            Kind::Connect,
+            Kind::Disconnect,
+            Kind::Event,
+            Kind::Ack,
+            Kind::ConnectError,
+            Kind::BinaryEvent,
+            Kind::BinaryAck,
+        ];
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                // Fractions that print exactly (serde_json's default float
+                // parsing is not exact in the last digit for every f64).
+                (-100_000i32..100_000).prop_map(|n| json!(f64::from(n) / 8.0)),
+                "\\PC{0,8}".prop_map(Value::String),
+                (0usize..3).prop_map(|n| json!({"_placeholder": true, "num": n})),
+            ];
+            leaf.prop_recursive(4, 32, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z_]{0,4}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn namespace() -> impl Strategy<Value = String> {
+            prop_oneof![Just("/".to_string()), "/[a-zA-Z0-9_/é{}\\[\\]\"-]{1,10}"]
+        }
+
+        /// A packet as a server may send it: kind, namespace, id,
+        /// attachments and data of the shape its kind takes.
+        fn well_formed() -> impl Strategy<Value = (Kind, String, Option<u64>, usize, Option<Value>)>
+        {
+            (
+                prop::sample::select(KINDS.to_vec()),
+                namespace(),
+                prop::option::of(0u64..u64::MAX),
+                0usize..=MAX_ATTACHMENTS,
+                "\\PC{1,6}",
+                prop::collection::vec(json(), 0..4),
+                prop::collection::btree_map("[a-z]{1,4}", json(), 0..3),
+            )
+                .prop_map(|(kind, nsp, id, attachments, name, args, object)| {
+                    let object = Value::Object(object.into_iter().collect());
+                    let (id, data) = match kind {
+                        Kind::Connect | Kind::ConnectError => (None, Some(object)),
+                        Kind::Disconnect => (None, None),
+                        Kind::Event | Kind::BinaryEvent => {
+                            let mut items = vec![Value::String(name)];
+                            items.extend(args);
+                            (id, Some(Value::Array(items)))
+                        }
+                        Kind::Ack | Kind::BinaryAck => {
+                            (Some(id.unwrap_or(0)), Some(Value::Array(args)))
+                        }
+                    };
+                    let attachments = if kind.is_binary() { attachments } else { 0 };
+                    (kind, nsp, id, attachments, data)
+                })
+        }
+
+        /// Packet-shaped text: digits, dashes, namespaces, commas, JSON bits.
+        fn packet_like() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                (0u8..10).prop_map(|d| char::from(b'0' + d).to_string()),
+                Just("-".to_string()),
+                Just("/".to_string()),
+                Just(",".to_string()),
+                Just("[".to_string()),
+                Just("]".to_string()),
+                Just("{\"_placeholder\":true,\"num\":0}".to_string()),
+                Just("\"ev\"".to_string()),
+                Just("18446744073709551615".to_string()),
+                "\\PC{0,3}",
+            ];
+            prop::collection::vec(piece, 0..12).prop_map(|parts| parts.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+            #[test]
+            fn parse_header_and_decode_never_panic(text in any::<String>()) {
+                let _ = parse_header(&text);
+                let _ = decode(&text);
+            }
+
+            #[test]
+            fn packet_like_text_parses_or_fails(text in packet_like()) {
+                if let Ok((header, rest)) = parse_header(&text) {
+                    prop_assert!(header.attachments <= MAX_ATTACHMENTS);
+                    prop_assert!(header.id != Some(u64::MAX));
+                    prop_assert!(text.ends_with(rest));
+                    prop_assert!(header.nsp.starts_with('/'));
+                }
+                if let Ok(packet) = decode(&text) {
+                    if matches!(packet.kind, Kind::Event | Kind::BinaryEvent) {
+                        let first = packet.data.as_ref().and_then(|d| d.get(0));
+                        prop_assert!(matches!(first, Some(Value::String(_))));
+                    }
+                }
+            }
+
+            #[test]
+            fn encode_then_decode_round_trips(
+                (kind, nsp, id, attachments, data) in well_formed()
+            ) {
+                let json = data.as_ref().map(Value::to_string);
+                let text = encode(kind, &nsp, id, attachments, json.as_deref());
+                let packet = decode(&text).map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+                prop_assert_eq!(packet.kind, kind);
+                prop_assert_eq!(&packet.nsp, &nsp);
+                prop_assert_eq!(packet.id, id);
+                prop_assert_eq!(packet.attachments, attachments);
+                prop_assert_eq!(packet.data, data);
+            }
+
+            #[test]
+            fn referenced_attachments_never_panics(value in json(), count in 0usize..4) {
+                if let Ok(seen) = referenced_attachments(&value, count) {
+                    prop_assert_eq!(seen.len(), count);
+                }
+            }
+        }
     }
 }
