@@ -454,6 +454,11 @@ impl SseClient {
     pub fn stats(&self) -> Stats {
         self.client.stats()
     }
+
+    /// The session underneath (its readiness descriptor, for poll sets).
+    pub(crate) fn session(&self) -> &Client {
+        &self.client
+    }
 }
 
 /// A message the app may send, as the queue keeps it.

@@ -23,6 +23,7 @@ mod boundary;
 mod handle;
 mod poll_set;
 mod sio;
+mod sse;
 mod wire;
 
 use ::jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JString, ReleaseMode};

@@ -142,7 +142,10 @@ pub(crate) fn encode(event: &Event) -> Vec<u8> {
         }
         Event::Terminated => kind = sio_event_kind::SIO_EVENT_TERMINATED,
         Event::SocketIo(sio) => match sio {
-            SioEvent::Connect { nsp: n, recovered: r } => {
+            SioEvent::Connect {
+                nsp: n,
+                recovered: r,
+            } => {
                 kind = sio_event_kind::SIO_EVENT_CONNECT;
                 nsp = n;
                 recovered = u8::from(*r);
@@ -181,12 +184,17 @@ pub(crate) fn encode(event: &Event) -> Vec<u8> {
         | Event::Text(_)
         | Event::Binary(_)
         | Event::Closed { .. }
-        | Event::Resent { .. } => {
+        | Event::Resent { .. }
+        | Event::ServerSent(_) => {
             error = ws_status::WS_ERR_INTERNAL as i32;
             data = "an unexpected event on a Socket.IO client";
         }
     }
-    let size = 32 + nsp.len() + name.len() + data.len() + 16
+    let size = 32
+        + nsp.len()
+        + name.len()
+        + data.len()
+        + 16
         + attachments.iter().map(|a| 4 + a.len()).sum::<usize>();
     let mut out = Vec::with_capacity(size);
     out.extend_from_slice(&[kind as u8, state, recovered, 0]);
