@@ -19,6 +19,13 @@ internal interface Binding {
      */
     fun connectSocketIo(url: String, optionsJson: String): RawSocketIo
 
+    /**
+     * Opens a native Server-Sent Events client (`sse_connect`). Its events come as
+     * [NativeEvent.ServerSent], [NativeEvent.Open] and the common ones (state,
+     * reconnecting, error, terminated).
+     */
+    fun connectSse(url: String, optionsJson: String): RawSse
+
     /** A new, empty poll set (`ws_poll_set_new`). */
     fun newPollSet(): RawPollSet
 
@@ -100,6 +107,13 @@ internal interface RawSocketIo : RawClient {
 }
 
 /**
+ * A native Server-Sent Events client: receive-only. The sending calls of [RawClient] (sends,
+ * outbox, flush) and stats throw [dev.tether.TetherError.InvalidArgument]; close takes no
+ * code (an SSE stream has no close handshake).
+ */
+internal interface RawSse : RawClient
+
+/**
  * A set of clients that one thread waits on (`ws_poll_set_*`): a wait reports the tokens of
  * clients with events pending and disarms them until [rearm].
  */
@@ -163,6 +177,13 @@ internal sealed class NativeEvent {
 
     /** What a Socket.IO server did (Socket.IO clients only). */
     class SocketIo(val event: SioNativeEvent) : NativeEvent()
+
+    /**
+     * An event of a `text/event-stream` (Server-Sent Events clients only): its [type]
+     * (`"message"` when the stream named none), the last event [id] in force (null until one
+     * was set) and its [data].
+     */
+    class ServerSent(val type: String, val id: String?, val data: String) : NativeEvent()
 
     companion object {
         private val EMPTY = ByteArray(0)

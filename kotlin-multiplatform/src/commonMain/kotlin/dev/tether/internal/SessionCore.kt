@@ -128,8 +128,8 @@ internal class SessionCore(
                 events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
             }
             is NativeEvent.Resent -> events.trySend(TetherEvent.Resent(event.ids.toList()))
-            // Only Socket.IO clients get these ([SocketIoCore]).
-            is NativeEvent.SocketIo -> {}
+            // Only Socket.IO clients ([SocketIoCore]) and SSE clients ([SseCore]) get these.
+            is NativeEvent.SocketIo, is NativeEvent.ServerSent -> {}
             NativeEvent.Terminated -> finish()
         }
     }

@@ -189,7 +189,7 @@ internal class SocketIoCore(parent: Job?, private val ackTimeout: Duration) : Ev
             NativeEvent.Terminated -> finish()
             // A Socket.IO client has none of these.
             is NativeEvent.Open, is NativeEvent.Text, is NativeEvent.Binary,
-            is NativeEvent.Closed, is NativeEvent.Resent -> {}
+            is NativeEvent.Closed, is NativeEvent.Resent, is NativeEvent.ServerSent -> {}
         }
     }
 

@@ -19,6 +19,11 @@ internal object JniBinding : Binding {
         return JniSocketIo(translate { SioBridge.connect(url, optionsJson) })
     }
 
+    override fun connectSse(url: String, optionsJson: String): RawSse {
+        NativeLibrary.check()
+        return JniSse(translate { SseBridge.connect(url, optionsJson) })
+    }
+
     override fun newPollSet(): RawPollSet {
         NativeLibrary.check()
         return JniPollSet(translate { NativeBridge.pollSetNew() })
@@ -114,6 +119,7 @@ internal class JniPollSet(private val pointer: Long) : RawPollSet {
     override fun add(client: RawClient, token: Long) = translate {
         when (client) {
             is JniSocketIo -> SioBridge.pollSetAdd(pointer, client.handle, token)
+            is JniSse -> SseBridge.pollSetAdd(pointer, client.handle, token)
             else -> NativeBridge.pollSetAdd(pointer, (client as JniClient).handle, token)
         }
     }
@@ -121,6 +127,7 @@ internal class JniPollSet(private val pointer: Long) : RawPollSet {
     override fun rearm(client: RawClient) = translate {
         when (client) {
             is JniSocketIo -> SioBridge.pollSetRearm(pointer, client.handle)
+            is JniSse -> SseBridge.pollSetRearm(pointer, client.handle)
             else -> NativeBridge.pollSetRearm(pointer, (client as JniClient).handle)
         }
     }
@@ -128,6 +135,7 @@ internal class JniPollSet(private val pointer: Long) : RawPollSet {
     override fun remove(client: RawClient) = translate {
         when (client) {
             is JniSocketIo -> SioBridge.pollSetRemove(pointer, client.handle)
+            is JniSse -> SseBridge.pollSetRemove(pointer, client.handle)
             else -> NativeBridge.pollSetRemove(pointer, (client as JniClient).handle)
         }
     }
