@@ -82,5 +82,10 @@ log "built in $((SECONDS - started)) s; running the tests"
 if [ -e "$ROOT/tests/interop/node_modules/socket.io/package.json" ]; then
   export TETHER_SOCKETIO_SERVER="$ROOT/tests/interop/socketio_server.js"
 fi
+# The SSE test needs sse-starlette (scripts/test-interop.sh installs it into a venv).
+if "$ROOT/.tools/interop/sse-venv/bin/python" -c 'import sse_starlette, uvicorn' 2>/dev/null; then
+  export TETHER_SSE_PYTHON="$ROOT/.tools/interop/sse-venv/bin/python"
+  export TETHER_SSE_SERVER="$ROOT/tests/interop/sse_server.py"
+fi
 TETHER_ECHO_SERVER="$ROOT/target/debug/examples/echo_server" timeout 300 "$OUT/tether-test.kexe" "$@"
 log "done in $((SECONDS - started)) s"

@@ -1,6 +1,6 @@
 package dev.tether
 
-import dev.tether.testing.SocketIoServerProcess
+import dev.tether.testing.ServerProcess
 import dev.tether.testing.await
 import kotlin.test.Test
 import kotlin.test.assertContentEquals
@@ -24,7 +24,7 @@ import kotlinx.serialization.json.put
 class NativeSocketIoTest {
     @Test
     fun eventsAcksBinaryAndNamespacesOverPollingUpgradedToWebSocket() = runBlocking {
-        val server = SocketIoServerProcess.start("--transports", "polling,websocket")
+        val server = ServerProcess.socketIo("--transports", "polling,websocket")
         if (server == null) {
             println("note: TETHER_SOCKETIO_SERVER is not set (npm socket.io not installed): skipped")
             return@runBlocking

@@ -26,8 +26,11 @@ import dev.tether.cinterop.ws_pause
 import dev.tether.cinterop.ws_poll_event
 import dev.tether.cinterop.ws_poll_set_add
 import dev.tether.cinterop.ws_poll_set_add_sio
+import dev.tether.cinterop.ws_poll_set_add_sse
 import dev.tether.cinterop.ws_poll_set_rearm_sio
+import dev.tether.cinterop.ws_poll_set_rearm_sse
 import dev.tether.cinterop.ws_poll_set_remove_sio
+import dev.tether.cinterop.ws_poll_set_remove_sse
 import dev.tether.cinterop.ws_poll_set_new
 import dev.tether.cinterop.ws_poll_set_rearm
 import dev.tether.cinterop.ws_poll_set_remove
@@ -80,6 +83,9 @@ internal object CinteropBinding : Binding {
 
     override fun connectSocketIo(url: String, optionsJson: String): RawSocketIo =
         dev.tether.internal.connectSocketIo(url, optionsJson)
+
+    override fun connectSse(url: String, optionsJson: String): RawSse =
+        dev.tether.internal.connectSse(url, optionsJson)
 
     override fun newPollSet(): RawPollSet {
         val pointer = memScoped {
@@ -242,6 +248,7 @@ internal class CinteropPollSet(private val pointer: CPointer<ws_poll_set>) : Raw
         orThrow(
             when (client) {
                 is CinteropSocketIo -> ws_poll_set_add_sio(pointer, client.pointer, token.toULong())
+                is CinteropSse -> ws_poll_set_add_sse(pointer, client.pointer, token.toULong())
                 else -> ws_poll_set_add(pointer, client.pointer(), token.toULong())
             },
         )
@@ -251,6 +258,7 @@ internal class CinteropPollSet(private val pointer: CPointer<ws_poll_set>) : Raw
         orThrow(
             when (client) {
                 is CinteropSocketIo -> ws_poll_set_rearm_sio(pointer, client.pointer)
+                is CinteropSse -> ws_poll_set_rearm_sse(pointer, client.pointer)
                 else -> ws_poll_set_rearm(pointer, client.pointer())
             },
         )
@@ -260,6 +268,7 @@ internal class CinteropPollSet(private val pointer: CPointer<ws_poll_set>) : Raw
         orThrow(
             when (client) {
                 is CinteropSocketIo -> ws_poll_set_remove_sio(pointer, client.pointer)
+                is CinteropSse -> ws_poll_set_remove_sse(pointer, client.pointer)
                 else -> ws_poll_set_remove(pointer, client.pointer())
             },
         )

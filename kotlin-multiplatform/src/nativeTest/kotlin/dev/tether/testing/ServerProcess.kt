@@ -23,11 +23,14 @@ import platform.posix.remove
 import platform.posix.usleep
 
 /**
- * The npm socket.io server (tests/interop/socketio_server.js, which
- * `TETHER_SOCKETIO_SERVER` names) as a child process on 127.0.0.1. It exits when [close]
- * closes its stdin. Null from [start] when the variable is not set (npm peers not installed).
+ * A test server as a child process on 127.0.0.1 that prints `LISTENING <port>` first and
+ * exits when [close] closes its stdin: npm socket.io ([socketIo]) or sse-starlette ([sse]).
  */
-class SocketIoServerProcess private constructor(private val stdin: CPointer<FILE>, private val outFile: String) : AutoCloseable {
+class ServerProcess private constructor(
+    private val what: String,
+    private val stdin: CPointer<FILE>,
+    private val outFile: String,
+) : AutoCloseable {
     val port: Int = awaitPort()
     val url: String get() = "http://127.0.0.1:$port"
 
@@ -37,7 +40,7 @@ class SocketIoServerProcess private constructor(private val stdin: CPointer<FILE
             firstLine()?.let { return it.removePrefix("LISTENING ").trim().toInt() }
             usleep(20_000u)
         }
-        error("the socket.io server printed nothing within 20 s")
+        error("the $what server printed nothing within 20 s")
     }
 
     private fun firstLine(): String? {
@@ -60,15 +63,33 @@ class SocketIoServerProcess private constructor(private val stdin: CPointer<FILE
     companion object {
         private val ids = AtomicInt(0)
 
-        fun start(vararg args: String): SocketIoServerProcess? {
+        /**
+         * The npm socket.io server (tests/interop/socketio_server.js, which
+         * `TETHER_SOCKETIO_SERVER` names); null when the variable is not set (not installed).
+         */
+        fun socketIo(vararg args: String): ServerProcess? {
             val script = getenv("TETHER_SOCKETIO_SERVER")?.toKString() ?: return null
-            val dir = getenv("TMPDIR")?.toKString() ?: "/tmp"
-            val out = "$dir/tether-sio-${getpid()}-${ids.incrementAndGet()}.out"
-            remove(out)
             val quoted = args.joinToString(" ") { "'$it'" }
-            val stdin = popen("exec node '$script' $quoted > '$out'", "w") ?: error("cannot start node")
+            return start("socket.io", "exec node '$script' $quoted")
+        }
+
+        /**
+         * The sse-starlette server (tests/interop/sse_server.py, run by the Python that
+         * `TETHER_SSE_PYTHON` names); null when the variables are not set (not installed).
+         */
+        fun sse(): ServerProcess? {
+            val python = getenv("TETHER_SSE_PYTHON")?.toKString() ?: return null
+            val script = getenv("TETHER_SSE_SERVER")?.toKString() ?: return null
+            return start("sse-starlette", "exec '$python' '$script' 0")
+        }
+
+        private fun start(what: String, command: String): ServerProcess {
+            val dir = getenv("TMPDIR")?.toKString() ?: "/tmp"
+            val out = "$dir/tether-server-${getpid()}-${ids.incrementAndGet()}.out"
+            remove(out)
+            val stdin = popen("$command > '$out'", "w") ?: error("cannot start the $what server")
             return try {
-                SocketIoServerProcess(stdin, out)
+                ServerProcess(what, stdin, out)
             } catch (e: Throwable) {
                 pclose(stdin)
                 throw e
