@@ -7,11 +7,15 @@ import dev.tether.testing.ScriptedSseServer.Companion.send
 import dev.tether.testing.ScriptedSseServer.Companion.untilClientGoes
 import dev.tether.testing.SseStarletteServer
 import dev.tether.testing.await
+import dev.tether.testing.eventually
 import kotlin.time.Duration
 import kotlin.time.Duration.Companion.hours
 import kotlin.time.Duration.Companion.milliseconds
 import kotlin.time.Duration.Companion.minutes
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.cancel
 import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.take
@@ -200,6 +204,33 @@ class SseTest {
         }
         assertEquals(listOf(ServerSentEvent("message", "0", "hello 0"), ServerSentEvent("message", "1", "hello 1")), got)
         assertEquals("0", header(server.requests[1], "Last-Event-ID"))
+    }
+
+    @Test
+    fun `SSE clients are freed when their scope is cancelled and when the app forgets them`() = runBlocking<Unit> {
+        val server = scripted { n, _, connection ->
+            connection.send(OPEN)
+            connection.send("data: hello $n\n\n")
+            connection.untilClientGoes()
+        }
+        val before = TetherClient.liveNativeClients()
+        val scope = CoroutineScope(Job())
+        val clients = (1..20).map { client.connectSse(server.url(), scope) }
+        for (sse in clients) withTimeout(30.seconds) { sse.incoming.first() }
+        scope.cancel()
+        eventually(30.seconds, "live native clients back to $before") { TetherClient.liveNativeClients() == before }
+        for (sse in clients) sse.state.await(30.seconds) { it == ConnectionState.Closed }
+
+        openAndForget(server.url(), 10)
+        eventually(30.seconds, "forgotten SSE clients freed") {
+            System.gc()
+            TetherClient.liveNativeClients() == before
+        }
+    }
+
+    /** Opens [count] clients and keeps no reference to them. */
+    private fun openAndForget(url: String, count: Int) {
+        repeat(count) { client.connectSse(url) }
     }
 
     @Test
