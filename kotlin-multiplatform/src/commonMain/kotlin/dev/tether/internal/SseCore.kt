@@ -132,7 +132,7 @@ internal class SseCore(config: TetherConfig, parent: Job?) : EventSink {
         for (slice in 0 until Int.MAX_VALUE) {
             if (stopping) return
             try {
-                if (withTimeoutOrNull(SessionCore.SLICE) { incoming.send(event) } != null) return
+                if (incoming.sendWithin(event, SessionCore.SLICE)) return
             } catch (e: Exception) {
                 // The app cancelled `incoming`: nobody takes events any more.
                 return
