@@ -85,8 +85,16 @@ internal class SocketIoCore(parent: Job?, private val ackTimeout: Duration) : Ev
 
     fun join(name: String, authJson: String?) {
         val ns = namespace(name)
-        raw { it.join(name, authJson) }
+        // Joining before the CONNECT goes out: set after, it could overwrite the server's
+        // answer when this thread is descheduled past the round trip (a loaded machine).
+        val before = ns.state.value
         ns.state.value = NamespaceState.Joining
+        try {
+            raw { it.join(name, authJson) }
+        } catch (e: Throwable) {
+            ns.state.compareAndSet(NamespaceState.Joining, before)
+            throw e
+        }
     }
 
     fun leave(name: String) {
