@@ -858,6 +858,42 @@ ws_status ws_poll_set_watch_room(ws_poll_set *set, ws_client *client);
 ws_status ws_poll_set_remove(ws_poll_set *set, ws_client *client);
 
 /**
+ * `ws_poll_set_add` for a Socket.IO client: its events are reported as
+ * `token`, drained with `sio_poll_event` (timeout 0). Remove it with
+ * `ws_poll_set_remove_sio` before `sio_free`.
+ */
+ws_status ws_poll_set_add_sio(ws_poll_set *set, sio_client *client, uint64_t token);
+
+/**
+ * `ws_poll_set_rearm` for a Socket.IO client.
+ */
+ws_status ws_poll_set_rearm_sio(ws_poll_set *set, sio_client *client);
+
+/**
+ * `ws_poll_set_remove` for a Socket.IO client: on return `sio_free` may
+ * follow.
+ */
+ws_status ws_poll_set_remove_sio(ws_poll_set *set, sio_client *client);
+
+/**
+ * `ws_poll_set_add` for a Server-Sent Events client: its events are
+ * reported as `token`, drained with `sse_poll_event` (timeout 0). Remove
+ * it with `ws_poll_set_remove_sse` before `sse_free`.
+ */
+ws_status ws_poll_set_add_sse(ws_poll_set *set, sse_client *client, uint64_t token);
+
+/**
+ * `ws_poll_set_rearm` for a Server-Sent Events client.
+ */
+ws_status ws_poll_set_rearm_sse(ws_poll_set *set, sse_client *client);
+
+/**
+ * `ws_poll_set_remove` for a Server-Sent Events client: on return
+ * `sse_free` may follow.
+ */
+ws_status ws_poll_set_remove_sse(ws_poll_set *set, sse_client *client);
+
+/**
  * Waits until armed members have events pending, writes their tokens to
  * `tokens` (at most `capacity`; the others stay armed and come with the
  * next wait), disarms them and writes how many to `*out_count`. Room

@@ -34,9 +34,10 @@ stale() {
 mkdir -p "$OUT"
 DEPS=(-l "$KLIBS/kotlinx-coroutines-core-linuxx64-1.10.2.klib" -l "$KLIBS/atomicfu-linuxx64-0.26.1.klib"
   -l "$KLIBS/atomicfu-linuxx64-0.26.1-cinterop-interop.klib"
-  -l "$KLIBS/kotlinx-serialization-core-linuxx64-1.8.1.klib")
-# The tests' format (the library itself needs only the core).
-TEST_DEPS=(-l "$KLIBS/kotlinx-serialization-json-linuxx64-1.8.1.klib")
+  -l "$KLIBS/kotlinx-serialization-core-linuxx64-1.8.1.klib"
+  -l "$KLIBS/kotlinx-serialization-json-linuxx64-1.8.1.klib")
+# Socket.IO's arguments are JSON elements: the library needs the JSON format too.
+TEST_DEPS=()
 
 # 1. cinterop: the bindings of tether.h, with libtether.a inside the klib.
 DEF=$KMP/src/nativeInterop/cinterop/tether.def
@@ -77,5 +78,14 @@ if stale "$OUT/test.stamp" "$OUT/library.stamp" $KMP/src/commonTest $KMP/src/nat
 fi
 log "built in $((SECONDS - started)) s; running the tests"
 
+# The Socket.IO tests need npm socket.io (scripts/test-interop.sh installs it).
+if [ -e "$ROOT/tests/interop/node_modules/socket.io/package.json" ]; then
+  export TETHER_SOCKETIO_SERVER="$ROOT/tests/interop/socketio_server.js"
+fi
+# The SSE test needs sse-starlette (scripts/test-interop.sh installs it into a venv).
+if "$ROOT/.tools/interop/sse-venv/bin/python" -c 'import sse_starlette, uvicorn' 2>/dev/null; then
+  export TETHER_SSE_PYTHON="$ROOT/.tools/interop/sse-venv/bin/python"
+  export TETHER_SSE_SERVER="$ROOT/tests/interop/sse_server.py"
+fi
 TETHER_ECHO_SERVER="$ROOT/target/debug/examples/echo_server" timeout 300 "$OUT/tether-test.kexe" "$@"
 log "done in $((SECONDS - started)) s"

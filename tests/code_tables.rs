@@ -13,11 +13,13 @@ use std::path::Path;
 use tether::ffi::{ws_error_code, ws_event_kind, ws_state, ws_status};
 
 /// The C ABI's enums and the files that declare them.
-const ENUMS: [(&str, &str); 4] = [
+const ENUMS: [(&str, &str); 6] = [
     ("ws_status", "src/error.rs"),
     ("ws_error_code", "src/error.rs"),
     ("ws_state", "src/ffi/mod.rs"),
     ("ws_event_kind", "src/ffi/mod.rs"),
+    ("sio_event_kind", "src/ffi/sio.rs"),
+    ("sse_event_kind", "src/ffi/sse.rs"),
 ];
 
 const KOTLIN: &str = "kotlin-multiplatform/src";

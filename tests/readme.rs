@@ -1,6 +1,6 @@
 //! README.md shows the examples as they are in the files that the tests
 //! compile and run (examples/c/echo.c and examples/c/sse.c by
-//! tests/c_abi.rs, the Kotlin one by the Kotlin suite). This keeps the README true.
+//! tests/c_abi.rs, the Kotlin ones by the Kotlin suite). This keeps the README true.
 
 fn read(path: &str) -> String {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -52,5 +52,27 @@ fn the_testkit_example_is_the_one_the_tests_run() {
     assert!(
         read("README.md").contains(body.trim()),
         "README.md differs from the testkit's ChatViewModelTest.kt"
+    );
+}
+
+#[test]
+fn the_kotlin_socketio_example_is_the_one_the_tests_run() {
+    let file =
+        read("kotlin-multiplatform/src/jvmTest/kotlin/dev/tether/readme/ReadmeSocketIoExample.kt");
+    let body = &file[file.find("import ").expect("imports")..];
+    assert!(
+        read("README.md").contains(body.trim()),
+        "README.md differs from ReadmeSocketIoExample.kt"
+    );
+}
+
+#[test]
+fn the_kotlin_sse_example_is_the_one_the_tests_run() {
+    let file =
+        read("kotlin-multiplatform/src/jvmTest/kotlin/dev/tether/readme/ReadmeSseExample.kt");
+    let body = &file[file.find("import ").expect("imports")..];
+    assert!(
+        read("README.md").contains(body.trim()),
+        "README.md differs from ReadmeSseExample.kt"
     );
 }

@@ -464,6 +464,92 @@ pub extern "C" fn ws_poll_set_remove(set: *mut ws_poll_set, client: *mut ws_clie
     })
 }
 
+/// `ws_poll_set_add` for a Socket.IO client: its events are reported as
+/// `token`, drained with `sio_poll_event` (timeout 0). Remove it with
+/// `ws_poll_set_remove_sio` before `sio_free`.
+#[no_mangle]
+pub extern "C" fn ws_poll_set_add_sio(
+    set: *mut ws_poll_set,
+    client: *mut super::sio::sio_client,
+    token: u64,
+) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: the caller passes live handles (or NULL).
+        let (set, client) = unsafe { (poll_set(set)?, super::sio::client_of(client)?) };
+        set.add(client.session(), token)
+    })
+}
+
+/// `ws_poll_set_rearm` for a Socket.IO client.
+#[no_mangle]
+pub extern "C" fn ws_poll_set_rearm_sio(
+    set: *mut ws_poll_set,
+    client: *mut super::sio::sio_client,
+) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: the caller passes live handles (or NULL).
+        let (set, client) = unsafe { (poll_set(set)?, super::sio::client_of(client)?) };
+        set.rearm(client.session())
+    })
+}
+
+/// `ws_poll_set_remove` for a Socket.IO client: on return `sio_free` may
+/// follow.
+#[no_mangle]
+pub extern "C" fn ws_poll_set_remove_sio(
+    set: *mut ws_poll_set,
+    client: *mut super::sio::sio_client,
+) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: the caller passes live handles (or NULL).
+        let (set, client) = unsafe { (poll_set(set)?, super::sio::client_of(client)?) };
+        set.remove(client.session())
+    })
+}
+
+/// `ws_poll_set_add` for a Server-Sent Events client: its events are
+/// reported as `token`, drained with `sse_poll_event` (timeout 0). Remove
+/// it with `ws_poll_set_remove_sse` before `sse_free`.
+#[no_mangle]
+pub extern "C" fn ws_poll_set_add_sse(
+    set: *mut ws_poll_set,
+    client: *mut super::sse::sse_client,
+    token: u64,
+) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: the caller passes live handles (or NULL).
+        let (set, client) = unsafe { (poll_set(set)?, super::sse::client_of(client)?) };
+        set.add(client.session(), token)
+    })
+}
+
+/// `ws_poll_set_rearm` for a Server-Sent Events client.
+#[no_mangle]
+pub extern "C" fn ws_poll_set_rearm_sse(
+    set: *mut ws_poll_set,
+    client: *mut super::sse::sse_client,
+) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: the caller passes live handles (or NULL).
+        let (set, client) = unsafe { (poll_set(set)?, super::sse::client_of(client)?) };
+        set.rearm(client.session())
+    })
+}
+
+/// `ws_poll_set_remove` for a Server-Sent Events client: on return
+/// `sse_free` may follow.
+#[no_mangle]
+pub extern "C" fn ws_poll_set_remove_sse(
+    set: *mut ws_poll_set,
+    client: *mut super::sse::sse_client,
+) -> ws_status {
+    panic::guard(|| {
+        // SAFETY: the caller passes live handles (or NULL).
+        let (set, client) = unsafe { (poll_set(set)?, super::sse::client_of(client)?) };
+        set.remove(client.session())
+    })
+}
+
 /// Waits until armed members have events pending, writes their tokens to
 /// `tokens` (at most `capacity`; the others stay armed and come with the
 /// next wait), disarms them and writes how many to `*out_count`. Room

@@ -136,6 +136,15 @@ unsafe fn handle<'a>(ptr: *const sio_client) -> Result<&'a sio_client, Error> {
     unsafe { ptr.as_ref() }.ok_or(Error::NullArgument("client"))
 }
 
+/// The Rust client behind a handle (for the poll set).
+///
+/// # Safety
+/// As [`handle`].
+pub(crate) unsafe fn client_of<'a>(ptr: *const sio_client) -> Result<&'a SocketIoClient, Error> {
+    // SAFETY: forwarded caller contract.
+    unsafe { handle(ptr) }.map(|h| &h.client)
+}
+
 fn with_sio(
     client: *mut sio_client,
     call: impl FnOnce(&SocketIoClient) -> Result<(), Error>,

@@ -124,6 +124,15 @@ unsafe fn handle<'a>(ptr: *const sse_client) -> Result<&'a sse_client, Error> {
     unsafe { ptr.as_ref() }.ok_or(Error::NullArgument("client"))
 }
 
+/// The Rust client behind a handle (for the poll set).
+///
+/// # Safety
+/// As [`handle`].
+pub(crate) unsafe fn client_of<'a>(ptr: *const sse_client) -> Result<&'a SseClient, Error> {
+    // SAFETY: forwarded caller contract.
+    unsafe { handle(ptr) }.map(|h| &h.client)
+}
+
 /// Opens a Server-Sent Events client for `url` and starts connecting in
 /// the background.
 ///

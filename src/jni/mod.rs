@@ -22,6 +22,8 @@
 mod boundary;
 mod handle;
 mod poll_set;
+mod sio;
+mod sse;
 mod wire;
 
 use ::jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JString, ReleaseMode};

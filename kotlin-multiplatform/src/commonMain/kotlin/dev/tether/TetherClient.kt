@@ -3,6 +3,8 @@ package dev.tether
 import dev.tether.internal.GuardedClient
 import dev.tether.internal.Poller
 import dev.tether.internal.SessionCore
+import dev.tether.internal.SocketIoCore
+import dev.tether.internal.SseCore
 import dev.tether.internal.platformBinding
 import kotlin.time.Duration
 import kotlinx.coroutines.CoroutineScope
@@ -93,6 +95,123 @@ public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable
         result
     }
 
+    /**
+     * Opens a Socket.IO client for [url] (`http://` or `https://`, no path) with this
+     * client's configuration plus [configure]'s, joins `/` and starts connecting; returns at
+     * once. Ownership as in [connect]. Throws [TetherError.InvalidArgument] for a bad URL or
+     * option.
+     */
+    public fun connectSocketIo(
+        url: String,
+        scope: CoroutineScope? = null,
+        configure: SocketIoConfig.() -> Unit = {},
+    ): SocketIo {
+        val sio = SocketIoConfig().apply(configure)
+        val optionsJson = sio.withInto(config.toJson())
+        val parent = scope?.coroutineContext?.get(Job) ?: job
+        val core = SocketIoCore(parent, sio.ackTimeout ?: DEFAULT_ACK_TIMEOUT)
+        val binding = platformBinding()
+        val raw = try {
+            binding.connectSocketIo(url, optionsJson)
+        } catch (e: Throwable) {
+            core.job.cancel()
+            throw e
+        }
+        val native = GuardedClient(raw, core::released)
+        core.attach(native)
+        try {
+            Poller.serve(native, core)
+        } catch (e: Throwable) {
+            core.close()
+            native.destroy()
+            throw e
+        }
+        val io = SocketIo(url, core)
+        binding.onUnreachable(io) { core.close() }
+        return io
+    }
+
+    /**
+     * Ktor-shaped: connects a Socket.IO client to [url], waits until `/` is connected, runs
+     * [block] with it as receiver, then closes and waits for the end. Cancelling the caller,
+     * or an exception in [block], closes it.
+     */
+    public suspend fun <T> socketIo(
+        url: String,
+        configure: SocketIoConfig.() -> Unit = {},
+        block: suspend SocketIoScope.() -> T,
+    ): T = coroutineScope {
+        val io = connectSocketIo(url, this, configure)
+        try {
+            io.awaitConnected()
+            val result = SocketIoScope(io, this).block()
+            io.close()
+            io.awaitClosed()
+            result
+        } finally {
+            io.close()
+        }
+    }
+
+    /**
+     * Opens a Server-Sent Events client for [url] (`http://` or `https://`) with this
+     * client's configuration plus [configure]'s, and starts connecting; returns at once.
+     * Ownership as in [connect]. Throws [TetherError.InvalidArgument] for a bad URL or option
+     * (WebSocket-only options included).
+     */
+    public fun connectSse(
+        url: String,
+        scope: CoroutineScope? = null,
+        configure: SseConfig.() -> Unit = {},
+    ): ServerSentEvents {
+        val optionsJson = SseConfig().apply(configure).withInto(config.toJson())
+        val parent = scope?.coroutineContext?.get(Job) ?: job
+        val core = SseCore(config, parent)
+        val binding = platformBinding()
+        val raw = try {
+            binding.connectSse(url, optionsJson)
+        } catch (e: Throwable) {
+            core.job.cancel()
+            throw e
+        }
+        val native = GuardedClient(raw, core::released)
+        core.attach(native)
+        try {
+            Poller.serve(native, core)
+        } catch (e: Throwable) {
+            core.abandon()
+            native.destroy()
+            throw e
+        }
+        val sse = ServerSentEvents(url, core)
+        // The action must not capture `sse`, or it would never become unreachable.
+        binding.onUnreachable(sse) { core.abandon() }
+        return sse
+    }
+
+    /**
+     * Ktor-shaped (`client.sse(url) { for (event in incoming) … }`): connects to [url], runs
+     * [block] with the client as receiver, then closes and waits until the native client is
+     * released. `incoming` ends when the client ends (a 204, an error that is not retried,
+     * [SseScope.close]); [SseScope.awaitOpen] throws the error that ended it. Cancelling the
+     * caller, or an exception in [block], closes it.
+     */
+    public suspend fun <T> sse(
+        url: String,
+        configure: SseConfig.() -> Unit = {},
+        block: suspend SseScope.() -> T,
+    ): T = coroutineScope {
+        val sse = connectSse(url, this, configure)
+        try {
+            val result = SseScope(sse, this).block()
+            sse.close()
+            sse.awaitClosed()
+            result
+        } finally {
+            sse.close()
+        }
+    }
+
     /** Closes (1001) every session opened without a scope of its own. */
     override fun close() {
         job.cancel()
@@ -100,6 +219,7 @@ public class TetherClient(config: TetherConfig = TetherConfig()) : AutoCloseable
 
     public companion object {
         private const val GOING_AWAY = 1001
+        private val DEFAULT_ACK_TIMEOUT: Duration = kotlin.time.Duration.parse("10s")
 
         /** Native clients alive in this process: what a leak check compares. */
         public fun liveNativeClients(): Long = platformBinding().liveClients()

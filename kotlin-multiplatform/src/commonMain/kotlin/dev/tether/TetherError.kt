@@ -98,6 +98,9 @@ public sealed class TetherError(message: String, public val code: Int) : Excepti
      */
     public class Proxy(message: String) : TetherError(message, Codes.WS_ERROR_PROXY)
 
+    /** No acknowledgement came in time (Socket.IO `emitWithAck`). */
+    public class AckTimeout(message: String) : TetherError(message, Codes.WS_TIMEOUT)
+
     /** A code this version does not know. */
     public class Unknown(code: Int, message: String) : TetherError(message, code)
 
@@ -108,6 +111,7 @@ public sealed class TetherError(message: String, public val code: Int) : Excepti
         fun of(code: Int, message: String): TetherError = when (code) {
             Codes.WS_ERR_NULL_ARGUMENT, Codes.WS_ERR_INVALID_ARGUMENT -> InvalidArgument(message)
             Codes.WS_ERR_QUEUE_FULL -> QueueFull(message)
+            Codes.WS_TIMEOUT -> AckTimeout(message)
             Codes.WS_ERR_CLOSED -> Closed(message)
             Codes.WS_ERR_INTERNAL -> Internal(message)
             Codes.WS_ERROR_CONNECT -> ConnectFailed(message)

@@ -266,7 +266,7 @@ public class TetherSession internal constructor(
 
 /** A [StateFlow] that keeps [owner] reachable while it is held or collected. */
 @OptIn(ExperimentalForInheritanceCoroutinesApi::class)
-private class OwnedStateFlow<T>(private val owner: Any, private val delegate: StateFlow<T>) : StateFlow<T> {
+internal class OwnedStateFlow<T>(private val owner: Any, private val delegate: StateFlow<T>) : StateFlow<T> {
     override val value: T get() = delegate.value
     override val replayCache: List<T> get() = delegate.replayCache
 

@@ -12,6 +12,20 @@ internal interface Binding {
     /** Opens a native client for [url] with [optionsJson]; it starts connecting at once. */
     fun connect(url: String, optionsJson: String): RawClient
 
+    /**
+     * Opens a native Socket.IO client (`sio_connect`). Its [RawClient] side is what the
+     * poller and the lifecycle calls use; its events come as [NativeEvent.SocketIo] and the
+     * common ones (state, reconnecting, error, terminated).
+     */
+    fun connectSocketIo(url: String, optionsJson: String): RawSocketIo
+
+    /**
+     * Opens a native Server-Sent Events client (`sse_connect`). Its events come as
+     * [NativeEvent.ServerSent], [NativeEvent.Open] and the common ones (state,
+     * reconnecting, error, terminated).
+     */
+    fun connectSse(url: String, optionsJson: String): RawSse
+
     /** A new, empty poll set (`ws_poll_set_new`). */
     fun newPollSet(): RawPollSet
 
@@ -76,6 +90,28 @@ internal interface RawClient {
     /** Releases the native client: once, after every other call has returned. */
     fun free()
 }
+
+/**
+ * A native Socket.IO client. The WebSocket-only calls of [RawClient] (sends, outbox, flush,
+ * stats) throw [dev.tether.TetherError.InvalidArgument]: Socket.IO sends with [emit].
+ */
+internal interface RawSocketIo : RawClient {
+    fun join(namespace: String, authJson: String?)
+    fun leave(namespace: String)
+
+    /** Emits; the ack id (≥ 1) when [wantAck], 0 otherwise; null when the queue is full. */
+    fun emit(namespace: String, event: String, argsJson: String, attachments: List<ByteArray>, wantAck: Boolean): Long?
+
+    /** Answers the server's event [ackId]; false when the queue is full. */
+    fun ack(namespace: String, ackId: Long, argsJson: String, attachments: List<ByteArray>): Boolean
+}
+
+/**
+ * A native Server-Sent Events client: receive-only. The sending calls of [RawClient] (sends,
+ * outbox, flush) and stats throw [dev.tether.TetherError.InvalidArgument]; close takes no
+ * code (an SSE stream has no close handshake).
+ */
+internal interface RawSse : RawClient
 
 /**
  * A set of clients that one thread waits on (`ws_poll_set_*`): a wait reports the tokens of
@@ -152,6 +188,16 @@ internal sealed class NativeEvent {
     /** Tracked outbox messages that went out again, oldest first. */
     class Resent(val ids: LongArray) : NativeEvent()
     data object Terminated : NativeEvent()
+
+    /** What a Socket.IO server did (Socket.IO clients only). */
+    class SocketIo(val event: SioNativeEvent) : NativeEvent()
+
+    /**
+     * An event of a `text/event-stream` (Server-Sent Events clients only): its [type]
+     * (`"message"` when the stream named none), the last event [id] in force (null until one
+     * was set) and its [data].
+     */
+    class ServerSent(val type: String, val id: String?, val data: String) : NativeEvent()
 
     companion object {
         private val EMPTY = ByteArray(0)

@@ -2,8 +2,8 @@ package dev.tether.internal
 
 /**
  * The core's numbers under their C names (include/tether.h): `ws_status`, `ws_error_code`,
- * `ws_state` and `ws_event_kind`, which the JNI wire format shares. Declared once, in Rust
- * (src/error.rs, src/ffi/mod.rs); this is their one Kotlin copy, and the rest of the Kotlin
+ * `ws_state`, `ws_event_kind`, `sio_event_kind` and `sse_event_kind`, which the JNI wire
+ * formats share. Declared once, in Rust (src/error.rs, src/ffi/); this is their one Kotlin copy, and the rest of the Kotlin
  * code names them from here. tests/code_tables.rs (`cargo test --test code_tables`) fails
  * when a name or a number here differs from Rust's, when one is missing or extra, and when
  * an error code has no [dev.tether.TetherError] of its own.
@@ -54,4 +54,24 @@ internal object Codes {
     const val WS_EVENT_ERROR = 6
     const val WS_EVENT_TERMINATED = 7
     const val WS_EVENT_RESENT = 8
+
+    // sio_event_kind (Socket.IO clients)
+    const val SIO_EVENT_STATE = 0
+    const val SIO_EVENT_CONNECT = 1
+    const val SIO_EVENT_CONNECT_ERROR = 2
+    const val SIO_EVENT_DISCONNECT = 3
+    const val SIO_EVENT_EVENT = 4
+    const val SIO_EVENT_ACK = 5
+    const val SIO_EVENT_RECONNECTING = 6
+    const val SIO_EVENT_ERROR = 7
+    const val SIO_EVENT_TERMINATED = 8
+
+    // sse_event_kind (Server-Sent Events clients)
+    const val SSE_EVENT_STATE = 0
+    const val SSE_EVENT_OPEN = 1
+    const val SSE_EVENT_MESSAGE = 2
+    const val SSE_EVENT_RECONNECTING = 3
+    const val SSE_EVENT_ERROR = 4
+    const val SSE_EVENT_TERMINATED = 5
 }
+

@@ -13,13 +13,17 @@ import kotlin.time.Duration.Companion.seconds
 import kotlin.time.ComparableTimeMark
 import kotlin.time.TimeSource
 import kotlinx.coroutines.CompletableJob
+import kotlinx.coroutines.ExperimentalCoroutinesApi
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.channels.BufferOverflow
 import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.combine
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.selects.onTimeout
+import kotlinx.coroutines.selects.select
 import kotlinx.coroutines.withTimeoutOrNull
 
 /**
@@ -158,6 +162,8 @@ internal class SessionCore(
                 events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
             }
             is NativeEvent.Resent -> events.trySend(TetherEvent.Resent(event.ids.toList()))
+            // Only Socket.IO clients ([SocketIoCore]) and SSE clients ([SseCore]) get these.
+            is NativeEvent.SocketIo, is NativeEvent.ServerSent -> {}
             NativeEvent.Terminated -> finish()
         }
     }
@@ -194,7 +200,7 @@ internal class SessionCore(
             val asked = closeAskedAt
             if (asked != null && asked.elapsedNow() > CLOSE_DRAIN) return
             try {
-                if (withTimeoutOrNull(SLICE) { frames.send(frame) } != null) return
+                if (frames.sendWithin(frame, SLICE)) return
             } catch (e: Exception) {
                 // The app cancelled `incoming`: nobody takes frames any more.
                 return
@@ -242,4 +248,16 @@ internal class SessionCore(
 /** Keeps [owner] reachable up to this call (the session while its flows are collected). */
 @Suppress("UNUSED_PARAMETER")
 internal fun keepAlive(owner: Any) {
+}
+
+/**
+ * Sends [element] if the channel takes it within [timeout]; true when it did. A select, not
+ * `withTimeoutOrNull { send(element) }`: there a timeout that races a send which already
+ * happened reports it unsent (prompt cancellation), and the caller's retry delivers the
+ * element twice (seen as a duplicated frame at the incoming buffer's boundary).
+ */
+@OptIn(ExperimentalCoroutinesApi::class)
+internal suspend fun <E> SendChannel<E>.sendWithin(element: E, timeout: Duration): Boolean = select {
+    onSend(element) { true }
+    onTimeout(timeout) { false }
 }

@@ -14,6 +14,16 @@ internal object JniBinding : Binding {
         return JniClient(translate { NativeBridge.connect(url, optionsJson) })
     }
 
+    override fun connectSocketIo(url: String, optionsJson: String): RawSocketIo {
+        NativeLibrary.check()
+        return JniSocketIo(translate { SioBridge.connect(url, optionsJson) })
+    }
+
+    override fun connectSse(url: String, optionsJson: String): RawSse {
+        NativeLibrary.check()
+        return JniSse(translate { SseBridge.connect(url, optionsJson) })
+    }
+
     override fun newPollSet(): RawPollSet {
         NativeLibrary.check()
         return JniPollSet(translate { NativeBridge.pollSetNew() })
@@ -109,12 +119,35 @@ internal class JniClient(private val pointer: Long) : RawClient {
 
 /** The process's poll set through [NativeBridge]. */
 internal class JniPollSet(private val pointer: Long) : RawPollSet {
-    private fun RawClient.handle(): Long = (this as JniClient).handle
+    override fun add(client: RawClient, token: Long) = translate {
+        when (client) {
+            is JniSocketIo -> SioBridge.pollSetAdd(pointer, client.handle, token)
+            is JniSse -> SseBridge.pollSetAdd(pointer, client.handle, token)
+            else -> NativeBridge.pollSetAdd(pointer, (client as JniClient).handle, token)
+        }
+    }
 
-    override fun add(client: RawClient, token: Long) = translate { NativeBridge.pollSetAdd(pointer, client.handle(), token) }
-    override fun rearm(client: RawClient) = translate { NativeBridge.pollSetRearm(pointer, client.handle()) }
-    override fun remove(client: RawClient) = translate { NativeBridge.pollSetRemove(pointer, client.handle()) }
-    override fun watchRoom(client: RawClient) = translate { NativeBridge.pollSetWatchRoom(pointer, client.handle()) }
+    override fun rearm(client: RawClient) = translate {
+        when (client) {
+            is JniSocketIo -> SioBridge.pollSetRearm(pointer, client.handle)
+            is JniSse -> SseBridge.pollSetRearm(pointer, client.handle)
+            else -> NativeBridge.pollSetRearm(pointer, (client as JniClient).handle)
+        }
+    }
+
+    override fun remove(client: RawClient) = translate {
+        when (client) {
+            is JniSocketIo -> SioBridge.pollSetRemove(pointer, client.handle)
+            is JniSse -> SseBridge.pollSetRemove(pointer, client.handle)
+            else -> NativeBridge.pollSetRemove(pointer, (client as JniClient).handle)
+        }
+    }
+
+    /** Only WebSocket sessions wait for room in their queue (Socket.IO and SSE emit or read only). */
+    override fun watchRoom(client: RawClient) = translate {
+        NativeBridge.pollSetWatchRoom(pointer, (client as JniClient).handle)
+    }
+
     override fun wait(timeoutMs: Int, tokens: LongArray): Int = translate { NativeBridge.pollSetWait(pointer, timeoutMs, tokens) }
     override fun wake() = translate { NativeBridge.pollSetWake(pointer) }
 }

@@ -25,6 +25,12 @@ import dev.tether.cinterop.ws_outbox_pending
 import dev.tether.cinterop.ws_pause
 import dev.tether.cinterop.ws_poll_event
 import dev.tether.cinterop.ws_poll_set_add
+import dev.tether.cinterop.ws_poll_set_add_sio
+import dev.tether.cinterop.ws_poll_set_add_sse
+import dev.tether.cinterop.ws_poll_set_rearm_sio
+import dev.tether.cinterop.ws_poll_set_rearm_sse
+import dev.tether.cinterop.ws_poll_set_remove_sio
+import dev.tether.cinterop.ws_poll_set_remove_sse
 import dev.tether.cinterop.ws_poll_set_new
 import dev.tether.cinterop.ws_poll_set_rearm
 import dev.tether.cinterop.ws_poll_set_remove
@@ -75,6 +81,12 @@ internal object CinteropBinding : Binding {
         Unreachables.sweep()
         return CinteropClient(pointer)
     }
+
+    override fun connectSocketIo(url: String, optionsJson: String): RawSocketIo =
+        dev.tether.internal.connectSocketIo(url, optionsJson)
+
+    override fun connectSse(url: String, optionsJson: String): RawSse =
+        dev.tether.internal.connectSse(url, optionsJson)
 
     override fun newPollSet(): RawPollSet {
         val pointer = memScoped {
@@ -234,15 +246,33 @@ internal class CinteropPollSet(private val pointer: CPointer<ws_poll_set>) : Raw
     private fun RawClient.pointer(): CPointer<ws_client> = (this as CinteropClient).pointer
 
     override fun add(client: RawClient, token: Long) {
-        orThrow(ws_poll_set_add(pointer, client.pointer(), token.toULong()))
+        orThrow(
+            when (client) {
+                is CinteropSocketIo -> ws_poll_set_add_sio(pointer, client.pointer, token.toULong())
+                is CinteropSse -> ws_poll_set_add_sse(pointer, client.pointer, token.toULong())
+                else -> ws_poll_set_add(pointer, client.pointer(), token.toULong())
+            },
+        )
     }
 
     override fun rearm(client: RawClient) {
-        orThrow(ws_poll_set_rearm(pointer, client.pointer()))
+        orThrow(
+            when (client) {
+                is CinteropSocketIo -> ws_poll_set_rearm_sio(pointer, client.pointer)
+                is CinteropSse -> ws_poll_set_rearm_sse(pointer, client.pointer)
+                else -> ws_poll_set_rearm(pointer, client.pointer())
+            },
+        )
     }
 
     override fun remove(client: RawClient) {
-        orThrow(ws_poll_set_remove(pointer, client.pointer()))
+        orThrow(
+            when (client) {
+                is CinteropSocketIo -> ws_poll_set_remove_sio(pointer, client.pointer)
+                is CinteropSse -> ws_poll_set_remove_sse(pointer, client.pointer)
+                else -> ws_poll_set_remove(pointer, client.pointer())
+            },
+        )
     }
 
     override fun watchRoom(client: RawClient) {
