@@ -22,6 +22,7 @@
 mod boundary;
 mod handle;
 mod poll_set;
+mod session;
 mod sio;
 mod sse;
 mod wire;

@@ -21,7 +21,7 @@ const MAX_TOKENS: usize = 1024;
 ///
 /// # Safety
 /// `raw` is 0 or came from `pollSetNew` and has not been freed.
-unsafe fn set<'a>(raw: jlong) -> Result<&'a Arc<PollSet>, Error> {
+pub(crate) unsafe fn set<'a>(raw: jlong) -> Result<&'a Arc<PollSet>, Error> {
     if raw == 0 {
         return Err(Error::NullArgument("set"));
     }

@@ -11,60 +11,20 @@
 //! u32 length + bytes. Socket.IO events are few next to WebSocket frames:
 //! one crossing each keeps this simple.
 
-use std::sync::Arc;
-
 use ::jni::objects::{JByteArray, JClass, JObjectArray, JString};
 use ::jni::sys::{jboolean, jbyteArray, jint, jlong, JNI_FALSE};
 use ::jni::JNIEnv;
 
 use super::boundary::{guard, Failure};
+use super::session::on;
 use super::{optional_string, required_string};
 use crate::error::{ws_status, Error};
 use crate::event::{Event, SioEvent};
-use crate::ffi::poll_set::PollSet;
 use crate::ffi::sio::sio_event_kind;
 use crate::socketio::SocketIoClient;
 
 /// `emit`: the emit asked for no ack.
 const NO_ACK: jlong = 0;
-
-/// Borrows the client behind `raw`.
-///
-/// # Safety
-/// `raw` is 0 or came from `connect` and has not been freed, and is not
-/// freed while the reference is used (Kotlin's in-flight counter).
-unsafe fn client<'a>(raw: jlong) -> Result<&'a SocketIoClient, Error> {
-    if raw == 0 {
-        return Err(Error::NullArgument("handle"));
-    }
-    // SAFETY: non-null, and live for the call by this function's contract.
-    Ok(unsafe { &*(raw as *const SocketIoClient) })
-}
-
-/// Borrows the poll set behind `raw` (see `jni::poll_set`).
-///
-/// # Safety
-/// `raw` is 0 or came from `NativeBridge.pollSetNew` and has not been freed.
-unsafe fn poll_set<'a>(raw: jlong) -> Result<&'a Arc<PollSet>, Error> {
-    if raw == 0 {
-        return Err(Error::NullArgument("set"));
-    }
-    // SAFETY: non-null, and live by this function's contract.
-    Ok(unsafe { &*(raw as *const Arc<PollSet>) })
-}
-
-fn on_sio<R>(
-    env: &mut JNIEnv<'_>,
-    handle: jlong,
-    fallback: R,
-    f: impl FnOnce(&mut JNIEnv<'_>, &SocketIoClient) -> Result<R, Failure>,
-) -> R {
-    guard(env, fallback, |env| {
-        // SAFETY: the in-flight counter keeps the handle alive for this call.
-        let client = unsafe { client(handle)? };
-        f(env, client)
-    })
-}
 
 /// Opens a Socket.IO client (see `sio_connect`); returns its handle.
 #[no_mangle]
@@ -78,24 +38,7 @@ pub extern "system" fn Java_dev_tether_internal_SioBridge_connect<'l>(
         let url = required_string(env, &url, "url")?;
         let options = optional_string(env, &options_json)?;
         let client = SocketIoClient::connect(&url, options.as_deref())?;
-        Ok(Box::into_raw(Box::new(client)) as jlong)
-    })
-}
-
-/// Releases a handle (0 is ignored): once, with no call in flight.
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_free<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    guard(&mut env, (), |_| {
-        if handle != 0 {
-            // SAFETY: a pointer from `connect`, freed once, with no call
-            // in flight (the Kotlin in-flight counter).
-            drop(unsafe { Box::from_raw(handle as *mut SocketIoClient) });
-        }
-        Ok(())
+        Ok(super::session::into_handle(client))
     })
 }
 
@@ -109,7 +52,7 @@ pub extern "system" fn Java_dev_tether_internal_SioBridge_poll<'l>(
     handle: jlong,
     timeout_ms: jint,
 ) -> jbyteArray {
-    on_sio(&mut env, handle, std::ptr::null_mut(), |env, client| {
+    on::<SocketIoClient, _>(&mut env, handle, std::ptr::null_mut(), |env, client| {
         let timeout = super::handle::timeout(timeout_ms)?;
         let Some(event) = client.poll_event(timeout)? else {
             return Ok(std::ptr::null_mut());
@@ -242,7 +185,7 @@ pub extern "system" fn Java_dev_tether_internal_SioBridge_join<'l>(
     nsp: JString<'l>,
     auth_json: JString<'l>,
 ) {
-    on_sio(&mut env, handle, (), |env, client| {
+    on::<SocketIoClient, _>(&mut env, handle, (), |env, client| {
         let nsp = required_string(env, &nsp, "nsp")?;
         let auth = optional_string(env, &auth_json)?;
         Ok(client.join(&nsp, auth.as_deref())?)
@@ -256,7 +199,7 @@ pub extern "system" fn Java_dev_tether_internal_SioBridge_leave<'l>(
     handle: jlong,
     nsp: JString<'l>,
 ) {
-    on_sio(&mut env, handle, (), |env, client| {
+    on::<SocketIoClient, _>(&mut env, handle, (), |env, client| {
         let nsp = required_string(env, &nsp, "nsp")?;
         Ok(client.leave(&nsp)?)
     })
@@ -276,7 +219,7 @@ pub extern "system" fn Java_dev_tether_internal_SioBridge_emit<'l>(
     binary: JObjectArray<'l>,
     want_ack: jboolean,
 ) -> jlong {
-    on_sio(&mut env, handle, NO_ACK, |env, client| {
+    on::<SocketIoClient, _>(&mut env, handle, NO_ACK, |env, client| {
         let nsp = required_string(env, &nsp, "nsp")?;
         let event = required_string(env, &event, "event")?;
         let args = required_string(env, &args_json, "argsJson")?;
@@ -301,7 +244,7 @@ pub extern "system" fn Java_dev_tether_internal_SioBridge_ack<'l>(
     args_json: JString<'l>,
     binary: JObjectArray<'l>,
 ) -> jint {
-    on_sio(&mut env, handle, 0, |env, client| {
+    on::<SocketIoClient, _>(&mut env, handle, 0, |env, client| {
         let nsp = required_string(env, &nsp, "nsp")?;
         let args = required_string(env, &args_json, "argsJson")?;
         let binary = attachments(env, &binary)?;
@@ -313,113 +256,6 @@ pub extern "system" fn Java_dev_tether_internal_SioBridge_ack<'l>(
             Err(full @ Error::QueueFull(_)) => Ok(full.status()),
             Err(other) => Err(other.into()),
         }
-    })
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_close<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    on_sio(&mut env, handle, (), |_, c| Ok(c.close()?))
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_pause<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    on_sio(&mut env, handle, (), |_, c| Ok(c.pause()?))
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_resume<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    on_sio(&mut env, handle, (), |_, c| Ok(c.resume()?))
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_networkChanged<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    available: jboolean,
-) {
-    on_sio(&mut env, handle, (), |_, c| {
-        Ok(c.network_changed(available != JNI_FALSE)?)
-    })
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_reconnect<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    on_sio(&mut env, handle, (), |_, c| Ok(c.reconnect()?))
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_setHeader<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    name: JString<'l>,
-    value: JString<'l>,
-) {
-    on_sio(&mut env, handle, (), |env, c| {
-        let name = required_string(env, &name, "name")?;
-        let value = optional_string(env, &value)?;
-        Ok(c.set_header(&name, value.as_deref())?)
-    })
-}
-
-/// Adds the client to the process's poll set, armed, reported as `token`.
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_pollSetAdd<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    set: jlong,
-    handle: jlong,
-    token: jlong,
-) {
-    on_sio(&mut env, handle, (), |_, c| {
-        // SAFETY: the set lives for the process.
-        let set = unsafe { poll_set(set)? };
-        Ok(set.add(c.session(), token as u64)?)
-    })
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_pollSetRearm<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    set: jlong,
-    handle: jlong,
-) {
-    on_sio(&mut env, handle, (), |_, c| {
-        // SAFETY: the set lives for the process.
-        let set = unsafe { poll_set(set)? };
-        Ok(set.rearm(c.session())?)
-    })
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SioBridge_pollSetRemove<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    set: jlong,
-    handle: jlong,
-) {
-    on_sio(&mut env, handle, (), |_, c| {
-        // SAFETY: the set lives for the process.
-        let set = unsafe { poll_set(set)? };
-        Ok(set.remove(c.session())?)
     })
 }
 

@@ -12,60 +12,19 @@
 //! the crossing simple; batching is what the WebSocket path needs for its
 //! frame rates, and can come here too if token streams show the cost.
 
-use std::sync::Arc;
-
 use ::jni::objects::{JClass, JString};
-use ::jni::sys::{jboolean, jbyteArray, jint, jlong, JNI_FALSE};
+use ::jni::sys::{jbyteArray, jint, jlong};
 use ::jni::JNIEnv;
 
-use super::boundary::{guard, Failure};
+use super::boundary::guard;
+use super::session::on;
 use super::{optional_string, required_string};
 use crate::client::SseClient;
-use crate::error::Error;
 use crate::event::Event;
-use crate::ffi::poll_set::PollSet;
 use crate::ffi::sse::sse_event_kind;
 
 /// Bytes of a record before its three strings.
 const HEADER: usize = 20;
-
-/// Borrows the client behind `raw`.
-///
-/// # Safety
-/// `raw` is 0 or came from `connect` and has not been freed, and is not
-/// freed while the reference is used (Kotlin's in-flight counter).
-unsafe fn client<'a>(raw: jlong) -> Result<&'a SseClient, Error> {
-    if raw == 0 {
-        return Err(Error::NullArgument("handle"));
-    }
-    // SAFETY: non-null, and live for the call by this function's contract.
-    Ok(unsafe { &*(raw as *const SseClient) })
-}
-
-/// Borrows the poll set behind `raw` (see `jni::poll_set`).
-///
-/// # Safety
-/// `raw` is 0 or came from `NativeBridge.pollSetNew` and has not been freed.
-unsafe fn poll_set<'a>(raw: jlong) -> Result<&'a Arc<PollSet>, Error> {
-    if raw == 0 {
-        return Err(Error::NullArgument("set"));
-    }
-    // SAFETY: non-null, and live by this function's contract.
-    Ok(unsafe { &*(raw as *const Arc<PollSet>) })
-}
-
-fn on_sse<R>(
-    env: &mut JNIEnv<'_>,
-    handle: jlong,
-    fallback: R,
-    f: impl FnOnce(&mut JNIEnv<'_>, &SseClient) -> Result<R, Failure>,
-) -> R {
-    guard(env, fallback, |env| {
-        // SAFETY: the in-flight counter keeps the handle alive for this call.
-        let client = unsafe { client(handle)? };
-        f(env, client)
-    })
-}
 
 /// Opens a Server-Sent Events client (see `sse_connect`); returns its
 /// handle.
@@ -81,24 +40,7 @@ pub extern "system" fn Java_dev_tether_internal_SseBridge_connect<'l>(
         let options = optional_string(env, &options_json)?;
         let options = crate::wire::sse::SseOptions::parse_json(options.as_deref())?;
         let client = SseClient::connect(&url, options)?;
-        Ok(Box::into_raw(Box::new(client)) as jlong)
-    })
-}
-
-/// Releases a handle (0 is ignored): once, with no call in flight.
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_free<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    guard(&mut env, (), |_| {
-        if handle != 0 {
-            // SAFETY: a pointer from `connect`, freed once, with no call
-            // in flight (the Kotlin in-flight counter).
-            drop(unsafe { Box::from_raw(handle as *mut SseClient) });
-        }
-        Ok(())
+        Ok(super::session::into_handle(client))
     })
 }
 
@@ -112,7 +54,7 @@ pub extern "system" fn Java_dev_tether_internal_SseBridge_poll<'l>(
     handle: jlong,
     timeout_ms: jint,
 ) -> jbyteArray {
-    on_sse(&mut env, handle, std::ptr::null_mut(), |env, client| {
+    on::<SseClient, _>(&mut env, handle, std::ptr::null_mut(), |env, client| {
         let timeout = super::handle::timeout(timeout_ms)?;
         loop {
             let Some(event) = client.poll_event(timeout)? else {
@@ -176,115 +118,6 @@ pub(crate) fn encode(event: &Event) -> Option<Vec<u8>> {
         out.extend_from_slice(text.as_bytes());
     }
     Some(out)
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_close<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    on_sse(&mut env, handle, (), |_, c| Ok(c.close()?))
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_pause<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    on_sse(&mut env, handle, (), |_, c| Ok(c.pause()?))
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_resume<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    on_sse(&mut env, handle, (), |_, c| Ok(c.resume()?))
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_networkChanged<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    available: jboolean,
-) {
-    on_sse(&mut env, handle, (), |_, c| {
-        Ok(c.network_changed(available != JNI_FALSE)?)
-    })
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_reconnect<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-) {
-    on_sse(&mut env, handle, (), |_, c| Ok(c.reconnect()?))
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_setHeader<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    name: JString<'l>,
-    value: JString<'l>,
-) {
-    on_sse(&mut env, handle, (), |env, c| {
-        let name = required_string(env, &name, "name")?;
-        let value = optional_string(env, &value)?;
-        Ok(c.set_header(&name, value.as_deref())?)
-    })
-}
-
-/// Adds the client to the process's poll set, armed, reported as `token`.
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_pollSetAdd<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    set: jlong,
-    handle: jlong,
-    token: jlong,
-) {
-    on_sse(&mut env, handle, (), |_, c| {
-        // SAFETY: the set lives for the process.
-        let set = unsafe { poll_set(set)? };
-        let token = u64::try_from(token)
-            .map_err(|_| Error::InvalidArgument(format!("token {token} is negative")))?;
-        Ok(set.add(c.session(), token)?)
-    })
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_pollSetRearm<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    set: jlong,
-    handle: jlong,
-) {
-    on_sse(&mut env, handle, (), |_, c| {
-        // SAFETY: the set lives for the process.
-        let set = unsafe { poll_set(set)? };
-        Ok(set.rearm(c.session())?)
-    })
-}
-
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_SseBridge_pollSetRemove<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    set: jlong,
-    handle: jlong,
-) {
-    on_sse(&mut env, handle, (), |_, c| {
-        // SAFETY: the set lives for the process.
-        let set = unsafe { poll_set(set)? };
-        Ok(set.remove(c.session())?)
-    })
 }
 
 #[cfg(test)]

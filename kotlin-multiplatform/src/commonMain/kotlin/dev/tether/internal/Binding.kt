@@ -114,6 +114,24 @@ internal interface RawSocketIo : RawClient {
 internal interface RawSse : RawClient
 
 /**
+ * The WebSocket-only calls of [RawClient] for the clients that have none (Socket.IO emits,
+ * SSE only reads): each throws [dev.tether.TetherError.InvalidArgument].
+ */
+internal abstract class NotAWebSocket(private val kind: String) : RawClient {
+    private fun notHere(what: String): Nothing =
+        throw dev.tether.TetherError.InvalidArgument("$what is for WebSocket clients, not $kind clients")
+
+    override fun sendText(text: String): Boolean = notHere("sendText")
+    override fun sendBinary(data: ByteArray): Boolean = notHere("sendBinary")
+    override fun sendTrackedText(text: String): Long? = notHere("the outbox")
+    override fun sendTrackedBinary(data: ByteArray): Long? = notHere("the outbox")
+    override fun ack(id: Long) = notHere("the outbox")
+    override fun outboxPending(): Long = notHere("the outbox")
+    override fun flush() = notHere("flush")
+    override fun stats(): dev.tether.TetherStats = notHere("stats")
+}
+
+/**
  * A set of clients that one thread waits on (`ws_poll_set_*`): a wait reports the tokens of
  * clients with events pending and disarms them until [rearm].
  */

@@ -178,6 +178,45 @@ internal class SocketIoCore(parent: Job?, private val ackTimeout: Duration) : Ev
     }
 
     override suspend fun deliver(event: NativeEvent) {
+        val incoming = appEvent(event)
+        if (incoming == null) {
+            apply(event)
+        } else {
+            namespace(incoming.namespace).events.emit(incoming)
+        }
+    }
+
+    /** Delivers without waiting: false, with nothing done, when a listener is behind. */
+    override fun tryDeliver(event: NativeEvent): Boolean {
+        val incoming = appEvent(event) ?: run {
+            apply(event)
+            return true
+        }
+        return namespace(incoming.namespace).events.tryEmit(incoming)
+    }
+
+    /** Socket.IO emits are refused when the queue is full: nothing waits for room. */
+    override fun roomMade() {}
+
+    /** The app's event for a server event (the only kind that may wait for listeners). */
+    private fun appEvent(event: NativeEvent): SocketIoEvent? {
+        val sio = (event as? NativeEvent.SocketIo)?.event as? SioNativeEvent.Event ?: return null
+        val answer: ((JsonArray, List<ByteArray>) -> Unit)? = if (sio.ackId > 0) {
+            { args, attachments ->
+                raw { r ->
+                    if (!r.ack(sio.namespace, sio.ackId, args.toString(), attachments)) {
+                        throw TetherError.QueueFull("the outgoing queue is full: the acknowledgement was not taken")
+                    }
+                }
+            }
+        } else {
+            null
+        }
+        return SocketIoEvent(sio.namespace, sio.name, parseArray(sio.argsJson), sio.attachments, answer)
+    }
+
+    /** Every event but a server event: none of them waits. */
+    private fun apply(event: NativeEvent) {
         when (event) {
             is NativeEvent.State -> state.value = when (event.state) {
                 Codes.WS_STATE_OPEN -> ConnectionState.Open
@@ -201,27 +240,15 @@ internal class SocketIoCore(parent: Job?, private val ackTimeout: Duration) : Ev
         }
     }
 
-    private suspend fun onSocketIo(event: SioNativeEvent) {
+    private fun onSocketIo(event: SioNativeEvent) {
         val ns = namespace(event.namespace)
         when (event) {
             is SioNativeEvent.Connect -> ns.state.value = NamespaceState.Connected(event.recovered)
             is SioNativeEvent.ConnectError -> ns.state.value = NamespaceState.Refused(parse(event.dataJson))
             is SioNativeEvent.Disconnect -> ns.state.value = NamespaceState.Disconnected(event.reason)
             is SioNativeEvent.Ack -> answered(event)
-            is SioNativeEvent.Event -> {
-                val answer: ((JsonArray, List<ByteArray>) -> Unit)? = if (event.ackId > 0) {
-                    { args, attachments ->
-                        raw { r ->
-                            if (!r.ack(event.namespace, event.ackId, args.toString(), attachments)) {
-                                throw TetherError.QueueFull("the outgoing queue is full: the acknowledgement was not taken")
-                            }
-                        }
-                    }
-                } else {
-                    null
-                }
-                ns.events.emit(SocketIoEvent(event.namespace, event.name, parseArray(event.argsJson), event.attachments, answer))
-            }
+            // Delivered by [deliver] and [tryDeliver] (they may wait for listeners).
+            is SioNativeEvent.Event -> {}
         }
     }
 

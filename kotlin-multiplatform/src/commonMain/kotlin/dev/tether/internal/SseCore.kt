@@ -93,6 +93,30 @@ internal class SseCore(config: TetherConfig, parent: Job?) : EventSink {
     }
 
     override suspend fun deliver(event: NativeEvent) {
+        if (event is NativeEvent.ServerSent) {
+            offer(ServerSentEvent(event.type, event.id, event.data))
+        } else {
+            apply(event)
+        }
+    }
+
+    /** Delivers without waiting: false, with nothing done, when [incoming] is full. */
+    override fun tryDeliver(event: NativeEvent): Boolean {
+        if (event !is NativeEvent.ServerSent) {
+            apply(event)
+            return true
+        }
+        if (stopping) return true
+        val sent = incoming.trySend(ServerSentEvent(event.type, event.id, event.data))
+        // A closed channel: nobody takes events any more, as in [offer].
+        return sent.isSuccess || sent.isClosed
+    }
+
+    /** An SSE client sends nothing: no queue to make room in. */
+    override fun roomMade() {}
+
+    /** Every event but a message: none of them waits. */
+    private fun apply(event: NativeEvent) {
         when (event) {
             is NativeEvent.State -> state.value = when (event.state) {
                 Codes.WS_STATE_OPEN -> ConnectionState.Open.also { failureSinceOpen.value = null }
@@ -105,7 +129,6 @@ internal class SseCore(config: TetherConfig, parent: Job?) : EventSink {
                 else -> state.value
             }
             is NativeEvent.Open -> events.trySend(TetherEvent.Opened(null))
-            is NativeEvent.ServerSent -> offer(ServerSentEvent(event.type, event.id, event.data))
             is NativeEvent.Reconnecting -> {
                 val delay = event.delayMs.milliseconds
                 state.value = ConnectionState.Reconnecting(event.attempt, delay)
@@ -116,8 +139,8 @@ internal class SseCore(config: TetherConfig, parent: Job?) : EventSink {
                 events.trySend(TetherEvent.Failed(TetherError.of(event.code, event.message)))
             }
             NativeEvent.Terminated -> finish()
-            // An SSE client has none of these.
-            is NativeEvent.Text, is NativeEvent.Binary, is NativeEvent.Closed,
+            // Messages go through [offer]; an SSE client has none of the others.
+            is NativeEvent.ServerSent, is NativeEvent.Text, is NativeEvent.Binary, is NativeEvent.Closed,
             is NativeEvent.Resent, is NativeEvent.SocketIo -> {}
         }
     }

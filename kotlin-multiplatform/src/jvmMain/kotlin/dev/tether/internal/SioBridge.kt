@@ -30,7 +30,7 @@ internal object SioBridge {
 }
 
 /** One native Socket.IO client through [SioBridge]; its pointer is valid until [free]. */
-internal class JniSocketIo(private val pointer: Long) : RawSocketIo {
+internal class JniSocketIo(private val pointer: Long) : NotAWebSocket("Socket.IO"), RawSocketIo {
     val handle: Long get() = pointer
 
     override fun drain(into: MutableList<NativeEvent>, max: Int) {
@@ -65,16 +65,4 @@ internal class JniSocketIo(private val pointer: Long) : RawSocketIo {
     override fun networkChanged(available: Boolean) = translate { SioBridge.networkChanged(pointer, available) }
     override fun reconnect() = translate { SioBridge.reconnect(pointer) }
     override fun setHeader(name: String, value: String?) = translate { SioBridge.setHeader(pointer, name, value) }
-
-    private fun notHere(what: String): Nothing =
-        throw dev.tether.TetherError.InvalidArgument("$what is for WebSocket clients; a Socket.IO client emits")
-
-    override fun sendText(text: String): Boolean = notHere("sendText")
-    override fun sendBinary(data: ByteArray): Boolean = notHere("sendBinary")
-    override fun sendTrackedText(text: String): Long? = notHere("the outbox")
-    override fun sendTrackedBinary(data: ByteArray): Long? = notHere("the outbox")
-    override fun ack(id: Long) = notHere("the outbox")
-    override fun outboxPending(): Long = notHere("the outbox")
-    override fun flush() = notHere("flush")
-    override fun stats(): dev.tether.TetherStats = notHere("stats")
 }

@@ -22,7 +22,7 @@ internal object SseBridge {
 }
 
 /** One native Server-Sent Events client through [SseBridge]; its pointer is valid until [free]. */
-internal class JniSse(private val pointer: Long) : RawSse {
+internal class JniSse(private val pointer: Long) : NotAWebSocket("SSE"), RawSse {
     val handle: Long get() = pointer
 
     override fun drain(into: MutableList<NativeEvent>, max: Int) {
@@ -42,16 +42,4 @@ internal class JniSse(private val pointer: Long) : RawSse {
     override fun networkChanged(available: Boolean) = translate { SseBridge.networkChanged(pointer, available) }
     override fun reconnect() = translate { SseBridge.reconnect(pointer) }
     override fun setHeader(name: String, value: String?) = translate { SseBridge.setHeader(pointer, name, value) }
-
-    private fun notHere(what: String): Nothing =
-        throw dev.tether.TetherError.InvalidArgument("$what is for WebSocket clients; an SSE client only receives")
-
-    override fun sendText(text: String): Boolean = notHere("sendText")
-    override fun sendBinary(data: ByteArray): Boolean = notHere("sendBinary")
-    override fun sendTrackedText(text: String): Long? = notHere("the outbox")
-    override fun sendTrackedBinary(data: ByteArray): Long? = notHere("the outbox")
-    override fun ack(id: Long) = notHere("the outbox")
-    override fun outboxPending(): Long = notHere("the outbox")
-    override fun flush() = notHere("flush")
-    override fun stats(): dev.tether.TetherStats = notHere("stats")
 }

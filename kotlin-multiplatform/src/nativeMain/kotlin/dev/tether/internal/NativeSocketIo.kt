@@ -4,7 +4,6 @@ package dev.tether.internal
 
 import cnames.structs.sio_client
 import dev.tether.TetherError
-import dev.tether.TetherStats
 import dev.tether.cinterop.WS_ERR_QUEUE_FULL
 import dev.tether.cinterop.WS_TIMEOUT
 import dev.tether.cinterop.sio_ack_binary
@@ -50,7 +49,7 @@ internal fun connectSocketIo(url: String, optionsJson: String): RawSocketIo {
 }
 
 /** One native Socket.IO client through `sio_*`. */
-internal class CinteropSocketIo(val pointer: CPointer<sio_client>) : RawSocketIo {
+internal class CinteropSocketIo(val pointer: CPointer<sio_client>) : NotAWebSocket("Socket.IO"), RawSocketIo {
     override fun drain(into: MutableList<NativeEvent>, max: Int) = memScoped {
         val event = alloc<sio_event>()
         for (n in 0 until max) {
@@ -159,16 +158,4 @@ internal class CinteropSocketIo(val pointer: CPointer<sio_client>) : RawSocketIo
     override fun setHeader(name: String, value: String?) {
         orThrow(sio_set_header(pointer, name, value))
     }
-
-    private fun notHere(what: String): Nothing =
-        throw TetherError.InvalidArgument("$what is for WebSocket clients; a Socket.IO client emits")
-
-    override fun sendText(text: String): Boolean = notHere("sendText")
-    override fun sendBinary(data: ByteArray): Boolean = notHere("sendBinary")
-    override fun sendTrackedText(text: String): Long? = notHere("the outbox")
-    override fun sendTrackedBinary(data: ByteArray): Long? = notHere("the outbox")
-    override fun ack(id: Long) = notHere("the outbox")
-    override fun outboxPending(): Long = notHere("the outbox")
-    override fun flush() = notHere("flush")
-    override fun stats(): TetherStats = notHere("stats")
 }

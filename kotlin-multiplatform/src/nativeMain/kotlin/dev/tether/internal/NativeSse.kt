@@ -4,7 +4,6 @@ package dev.tether.internal
 
 import cnames.structs.sse_client
 import dev.tether.TetherError
-import dev.tether.TetherStats
 import dev.tether.cinterop.WS_TIMEOUT
 import dev.tether.cinterop.sse_close
 import dev.tether.cinterop.sse_connect
@@ -38,7 +37,7 @@ internal fun connectSse(url: String, optionsJson: String): RawSse {
 }
 
 /** One native Server-Sent Events client through `sse_*`. */
-internal class CinteropSse(val pointer: CPointer<sse_client>) : RawSse {
+internal class CinteropSse(val pointer: CPointer<sse_client>) : NotAWebSocket("SSE"), RawSse {
     override fun drain(into: MutableList<NativeEvent>, max: Int) = memScoped {
         val event = alloc<sse_event>()
         for (n in 0 until max) {
@@ -91,16 +90,4 @@ internal class CinteropSse(val pointer: CPointer<sse_client>) : RawSse {
     override fun setHeader(name: String, value: String?) {
         orThrow(sse_set_header(pointer, name, value))
     }
-
-    private fun notHere(what: String): Nothing =
-        throw TetherError.InvalidArgument("$what is for WebSocket clients; an SSE client only receives")
-
-    override fun sendText(text: String): Boolean = notHere("sendText")
-    override fun sendBinary(data: ByteArray): Boolean = notHere("sendBinary")
-    override fun sendTrackedText(text: String): Long? = notHere("the outbox")
-    override fun sendTrackedBinary(data: ByteArray): Long? = notHere("the outbox")
-    override fun ack(id: Long) = notHere("the outbox")
-    override fun outboxPending(): Long = notHere("the outbox")
-    override fun flush() = notHere("flush")
-    override fun stats(): TetherStats = notHere("stats")
 }
