@@ -79,7 +79,6 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
         let event = match incoming {
             Incoming::Text(text) => Some(Event::Text(text)),
             Incoming::Binary(data) => Some(Event::Binary(data)),
-            Incoming::ServerSent(event) => Some(Event::ServerSent(event)),
             Incoming::Pong(payload) => {
                 if let Some(seq) = confirmation_seq(&payload) {
                     link.awaiting_life.store(false, Ordering::Release);

@@ -86,15 +86,13 @@ pub(crate) enum Incoming {
     Pong(Bytes),
     /// Any other frame: proof of life, nothing to deliver.
     Control,
-    /// An event of an SSE stream.
-    ServerSent(crate::event::ServerSentEvent),
     /// The peer started, or answered, the close handshake.
     Close {
         code: u16,
         reason: String,
     },
-    /// Something the wire decoded itself (a Socket.IO packet), delivered
-    /// to the app as it is.
+    /// Something the wire decoded itself (a Socket.IO packet, a
+    /// Server-Sent Event), delivered to the app as it is.
     Event(Event),
     /// The wire has frames of its own to write (an Engine.IO pong, packets
     /// a namespace's CONNECT released): the driver flushes the writer.
