@@ -51,12 +51,13 @@ class LoopbackWebSocketServer : AutoCloseable {
         val accept = Base64.getEncoder().encodeToString(
             MessageDigest.getInstance("SHA-1").digest((key + WEBSOCKET_GUID).toByteArray()),
         )
+        // Counted before the answer: a client that saw Open finds its handshake counted.
+        handshakes.incrementAndGet()
         output.write(
             ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
                 "Sec-WebSocket-Accept: $accept\r\n\r\n").toByteArray(),
         )
         output.flush()
-        handshakes.incrementAndGet()
         while (true) {
             val first = input.readUnsignedByte()
             val second = input.readUnsignedByte()
