@@ -40,10 +40,51 @@ pub enum Event {
     Error { code: i32, message: String },
     /// The last event: no more will come.
     Terminated,
-    /// Something a Socket.IO server did (Socket.IO clients only).
-    SocketIo(SioEvent),
+    /// Something a Socket.IO server did (Socket.IO clients only). Boxed,
+    /// as the next variant: every slot of the event channel and every
+    /// queued event is as large as the largest variant, and WebSocket
+    /// messages must not pay for Socket.IO's fields.
+    SocketIo(Box<SioEvent>),
     /// A Server-Sent Event (SSE clients only).
-    ServerSent(ServerSentEvent),
+    ServerSent(Box<ServerSentEvent>),
+}
+
+impl Event {
+    /// The Socket.IO event, if this is one.
+    pub fn socket_io(&self) -> Option<&SioEvent> {
+        match self {
+            Event::SocketIo(event) => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The Socket.IO event, if this is one, taken out of its box.
+    pub fn into_socket_io(self) -> Option<SioEvent> {
+        match self {
+            Event::SocketIo(event) => Some(*event),
+            _ => None,
+        }
+    }
+
+    /// The Server-Sent Event, if this is one.
+    pub fn server_sent(&self) -> Option<&ServerSentEvent> {
+        match self {
+            Event::ServerSent(event) => Some(event),
+            _ => None,
+        }
+    }
+}
+
+impl From<SioEvent> for Event {
+    fn from(event: SioEvent) -> Event {
+        Event::SocketIo(Box::new(event))
+    }
+}
+
+impl From<ServerSentEvent> for Event {
+    fn from(event: ServerSentEvent) -> Event {
+        Event::ServerSent(Box::new(event))
+    }
 }
 
 /// What a Socket.IO server did, per namespace. JSON travels as text.
@@ -421,6 +462,14 @@ pub(crate) enum RecvError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every slot of the event channel is as large as an `Event`: WebSocket
+    /// messages (a `Bytes`, 32 bytes, and a tag) must not grow it.
+    #[test]
+    fn an_event_is_as_small_as_a_websocket_message() {
+        let size = std::mem::size_of::<Event>();
+        assert!(size <= 40, "an Event is {size} bytes");
+    }
 
     #[test]
     fn events_arrive_in_order_and_release_their_bytes() {

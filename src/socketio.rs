@@ -227,7 +227,7 @@ impl SocketIoClient {
         }
         self.client
             .event_sender()
-            .send(Event::SocketIo(SioEvent::Disconnect {
+            .send(Event::from(SioEvent::Disconnect {
                 nsp: nsp.to_string(),
                 reason: "io client disconnect".into(),
             }));
@@ -358,21 +358,19 @@ impl SocketIoClient {
     fn translate(&self, event: Event) -> Option<Event> {
         let mut view = self.view.lock();
         match event {
-            Event::SocketIo(SioEvent::Connect { ref nsp, .. }) => {
-                view.connected.insert(nsp.clone());
-                Some(event)
-            }
-            Event::SocketIo(SioEvent::Disconnect { ref nsp, .. }) => {
-                view.connected.remove(nsp).then_some(event)
-            }
-            Event::SocketIo(_)
-            | Event::State(_)
-            | Event::Reconnecting { .. }
-            | Event::Error { .. } => Some(event),
+            Event::SocketIo(ref sio) => match sio.as_ref() {
+                SioEvent::Connect { nsp, .. } => {
+                    view.connected.insert(nsp.clone());
+                    Some(event)
+                }
+                SioEvent::Disconnect { nsp, .. } => view.connected.remove(nsp).then_some(event),
+                _ => Some(event),
+            },
+            Event::State(_) | Event::Reconnecting { .. } | Event::Error { .. } => Some(event),
             Event::Closed { .. } => {
                 let lost: Vec<String> = std::mem::take(&mut view.connected).into_iter().collect();
                 view.synthesized.extend(lost.into_iter().map(|nsp| {
-                    Event::SocketIo(SioEvent::Disconnect {
+                    Event::from(SioEvent::Disconnect {
                         nsp,
                         reason: "transport close".into(),
                     })
@@ -383,13 +381,13 @@ impl SocketIoClient {
                 let lost: Vec<String> = std::mem::take(&mut view.connected).into_iter().collect();
                 for nsp in lost {
                     view.synthesized
-                        .push_back(Event::SocketIo(SioEvent::Disconnect {
+                        .push_back(Event::from(SioEvent::Disconnect {
                             nsp,
                             reason: "io client disconnect".into(),
                         }));
                 }
                 for failed in self.sio.terminate() {
-                    view.synthesized.push_back(Event::SocketIo(failed));
+                    view.synthesized.push_back(Event::from(failed));
                 }
                 view.synthesized.push_back(Event::Terminated);
                 None

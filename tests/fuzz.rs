@@ -3448,7 +3448,7 @@ fn check_sio(case: SioCase) -> Result<(), String> {
     while Instant::now() < deadline && !(replies.lock().unwrap().is_empty() && seen.len() > 2) {
         match client.poll_event(Some(Duration::from_millis(50))) {
             Ok(Some(event)) => {
-                if let Event::SocketIo(SioEvent::Event { nsp, ack_id, .. }) = &event {
+                if let Some(SioEvent::Event { nsp, ack_id, .. }) = &event.socket_io() {
                     if *ack_id > 0 {
                         let _ = client.ack(nsp, *ack_id, "[\"ok\"]");
                     }
@@ -3908,10 +3908,8 @@ fn check_sse(case: SseCase) -> Result<(), String> {
     ensure!(accepts <= 1, "reconnect is off, yet the client came back");
     let got: Vec<(String, Option<String>, String)> = events
         .iter()
-        .filter_map(|e| match e {
-            Event::ServerSent(m) => Some((m.event_type.clone(), m.id.clone(), m.data.clone())),
-            _ => None,
-        })
+        .filter_map(Event::server_sent)
+        .map(|m| (m.event_type.clone(), m.id.clone(), m.data.clone()))
         .collect();
     for (t, id, data) in &got {
         ensure!(

@@ -73,9 +73,9 @@ fn connected(client: &SocketIoClient, nsp: &str) -> bool {
     let events = until(
         client,
         &format!("CONNECT of {nsp}"),
-        |e| matches!(e, Event::SocketIo(SioEvent::Connect { nsp: n, .. }) if n == nsp),
+        |e| matches!(e.socket_io(), Some(SioEvent::Connect { nsp: n, .. }) if n == nsp),
     );
-    matches!(events.last(), Some(Event::SocketIo(SioEvent::Connect { recovered, .. })) if *recovered)
+    matches!(events.last().and_then(Event::socket_io), Some(SioEvent::Connect { recovered, .. }) if *recovered)
 }
 
 /// The next event called `name`: its arguments, ack id and attachments.
@@ -83,14 +83,14 @@ fn event(client: &SocketIoClient, name: &str) -> (Value, u64, Vec<Vec<u8>>) {
     let events = until(
         client,
         &format!("event {name:?}"),
-        |e| matches!(e, Event::SocketIo(SioEvent::Event { name: n, .. }) if n == name),
+        |e| matches!(e.socket_io(), Some(SioEvent::Event { name: n, .. }) if n == name),
     );
-    let Some(Event::SocketIo(SioEvent::Event {
+    let Some(SioEvent::Event {
         args,
         ack_id,
         attachments,
         ..
-    })) = events.last()
+    }) = events.last().and_then(Event::socket_io)
     else {
         unreachable!()
     };
@@ -106,14 +106,14 @@ fn ack(client: &SocketIoClient, id: u64) -> (Value, i32, Vec<Vec<u8>>) {
     let events = until(
         client,
         &format!("ack {id}"),
-        |e| matches!(e, Event::SocketIo(SioEvent::Ack { ack_id, .. }) if *ack_id == id),
+        |e| matches!(e.socket_io(), Some(SioEvent::Ack { ack_id, .. }) if *ack_id == id),
     );
-    let Some(Event::SocketIo(SioEvent::Ack {
+    let Some(SioEvent::Ack {
         args,
         error,
         attachments,
         ..
-    })) = events.last()
+    }) = events.last().and_then(Event::socket_io)
     else {
         unreachable!()
     };
@@ -235,9 +235,10 @@ fn namespaces_join_with_auth_and_report_refusals() {
     connected(&client, "/");
     client.join("/admin", Some(r#"{"token":"wrong"}"#)).unwrap();
     let events = until(&client, "CONNECT_ERROR", |e| {
-        matches!(e, Event::SocketIo(SioEvent::ConnectError { .. }))
+        matches!(e.socket_io(), Some(SioEvent::ConnectError { .. }))
     });
-    let Some(Event::SocketIo(SioEvent::ConnectError { nsp, data })) = events.last() else {
+    let Some(SioEvent::ConnectError { nsp, data }) = events.last().and_then(Event::socket_io)
+    else {
         unreachable!()
     };
     assert_eq!(nsp, "/admin");
@@ -256,18 +257,18 @@ fn namespaces_join_with_auth_and_report_refusals() {
     let events = until(
         &client,
         "echo in /admin",
-        |e| matches!(e, Event::SocketIo(SioEvent::Event { nsp, .. }) if nsp == "/admin"),
+        |e| matches!(e.socket_io(), Some(SioEvent::Event { nsp, .. }) if nsp == "/admin"),
     );
     assert!(
-        matches!(events.last(), Some(Event::SocketIo(SioEvent::Event { args, .. })) if args == r#"["in admin"]"#)
+        matches!(events.last().and_then(Event::socket_io), Some(SioEvent::Event { args, .. }) if args == r#"["in admin"]"#)
     );
 
     client.leave("/admin").unwrap();
     let events = until(&client, "DISCONNECT of /admin", |e| {
-        matches!(e, Event::SocketIo(SioEvent::Disconnect { .. }))
+        matches!(e.socket_io(), Some(SioEvent::Disconnect { .. }))
     });
     assert!(
-        matches!(events.last(), Some(Event::SocketIo(SioEvent::Disconnect { nsp, reason })) if nsp == "/admin" && reason == "io client disconnect")
+        matches!(events.last().and_then(Event::socket_io), Some(SioEvent::Disconnect { nsp, reason }) if nsp == "/admin" && reason == "io client disconnect")
     );
     assert!(client.emit("/admin", "echo", "[1]", false).is_err());
     assert!(client.leave("/admin").is_err(), "left already");
@@ -296,9 +297,10 @@ fn a_refused_main_namespace_is_reported() {
     )
     .unwrap();
     let events = until(&client, "CONNECT_ERROR", |e| {
-        matches!(e, Event::SocketIo(SioEvent::ConnectError { .. }))
+        matches!(e.socket_io(), Some(SioEvent::ConnectError { .. }))
     });
-    let Some(Event::SocketIo(SioEvent::ConnectError { nsp, data })) = events.last() else {
+    let Some(SioEvent::ConnectError { nsp, data }) = events.last().and_then(Event::socket_io)
+    else {
         unreachable!()
     };
     assert_eq!(nsp, "/");
@@ -326,7 +328,7 @@ fn after_a_server_restart_every_namespace_rejoins_and_queued_emits_follow_in_ord
         let events = until(&client, "both DISCONNECTs", {
             let mut left = 2;
             move |e| {
-                if matches!(e, Event::SocketIo(SioEvent::Disconnect { reason, .. }) if reason == "transport close")
+                if matches!(e.socket_io(), Some(SioEvent::Disconnect { reason, .. }) if reason == "transport close")
                 {
                     left -= 1;
                 }
@@ -377,10 +379,10 @@ fn a_server_disconnect_is_not_rejoined() {
     connected(&client, "/admin");
     client.emit("/", "kick", "[]", false).unwrap();
     let events = until(&client, "DISCONNECT", |e| {
-        matches!(e, Event::SocketIo(SioEvent::Disconnect { .. }))
+        matches!(e.socket_io(), Some(SioEvent::Disconnect { .. }))
     });
     assert!(
-        matches!(events.last(), Some(Event::SocketIo(SioEvent::Disconnect { nsp, reason })) if nsp == "/" && reason == "io server disconnect")
+        matches!(events.last().and_then(Event::socket_io), Some(SioEvent::Disconnect { nsp, reason }) if nsp == "/" && reason == "io server disconnect")
     );
     assert!(client.emit("/", "echo", "[1]", false).is_err());
     // After a lost connection only /admin comes back.
@@ -395,7 +397,7 @@ fn a_server_disconnect_is_not_rejoined() {
     while Instant::now() < quiet_until {
         if let Some(e) = client.poll_event(Some(Duration::from_millis(100))).unwrap() {
             assert!(
-                !matches!(&e, Event::SocketIo(SioEvent::Connect { nsp, .. }) if nsp == "/"),
+                !matches!(&e.socket_io(), Some(SioEvent::Connect { nsp, .. }) if nsp == "/"),
                 "the kicked namespace was rejoined"
             );
         }
@@ -425,7 +427,7 @@ fn an_ack_that_never_comes_times_out() {
     let events = until(&client, "Terminated", |e| *e == Event::Terminated);
     assert!(
         events.iter().any(
-            |e| matches!(e, Event::SocketIo(SioEvent::Ack { ack_id, error: 1, .. }) if *ack_id == id)
+            |e| matches!(e.socket_io(), Some(SioEvent::Ack { ack_id, error: 1, .. }) if *ack_id == id)
         ),
         "{events:#?}"
     );
@@ -472,7 +474,7 @@ fn pause_keeps_emits_and_resume_rejoins() {
         connected(&client, "/");
         client.pause().unwrap();
         until(&client, "DISCONNECT on pause", |e| {
-            matches!(e, Event::SocketIo(SioEvent::Disconnect { .. }))
+            matches!(e.socket_io(), Some(SioEvent::Disconnect { .. }))
         });
         // Emits while paused wait; the network coming back does not
         // reconnect a paused client.
@@ -484,7 +486,7 @@ fn pause_keeps_emits_and_resume_rejoins() {
         while Instant::now() < quiet_until {
             if let Some(e) = client.poll_event(Some(Duration::from_millis(100))).unwrap() {
                 assert!(
-                    !matches!(e, Event::SocketIo(SioEvent::Connect { .. })),
+                    !matches!(e.socket_io(), Some(SioEvent::Connect { .. })),
                     "{transports}: a paused client connected: {e:?}"
                 );
             }

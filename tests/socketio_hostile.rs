@@ -91,11 +91,11 @@ fn until(client: &SocketIoClient, what: &str, want: impl Fn(&Event) -> bool) -> 
 }
 
 fn is_connect(e: &Event, nsp: &str) -> bool {
-    matches!(e, Event::SocketIo(SioEvent::Connect { nsp: n, .. }) if n == nsp)
+    matches!(e.socket_io(), Some(SioEvent::Connect { nsp: n, .. }) if n == nsp)
 }
 
 fn is_event(e: &Event, name: &str) -> bool {
-    matches!(e, Event::SocketIo(SioEvent::Event { name: n, .. }) if n == name)
+    matches!(e.socket_io(), Some(SioEvent::Event { name: n, .. }) if n == name)
 }
 
 fn connected(client: &SocketIoClient, nsp: &str) -> Vec<Event> {
@@ -156,7 +156,7 @@ fn expect_broken(config: Config, packet: &str, code: i32) -> Vec<Event> {
         "expected Error {code}: {ev:#?}"
     );
     for e in &ev {
-        if let Event::SocketIo(SioEvent::Event { name, .. }) = e {
+        if let Some(SioEvent::Event { name, .. }) = e.socket_io() {
             panic!("a broken packet was delivered as event {name:?}: {ev:#?}");
         }
     }
@@ -187,7 +187,7 @@ fn expect_ignored(packet: &str) -> Vec<Event> {
     assert!(!retried(&ev), "{ev:#?}");
     let others: Vec<&Event> = ev
         .iter()
-        .filter(|e| matches!(e, Event::SocketIo(_)) && !is_event(e, "after"))
+        .filter(|e| e.socket_io().is_some() && !is_event(e, "after"))
         .collect();
     assert!(others.is_empty(), "{packet:?} gave {others:#?}");
     assert_eq!(server.handshakes(), 1);
@@ -225,7 +225,7 @@ fn the_hostile_server_speaks_engine_io() {
     connected(&client, "/");
     server.push(r#"42["hello",1,{"a":true}]"#);
     let ev = until(&client, "hello", |e| is_event(e, "hello"));
-    let Some(Event::SocketIo(SioEvent::Event { args, ack_id, .. })) = ev.last() else {
+    let Some(SioEvent::Event { args, ack_id, .. }) = ev.last().and_then(Event::socket_io) else {
         unreachable!()
     };
     assert_eq!(args, r#"[1,{"a":true}]"#);
@@ -285,8 +285,8 @@ fn no_ping_after_the_handshake_is_a_dead_link_and_a_fresh_handshake_follows() {
     );
     assert!(
         ev.iter().any(|e| matches!(
-            e,
-            Event::SocketIo(SioEvent::Disconnect { nsp, reason }) if nsp == "/" && reason == "transport close"
+            e.socket_io(),
+            Some(SioEvent::Disconnect { nsp, reason }) if nsp == "/" && reason == "transport close"
         )),
         "{ev:#?}"
     );
@@ -590,8 +590,10 @@ fn poll_400_session_unknown_reconnects_and_rejoins_every_namespace() {
     let deadline = Instant::now() + T;
     while rejoined.len() < 2 {
         assert!(Instant::now() < deadline, "rejoined only {rejoined:?}");
-        if let Some(Event::SocketIo(SioEvent::Connect { nsp, .. })) =
-            client.poll_event(Some(Duration::from_millis(200))).unwrap()
+        if let Some(SioEvent::Connect { nsp, .. }) = client
+            .poll_event(Some(Duration::from_millis(200)))
+            .unwrap()
+            .and_then(Event::into_socket_io)
         {
             rejoined.push(nsp);
         }
@@ -1114,11 +1116,11 @@ fn server_disconnect_of_a_namespace_is_not_rejoined() {
     connected(&client, "/");
     server.push("41");
     let ev = until(&client, "the DISCONNECT", |e| {
-        matches!(e, Event::SocketIo(SioEvent::Disconnect { .. }))
+        matches!(e.socket_io(), Some(SioEvent::Disconnect { .. }))
     });
     assert!(matches!(
-        ev.last(),
-        Some(Event::SocketIo(SioEvent::Disconnect { nsp, reason })) if nsp == "/" && reason == "io server disconnect"
+        ev.last().and_then(Event::socket_io),
+        Some(SioEvent::Disconnect { nsp, reason }) if nsp == "/" && reason == "io server disconnect"
     ));
     assert!(
         client.emit("/", "x", "[]", false).is_err(),
@@ -1145,7 +1147,7 @@ fn connect_for_a_namespace_the_server_disconnected_is_ignored() {
     connected(&client, "/");
     server.push("41");
     until(&client, "the DISCONNECT", |e| {
-        matches!(e, Event::SocketIo(SioEvent::Disconnect { .. }))
+        matches!(e.socket_io(), Some(SioEvent::Disconnect { .. }))
     });
     // Nobody asked to join `/` again.
     server.push(r#"40{"sid":"unasked"}"#);
@@ -1177,7 +1179,7 @@ fn connect_for_a_namespace_the_app_left_is_ignored() {
     until(
         &client,
         "the DISCONNECT of /admin",
-        |e| matches!(e, Event::SocketIo(SioEvent::Disconnect { nsp, .. }) if nsp == "/admin"),
+        |e| matches!(e.socket_io(), Some(SioEvent::Disconnect { nsp, .. }) if nsp == "/admin"),
     );
     assert!(server
         .wait(T, |s| s.requests.iter().any(
@@ -1203,9 +1205,9 @@ fn connect_error_is_reported_with_the_servers_data() {
     assert!(server.wait(T, |s| s.requests.iter().any(|r| r.is_post())));
     server.push(r#"44{"message":"not authorized","data":{"why":[1,2]}}"#);
     let ev = until(&client, "the CONNECT_ERROR", |e| {
-        matches!(e, Event::SocketIo(SioEvent::ConnectError { .. }))
+        matches!(e.socket_io(), Some(SioEvent::ConnectError { .. }))
     });
-    let Some(Event::SocketIo(SioEvent::ConnectError { nsp, data })) = ev.last() else {
+    let Some(SioEvent::ConnectError { nsp, data }) = ev.last().and_then(Event::socket_io) else {
         unreachable!()
     };
     assert_eq!(nsp, "/");
@@ -1233,15 +1235,15 @@ fn ack_from_another_namespace_is_ignored() {
     server.push(&format!(r#"43/never,{id}["wrong"]"#));
     server.push(&format!(r#"43{id}["right"]"#));
     let ev = until(&client, "the ack", |e| {
-        matches!(e, Event::SocketIo(SioEvent::Ack { .. }))
+        matches!(e.socket_io(), Some(SioEvent::Ack { .. }))
     });
-    let Some(Event::SocketIo(SioEvent::Ack {
+    let Some(SioEvent::Ack {
         nsp,
         ack_id,
         args,
         error,
         ..
-    })) = ev.last()
+    }) = ev.last().and_then(Event::socket_io)
     else {
         unreachable!()
     };
@@ -1259,7 +1261,7 @@ fn event_acks_are_answered_with_the_servers_id() {
     connected(&client, "/");
     server.push(r#"429007199254740991["ask",1]"#);
     let ev = until(&client, "ask", |e| is_event(e, "ask"));
-    let Some(Event::SocketIo(SioEvent::Event { ack_id, .. })) = ev.last() else {
+    let Some(SioEvent::Event { ack_id, .. }) = ev.last().and_then(Event::socket_io) else {
         unreachable!()
     };
     client.ack("/", *ack_id, r#"["ok"]"#).unwrap();
@@ -1469,7 +1471,7 @@ fn websocket_binary_attachments_arrive_with_their_event() {
     server.push(r#"451-["file",{"_placeholder":true,"num":0}]"#);
     server.push("bAQID");
     let ev = until(&client, "file", |e| is_event(e, "file"));
-    let Some(Event::SocketIo(SioEvent::Event { attachments, .. })) = ev.last() else {
+    let Some(SioEvent::Event { attachments, .. }) = ev.last().and_then(Event::socket_io) else {
         unreachable!()
     };
     assert_eq!(attachments.len(), 1);
@@ -1574,7 +1576,7 @@ fn binary_attachments_over_polling_both_ways() {
         r#"452-["files",{{"_placeholder":true,"num":1}},{{"_placeholder":true,"num":0}}]{SEP}bAQID{SEP}b"#
     ));
     let ev = until(&client, "files", |e| is_event(e, "files"));
-    let Some(Event::SocketIo(SioEvent::Event { attachments, .. })) = ev.last() else {
+    let Some(SioEvent::Event { attachments, .. }) = ev.last().and_then(Event::socket_io) else {
         unreachable!()
     };
     assert_eq!(attachments.len(), 2);
@@ -1628,8 +1630,10 @@ fn unpolled_events_stop_the_polls_until_the_app_polls() {
     let mut count = 0;
     while count < 2000 {
         assert!(Instant::now() < deadline, "{count} events");
-        if let Some(Event::SocketIo(SioEvent::Event { name, args, .. })) =
-            client.poll_event(Some(Duration::from_millis(200))).unwrap()
+        if let Some(SioEvent::Event { name, args, .. }) = client
+            .poll_event(Some(Duration::from_millis(200)))
+            .unwrap()
+            .and_then(Event::into_socket_io)
         {
             assert_eq!(name, "flood");
             let i: u64 = serde_json::from_str::<serde_json::Value>(&args).unwrap()[0]

@@ -73,11 +73,11 @@ fn brief(events: &[Event]) -> String {
         .rev()
         .take(40)
         .rev()
-        .map(|e| match e {
-            Event::ServerSent(m) if m.data.len() > 64 => {
+        .map(|e| match e.server_sent() {
+            Some(m) if m.data.len() > 64 => {
                 format!("ServerSent({} bytes)", m.data.len())
             }
-            other => format!("{other:?}"),
+            _ => format!("{e:?}"),
         })
         .collect();
     format!("[{} events, the last: {}]", events.len(), items.join(", "))
@@ -94,10 +94,7 @@ fn is_reconnecting(e: &Event) -> bool {
 fn messages(events: &[Event]) -> Vec<ServerSentEvent> {
     events
         .iter()
-        .filter_map(|e| match e {
-            Event::ServerSent(m) => Some(m.clone()),
-            _ => None,
-        })
+        .filter_map(|e| e.server_sent().cloned())
         .collect()
 }
 
@@ -237,7 +234,7 @@ fn bad_utf8_is_replaced_and_the_stream_goes_on() {
     let client = connect(&http_url(&server, "/bad-utf8"), QUICK);
     let events = poll_until(
         &client,
-        |e| matches!(e, Event::ServerSent(m) if m.data == "ok"),
+        |e| matches!(e.server_sent(), Some(m) if m.data == "ok"),
     );
     assert_eq!(
         messages(&events),
@@ -255,7 +252,7 @@ fn bad_utf8_is_replaced_and_the_stream_goes_on() {
 fn a_slow_drip_with_a_bom_and_crlf_makes_one_event() {
     let server = HostileServer::start(hostile);
     let client = connect(&http_url(&server, "/drip"), QUICK);
-    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    let events = poll_until(&client, |e| e.server_sent().is_some());
     assert_eq!(messages(&events), [message("drip", Some("7"), "one\ntwo")]);
     client.close().unwrap();
     poll_until(&client, is_terminated);
@@ -296,7 +293,7 @@ fn permanent_refusals_end_the_client_after_one_attempt() {
 fn a_503_is_retried_after_its_retry_after() {
     let server = HostileServer::start(hostile);
     let client = connect(&http_url(&server, "/unavailable"), QUICK);
-    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    let events = poll_until(&client, |e| e.server_sent().is_some());
     assert_eq!(error_codes(&events), [503]);
     assert_eq!(
         events.iter().find(|e| is_reconnecting(e)),
@@ -316,7 +313,7 @@ fn a_stream_that_ends_is_resumed_with_last_event_id() {
     let client = connect(&http_url(&server, "/ends"), QUICK);
     let events = poll_until(
         &client,
-        |e| matches!(e, Event::ServerSent(m) if m.data == "n3"),
+        |e| matches!(e.server_sent(), Some(m) if m.data == "n3"),
     );
     let ids: Vec<Option<String>> = messages(&events).into_iter().map(|m| m.id).collect();
     assert_eq!(ids, [Some("1".into()), Some("2".into()), Some("3".into())]);
@@ -406,7 +403,7 @@ fn an_unpolled_flood_stops_reading_and_loses_nothing() {
     );
     let events = poll_until(
         &client,
-        |e| matches!(e, Event::ServerSent(m) if m.event_type == "last"),
+        |e| matches!(e.server_sent(), Some(m) if m.event_type == "last"),
     );
     let got = messages(&events);
     assert_eq!(got.len(), 20_001);
@@ -429,7 +426,7 @@ fn resume_with_last_event_id_across_a_server_restart() {
     );
     poll_until(
         &client,
-        |e| matches!(e, Event::ServerSent(m) if m.data == "b"),
+        |e| matches!(e.server_sent(), Some(m) if m.data == "b"),
     );
     drop(server);
     let events = poll_until(&client, |e| {
@@ -441,7 +438,7 @@ fn resume_with_last_event_id_across_a_server_restart() {
         brief(&events)
     );
     let server = HostileServer::start_on(addr, script);
-    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    let events = poll_until(&client, |e| e.server_sent().is_some());
     assert_eq!(
         messages(&events),
         [message("message", Some("2"), "resumed after 2")]
@@ -562,7 +559,7 @@ fn starlette_ticks_resume_after_the_stream_ends_with_its_retry_delay() {
     );
     let events = poll_until(
         &client,
-        |e| matches!(e, Event::ServerSent(m) if m.id.as_deref() == Some("6")),
+        |e| matches!(e.server_sent(), Some(m) if m.id.as_deref() == Some("6")),
     );
     let got = messages(&events);
     let expected: Vec<ServerSentEvent> = (1..=6)
@@ -595,7 +592,7 @@ fn starlette_streams_the_answer_to_a_post() {
         r#"{"method": "POST", "body": "{\"prompt\": \"hi\"}",
             "headers": {"Content-Type": "application/json"}, "read_timeout_ms": 2000}"#,
     );
-    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    let events = poll_until(&client, |e| e.server_sent().is_some());
     assert_eq!(
         messages(&events),
         [message("echo", None, "{\"prompt\": \"hi\"}")]
@@ -617,7 +614,7 @@ fn starlette_refuses_a_refreshed_bad_token_and_ends_quietly_on_204() {
         &server.url("/private"),
         r#"{"headers": {"Authorization": "Bearer good"}}"#,
     );
-    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    let events = poll_until(&client, |e| e.server_sent().is_some());
     assert_eq!(messages(&events), [message("welcome", None, "hello")]);
     client
         .set_header("Authorization", Some("Bearer expired"))
@@ -713,7 +710,7 @@ fn https_uses_the_websocket_trust_and_pins() {
         &server.url(),
         &trusting(&ca, &format!(r#", "pin_sha256": ["sha256/{pin}"]"#)),
     );
-    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    let events = poll_until(&client, |e| e.server_sent().is_some());
     assert_eq!(messages(&events), [message("message", None, "secure")]);
     client.close().unwrap();
     poll_until(&client, is_terminated);
@@ -749,7 +746,7 @@ fn a_stream_goes_through_an_http_proxy() {
         &http_url(&server, "/drip"),
         &format!(r#"{{"proxy": "http://{}"}}"#, proxy.addr),
     );
-    let events = poll_until(&client, |e| matches!(e, Event::ServerSent(_)));
+    let events = poll_until(&client, |e| e.server_sent().is_some());
     assert_eq!(messages(&events), [message("drip", Some("7"), "one\ntwo")]);
     let requests = proxy.requests.lock().unwrap().clone();
     assert!(

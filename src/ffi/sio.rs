@@ -433,7 +433,7 @@ impl sio_client {
                 data_text = Some(message.clone());
             }
             Event::Terminated => ev.kind = sio_event_kind::SIO_EVENT_TERMINATED,
-            Event::SocketIo(sio) => match sio {
+            Event::SocketIo(sio) => match sio.as_ref() {
                 SioEvent::Connect { nsp, recovered } => {
                     ev.kind = sio_event_kind::SIO_EVENT_CONNECT;
                     ev.recovered = u8::from(*recovered);
@@ -537,9 +537,10 @@ pub extern "C" fn sio_attachment(
             )
         };
         let held = handle.held.lock();
-        let attachments = match &held.event {
-            Some(Event::SocketIo(SioEvent::Event { attachments, .. }))
-            | Some(Event::SocketIo(SioEvent::Ack { attachments, .. })) => attachments.as_slice(),
+        let attachments = match held.event.as_ref().and_then(Event::socket_io) {
+            Some(SioEvent::Event { attachments, .. }) | Some(SioEvent::Ack { attachments, .. }) => {
+                attachments.as_slice()
+            }
             _ => &[],
         };
         let Some(attachment) = attachments.get(index) else {

@@ -84,7 +84,7 @@ pub(crate) fn encode(event: &Event) -> Vec<u8> {
             data = message;
         }
         Event::Terminated => kind = sio_event_kind::SIO_EVENT_TERMINATED,
-        Event::SocketIo(sio) => match sio {
+        Event::SocketIo(sio) => match sio.as_ref() {
             SioEvent::Connect {
                 nsp: n,
                 recovered: r,
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn records_carry_every_field() {
-        let event = Event::SocketIo(SioEvent::Event {
+        let event = Event::from(SioEvent::Event {
             nsp: "/a".into(),
             name: "ev".into(),
             args: "[1]".into(),

@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn records_carry_every_field() {
-        let event = Event::ServerSent(ServerSentEvent {
+        let event = Event::from(ServerSentEvent {
             event_type: "tick".into(),
             id: Some("7".into()),
             data: "a\nb".into(),
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn an_empty_id_is_told_from_none() {
         let with = |id: Option<&str>| {
-            encode(&Event::ServerSent(ServerSentEvent {
+            encode(&Event::from(ServerSentEvent {
                 event_type: "message".into(),
                 id: id.map(Into::into),
                 data: String::new(),

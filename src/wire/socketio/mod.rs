@@ -211,7 +211,7 @@ impl SioShared {
         };
         if !self.closed.load(Ordering::Acquire) {
             for event in expired {
-                self.events.send(Event::SocketIo(event));
+                self.events.send(Event::from(event));
             }
         }
         next
@@ -236,7 +236,7 @@ impl SioShared {
                 if matches!(header.kind, Kind::Event | Kind::BinaryEvent) {
                     if let Some(id) = header.id {
                         if let Some(wait) = self.acks.lock().remove(&id) {
-                            self.events.send(Event::SocketIo(failed_ack(wait.nsp, id)));
+                            self.events.send(Event::from(failed_ack(wait.nsp, id)));
                         }
                     }
                 }
@@ -607,8 +607,7 @@ impl SioReader {
     }
 
     fn push_event(&mut self, event: SioEvent) {
-        self.ready
-            .push_back(Incoming::Event(Event::SocketIo(event)));
+        self.ready.push_back(Incoming::Event(Event::from(event)));
     }
 }
 

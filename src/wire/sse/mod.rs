@@ -184,7 +184,7 @@ impl WireReader for SseReader {
             if let Some(parsed) = self.ready.pop_front() {
                 if let Parsed::Event(event) = parsed {
                     self.resume.lock().delivered_id = event.id.clone();
-                    return Incoming::Event(crate::event::Event::ServerSent(event));
+                    return Incoming::Event(crate::event::Event::from(event));
                 }
                 if let Parsed::LastEventId(id) = parsed {
                     self.resume.lock().delivered_id = id;

@@ -203,7 +203,7 @@ impl Harness {
 }
 
 fn sse(event_type: &str, id: Option<&str>, data: &str) -> Event {
-    Event::ServerSent(ServerSentEvent {
+    Event::from(ServerSentEvent {
         event_type: event_type.into(),
         id: id.map(Into::into),
         data: data.into(),
@@ -235,13 +235,7 @@ fn error_codes(events: &[Event]) -> Vec<i32> {
 }
 
 fn messages(events: &[Event]) -> Vec<&ServerSentEvent> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::ServerSent(m) => Some(m),
-            _ => None,
-        })
-        .collect()
+    events.iter().filter_map(Event::server_sent).collect()
 }
 
 const STEADY: &str = r#"{"reconnect": {"initial_delay_ms": 1000, "jitter": 0}}"#;
@@ -260,7 +254,7 @@ async fn events_come_in_the_websocket_order_and_the_request_asks_for_a_stream() 
     assert_eq!(peer.header("host").as_deref(), Some("memory.test"));
     assert_eq!(peer.header("last-event-id"), None);
     peer.send("event: tick\ndata: 1\n\n").await;
-    let events = h.events_until(|e| matches!(e, Event::ServerSent(_))).await;
+    let events = h.events_until(|e| e.server_sent().is_some()).await;
     assert_eq!(
         events,
         [
@@ -311,7 +305,7 @@ async fn the_initial_last_event_id_goes_out_on_the_first_request() {
     assert_eq!(peer.header("last-event-id").as_deref(), Some("41"));
     // An empty id: the stream resets it, and it is not sent again.
     peer.send("id\ndata: x\n\n").await;
-    let events = h.events_until(|e| matches!(e, Event::ServerSent(_))).await;
+    let events = h.events_until(|e| e.server_sent().is_some()).await;
     assert_eq!(messages(&events)[0].id.as_deref(), Some(""));
     drop(peer);
     let peer = h.accept().await;
@@ -451,7 +445,7 @@ async fn pause_drops_the_stream_and_resume_resumes_it_from_the_last_id() {
     let mut h = Harness::start(STEADY);
     let mut peer = h.answer(OPEN).await;
     peer.send("id: 9\ndata: x\n\n").await;
-    h.events_until(|e| matches!(e, Event::ServerSent(_))).await;
+    h.events_until(|e| e.server_sent().is_some()).await;
     h.command(Command::Pause);
     let events = h.idle(3600 * SECOND).await;
     assert!(reconnecting(&events).is_empty(), "{events:?}");
@@ -555,7 +549,7 @@ async fn reading_stops_while_the_app_does_not_poll_and_nothing_is_dropped() {
     let unpolled = h.events.unpolled_bytes();
     assert!(unpolled <= limit + 20 * 1024, "{unpolled} bytes unpolled");
     let events = h
-        .events_until(|e| matches!(e, Event::ServerSent(m) if m.id.as_deref() == Some("1999")))
+        .events_until(|e| matches!(e.server_sent(), Some(m) if m.id.as_deref() == Some("1999")))
         .await;
     let ids: Vec<usize> = messages(&events)
         .iter()
@@ -570,7 +564,7 @@ async fn a_suspension_longer_than_the_read_timeout_reopens_the_stream_at_wakeup(
     let mut h = Harness::start(r#"{"read_timeout_ms": 60000, "last_event_id": "3"}"#);
     let mut peer = h.answer(OPEN).await;
     peer.send("id: 4\ndata: before sleep\n\n").await;
-    h.events_until(|e| matches!(e, Event::ServerSent(_))).await;
+    h.events_until(|e| e.server_sent().is_some()).await;
     *h.clock.slept.lock() += 120 * SECOND;
     // The app comes back to the foreground.
     h.command(Command::Resume);
