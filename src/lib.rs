@@ -36,3 +36,9 @@ pub use wire::sse::SseOptions;
 
 /// The library version, as in Cargo.toml.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// See the `mimalloc` feature in Cargo.toml: large messages reuse memory
+/// instead of faulting in fresh pages for each one.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

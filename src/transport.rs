@@ -308,9 +308,225 @@ impl AsyncWrite for Transport {
     }
 }
 
+/// Bytes read from the socket per system call while data keeps coming.
+const READ_AHEAD_BYTES: usize = 64 * 1024;
+
+/// A read that fills at least this much of the caller's buffer suggests
+/// more is waiting: the next reads go through the read-ahead buffer.
+const WIDE_READ_MIN: usize = 1024;
+
+/// Reads ahead of a small caller buffer while data keeps coming, so that a
+/// large frame costs a few 64 KiB reads instead of hundreds of reads of the
+/// WebSocket codec's 4 KiB buffer; holds nothing while the link is idle.
+///
+/// tungstenite reads at most its `read_buffer_size` per call, and that
+/// buffer stays allocated for the connection's life, so it is kept small
+/// for idle connections' sake. Here reads go straight into the caller's
+/// buffer (no copy) until one fills it; then they go through a 64 KiB
+/// buffer, which is freed as soon as a read comes back short or the socket
+/// has nothing more for now.
+pub(crate) struct ReadAhead<S> {
+    inner: S,
+    /// Empty, or `READ_AHEAD_BYTES` long (zeroed once, then reused).
+    ahead: Vec<u8>,
+    /// Unread bytes are `ahead[start..end]`.
+    start: usize,
+    end: usize,
+    /// The last read filled what was asked: read wide.
+    wide: bool,
+}
+
+impl<S> ReadAhead<S> {
+    pub(crate) fn new(inner: S) -> ReadAhead<S> {
+        ReadAhead {
+            inner,
+            ahead: Vec::new(),
+            start: 0,
+            end: 0,
+            wide: false,
+        }
+    }
+
+    fn serve(&mut self, out: &mut ReadBuf<'_>) {
+        let n = out.remaining().min(self.end - self.start);
+        out.put_slice(&self.ahead[self.start..self.start + n]);
+        self.start += n;
+    }
+
+    fn narrow(&mut self) {
+        self.wide = false;
+        self.ahead = Vec::new();
+        (self.start, self.end) = (0, 0);
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.start < this.end {
+            this.serve(out);
+            return Poll::Ready(Ok(()));
+        }
+        let wanted = out.remaining();
+        if !this.wide || wanted >= READ_AHEAD_BYTES {
+            this.narrow();
+            let before = out.filled().len();
+            let polled = Pin::new(&mut this.inner).poll_read(cx, out);
+            let got = out.filled().len() - before;
+            this.wide = got == wanted && got >= WIDE_READ_MIN;
+            return polled;
+        }
+        if this.ahead.is_empty() {
+            this.ahead = vec![0; READ_AHEAD_BYTES];
+        }
+        let mut wide = ReadBuf::new(&mut this.ahead);
+        match Pin::new(&mut this.inner).poll_read(cx, &mut wide) {
+            Poll::Ready(Ok(())) => {
+                let got = wide.filled().len();
+                (this.start, this.end) = (0, got);
+                this.serve(out);
+                if got <= wanted {
+                    // The data stopped coming (or the stream ended).
+                    this.narrow();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => {
+                this.narrow();
+                Poll::Ready(Err(e))
+            }
+            Poll::Pending => {
+                // Nothing more for now: an idle link keeps no buffer.
+                this.narrow();
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ReadAhead<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads `total` bytes through a ReadAhead in reads of at most `chunk`,
+    /// the writer sending them in one go: returns what came and how many
+    /// reads went wide.
+    async fn read_through(
+        total: usize,
+        chunk: usize,
+    ) -> (Vec<u8>, ReadAhead<tokio::io::DuplexStream>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut writer, reader) = tokio::io::duplex(256 * 1024);
+        let sent: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+        let to_send = sent.clone();
+        let writing = tokio::spawn(async move {
+            writer.write_all(&to_send).await.unwrap();
+            writer.shutdown().await.unwrap();
+        });
+        let mut ahead = ReadAhead::new(reader);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; chunk];
+        for _ in 0..total + 2 {
+            let n = ahead.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            assert!(n <= chunk);
+            got.extend_from_slice(&buf[..n]);
+        }
+        writing.await.unwrap();
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "the bytes came out of order or changed");
+        (got, ahead)
+    }
+
+    #[tokio::test]
+    async fn read_ahead_passes_every_byte_in_order_and_ends_with_the_stream() {
+        for (total, chunk) in [
+            (0, 4096),
+            (10, 4096),
+            (4096, 4096),
+            (1 << 20, 4096),
+            (300_000, 1000),
+            (70_000, 100_000),
+        ] {
+            let (_, ahead) = read_through(total, chunk).await;
+            assert!(
+                ahead.ahead.is_empty(),
+                "{total}/{chunk}: a buffer kept after the end"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn read_ahead_reads_wide_while_data_keeps_coming_and_keeps_nothing_when_idle() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut writer, reader) = tokio::io::duplex(1 << 20);
+        let mut ahead = ReadAhead::new(reader);
+        writer.write_all(&vec![1u8; 512 * 1024]).await.unwrap();
+        let mut buf = [0u8; 4096];
+        assert_eq!(ahead.read(&mut buf).await.unwrap(), 4096);
+        assert!(ahead.wide, "a full read switches to wide reads");
+        assert_eq!(ahead.read(&mut buf).await.unwrap(), 4096);
+        assert_eq!(
+            ahead.ahead.len(),
+            READ_AHEAD_BYTES,
+            "the second read went wide"
+        );
+        assert_eq!(ahead.end, READ_AHEAD_BYTES);
+        let mut left = 512 * 1024 - 8192;
+        for _ in 0..1_000 {
+            if left == 0 {
+                break;
+            }
+            left -= ahead.read(&mut buf).await.unwrap();
+        }
+        assert_eq!(left, 0);
+        // Nothing more for now: the read is pending, and the link holds no buffer.
+        let pending =
+            tokio::time::timeout(std::time::Duration::from_millis(20), ahead.read(&mut buf)).await;
+        assert!(pending.is_err(), "read something that was never sent");
+        assert!(ahead.ahead.is_empty() && !ahead.wide);
+        // A small message afterwards is read directly.
+        writer.write_all(b"hello").await.unwrap();
+        assert_eq!(ahead.read(&mut buf).await.unwrap(), 5);
+        assert_eq!(&buf[..5], b"hello");
+        assert!(ahead.ahead.is_empty() && !ahead.wide);
+    }
 
     #[test]
     fn parses_ws_and_wss_with_default_ports() {

@@ -21,11 +21,11 @@ use crate::http::parse_retry_after;
 use crate::options::Options;
 use crate::queue::Message;
 use crate::state::End;
-use crate::transport::{ConnectError, Dialer, Endpoint, Transport};
+use crate::transport::{ConnectError, Dialer, Endpoint, ReadAhead, Transport};
 
 mod handshake;
 
-type Ws = WebSocketStream<Transport>;
+type Ws = WebSocketStream<ReadAhead<Transport>>;
 
 /// Read buffer of a connection. Small, so idle connections stay cheap;
 /// tungstenite grows it to the size of each incoming frame as needed.
@@ -81,6 +81,7 @@ impl WebSocketWire {
             .map_err(|e| connect_ending(e, &self.endpoint))?;
         let upgraded =
             handshake::upgrade(&mut transport, &self.endpoint, &self.subprotocols, headers).await?;
+        let transport = ReadAhead::new(transport);
         // Only a non-empty leftover goes through `from_partially_read`: its
         // read buffer starts at the leftover's capacity, and an empty one
         // would make every later frame allocate a buffer of its own size
