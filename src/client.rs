@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
@@ -17,7 +16,9 @@ use crate::http::HttpClient;
 use crate::options::{Options, Resolved};
 use crate::outbox::Outbox;
 use crate::queue::{self, Pushed};
-use crate::session::{Command, Session, Shared, SystemSuspendClock};
+use crate::session::{
+    command_channel, Command, CommandSender, Session, Shared, SystemSuspendClock,
+};
 use crate::transport::{Endpoint, NetDialer};
 use crate::wire::sse::{SseOptions, SseWire};
 use crate::wire::websocket::WebSocketWire;
@@ -49,7 +50,7 @@ static LIVE_CLIENTS: AtomicUsize = AtomicUsize::new(0);
 #[derive(Debug)]
 pub struct Client {
     shared: Arc<Shared>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     events: EventReceiver,
     /// For events raised on the app's thread (drop-oldest reports).
     event_tx: EventSender,
@@ -86,7 +87,7 @@ impl Client {
             crate::runtime::spawn(outbox.clone().run_batch_sync())?;
         }
         let (event_tx, events) = event::channel(options.max_unpolled_bytes);
-        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (commands, command_rx) = command_channel();
         let session = Session::new(
             make_wire(&event_tx),
             options,

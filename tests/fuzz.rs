@@ -3184,10 +3184,12 @@ fn check_retry_after(status: u16, value: String, cap_ms: Option<u64>) -> Result<
     }
     let now = std::time::SystemTime::now();
     let _ = server.join();
+    // With a short delay (an ignored value) the one retry may already have
+    // failed, and the client terminated (max_attempts 1), on a busy machine.
     expect(
         "ws_close",
         ws_close(client, 1000, std::ptr::null()),
-        &[WS_OK],
+        &[WS_OK, WS_ERR_CLOSED],
     )?;
     let mut terminated = false;
     while !terminated && Instant::now() < deadline {

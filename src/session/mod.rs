@@ -10,6 +10,7 @@
 //! and transition is tested on virtual time against in-memory streams.
 
 mod clock;
+mod commands;
 mod open;
 #[cfg(test)]
 mod tests;
@@ -22,7 +23,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 pub(crate) use clock::{SuspendClock, SystemSuspendClock};
@@ -37,6 +37,7 @@ use crate::queue::{Entry, OutgoingQueue, Stored};
 use crate::state::{Machine, Next, RetryPolicy, State};
 use crate::wire::{Ending, Opened, Wire};
 use clock::SuspensionDetector;
+pub(crate) use commands::{command_channel, CommandReceiver, CommandSender};
 
 /// Requests from the app to its session.
 #[derive(Debug)]
@@ -138,7 +139,7 @@ pub(crate) struct Session<W: Wire> {
     manual_flush: bool,
     shared: Arc<Shared>,
     events: EventSender,
-    commands: mpsc::UnboundedReceiver<Command>,
+    commands: CommandReceiver,
     machine: Machine,
     backoff: Backoff,
     suspension: SuspensionDetector,
@@ -156,7 +157,7 @@ impl<W: Wire> Session<W> {
         options: &Options,
         shared: Arc<Shared>,
         events: EventSender,
-        commands: mpsc::UnboundedReceiver<Command>,
+        commands: CommandReceiver,
         clock: Arc<dyn SuspendClock>,
     ) -> Session<W> {
         Session {

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::WebSocketStream;
 
 use super::clock::testing::TestClock;
-use super::{Command, Session, Shared};
+use super::{command_channel, Command, CommandSender, Session, Shared};
 use crate::backoff::Backoff;
 use crate::error::error_code;
 use crate::event::{self, Event, EventReceiver};
@@ -65,7 +65,7 @@ struct Harness {
     net: Arc<MemoryNet>,
     servers: mpsc::UnboundedReceiver<DuplexStream>,
     events: EventReceiver,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     shared: Arc<Shared>,
     clock: Arc<TestClock>,
 }
@@ -92,7 +92,7 @@ impl Harness {
         ));
         let shared = Arc::new(Shared::open(&options).unwrap());
         let (event_tx, events) = event::channel(options.max_unpolled_bytes);
-        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (commands, command_rx) = command_channel();
         let clock = TestClock::new();
         let session = Session::new(
             wire,
@@ -1109,7 +1109,7 @@ fn the_session_future_stays_small() {
     let endpoint = Endpoint::parse("ws://memory.test/").unwrap();
     let wire = WebSocketWire::new(endpoint, &options, Box::new(MemoryDialer(net)));
     let (events, _rx) = event::channel(1);
-    let (_commands, command_rx) = mpsc::unbounded_channel();
+    let (_commands, command_rx) = command_channel();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::event::{self, Event, EventReceiver, ServerSentEvent};
-use crate::session::{Command, Session, Shared, SuspendClock};
+use crate::session::{command_channel, Command, CommandSender, Session, Shared, SuspendClock};
 use crate::state::State;
 use crate::transport::{ConnectError, Dialer, Endpoint, Transport};
 
@@ -63,7 +63,7 @@ struct Harness {
     net: Arc<MemoryNet>,
     servers: mpsc::UnboundedReceiver<DuplexStream>,
     events: EventReceiver,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     shared: Arc<Shared>,
     clock: Arc<VirtualClock>,
 }
@@ -102,7 +102,7 @@ impl Harness {
         let wire = SseWire::new(http, &options);
         let shared = Arc::new(Shared::open(&options.common).unwrap());
         let (event_tx, events) = event::channel(options.common.max_unpolled_bytes);
-        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (commands, command_rx) = command_channel();
         let clock = Arc::new(VirtualClock {
             origin: Instant::now(),
             slept: Mutex::new(Duration::ZERO),
