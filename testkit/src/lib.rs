@@ -23,9 +23,12 @@ mod connection;
 pub mod ffi;
 #[cfg(feature = "jni")]
 mod jni;
+#[cfg(feature = "jni")]
+mod jni_sio;
 mod record;
 mod script;
 mod server;
+mod sio;
 mod tls;
 pub mod wire;
 
@@ -33,3 +36,7 @@ pub use connection::Connection;
 pub use record::{ClientClose, Message, MessageKind, Request};
 pub use script::{Faults, Network, Reply, MAX_DELAY};
 pub use server::TestServer;
+pub use sio::{
+    AckAnswer, ClientDisconnect, ConnectReply, EngineSession, NamespaceConnect, PendingAck,
+    ReceivedEvent, ServerSocket, SioTransport, SocketIoConfig, SocketIoTestServer,
+};
