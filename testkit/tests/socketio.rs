@@ -166,7 +166,9 @@ fn events_acks_and_server_emits_on_every_transport() {
 fn namespaces_are_refused_as_scripted_and_kicks_are_not_rejoined() {
     for (transports, config) in configurations() {
         let server = SocketIoTestServer::start_with(config).unwrap();
-        server.push_connect_reply(Some("/admin"), ConnectReply::refuse("not an admin"));
+        server
+            .push_connect_reply(Some("/admin"), ConnectReply::refuse("not an admin"))
+            .unwrap();
         let client = client(&server, transports, "");
         until(&client, "CONNECT of /", connect_of("/"));
         client.join("/admin", Some(r#"{"role":"user"}"#)).unwrap();

@@ -475,7 +475,7 @@ enum Control {
 /// use tether_testkit::{ConnectReply, SocketIoTestServer};
 ///
 /// let server = SocketIoTestServer::start().unwrap();
-/// server.push_connect_reply(Some("/admin"), ConnectReply::refuse("not allowed"));
+/// server.push_connect_reply(Some("/admin"), ConnectReply::refuse("not allowed")).unwrap();
 /// // … connect the Socket.IO client under test to server.url() …
 /// let event = server.await_event(Duration::from_secs(5)).unwrap();
 /// assert_eq!(event.name, "hello");
@@ -547,10 +547,15 @@ impl SocketIoTestServer {
     }
 
     /// Queues the answer to a coming CONNECT of `nsp` (`None`: of any
-    /// namespace); first queued, first used.
-    pub fn push_connect_reply(&self, nsp: Option<&str>, reply: ConnectReply) {
+    /// namespace); first queued, first used. `Err` for a namespace that
+    /// is not one (`/…`, no `,`).
+    pub fn push_connect_reply(&self, nsp: Option<&str>, reply: ConnectReply) -> Result<(), String> {
+        if let Some(nsp) = nsp {
+            packet::check_namespace(nsp)?;
+        }
         self.shared
             .push_connect_reply(nsp.map(str::to_string), reply);
+        Ok(())
     }
 
     /// The next Engine.IO session opened, not taken yet, waiting at most
