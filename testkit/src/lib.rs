@@ -23,8 +23,6 @@ mod connection;
 pub mod ffi;
 #[cfg(feature = "jni")]
 mod jni;
-#[cfg(feature = "jni")]
-mod jni_sio;
 mod record;
 mod script;
 mod server;

@@ -326,13 +326,11 @@ impl Shared {
                     (ConnectReply::Accept, None) => {}
                 }
             }
-            Kind::Disconnect => {
-                if st.sockets.remove(&p.nsp).is_some() {
-                    self.disconnects.push(ClientDisconnect {
-                        session: session.id,
-                        nsp: p.nsp,
-                    });
-                }
+            Kind::Disconnect if st.sockets.remove(&p.nsp).is_some() => {
+                self.disconnects.push(ClientDisconnect {
+                    session: session.id,
+                    nsp: p.nsp,
+                });
             }
             Kind::Event | Kind::BinaryEvent if st.sockets.contains_key(&p.nsp) => {
                 let Some(Value::Array(mut items)) = p.data else {
