@@ -313,3 +313,29 @@ fn binary_attachments_travel_both_ways() {
         end(client);
     }
 }
+
+#[test]
+fn a_payload_over_max_payload_ends_the_session() {
+    for (transports, mut config) in configurations() {
+        config.max_payload = 2000;
+        let server = SocketIoTestServer::start_with(config).unwrap();
+        let client = client(&server, transports, "");
+        until(&client, "CONNECT of /", connect_of("/"));
+        let first = server.await_socket(WAIT).unwrap();
+        client.emit("/", "small", "[]", false).unwrap();
+        assert_eq!(server.await_event(WAIT).unwrap().name, "small");
+        let big = format!(r#"["{}"]"#, "x".repeat(5000));
+        client.emit("/", "big", &big, false).unwrap();
+        // The client sees its transport go (what it does next is its own
+        // policy: Tether gives up after a 1009 on WebSocket).
+        until(&client, "the loss", |e| {
+            matches!(e, SioEvent::Disconnect { .. })
+        });
+        assert!(!first.is_connected(), "{transports}: the session survived");
+        assert!(
+            server.events().iter().all(|e| e.name != "big"),
+            "{transports}: the big event got through"
+        );
+        end(client);
+    }
+}
