@@ -500,6 +500,14 @@ wst_status wst_sio_server_push_connect_reply(const wst_sio_server *server,
                                              const char *reply_json);
 
 /**
+ * Replaces the network conditions of every connection, current and new:
+ * `{"latency_ms": 200, "bandwidth_bytes_per_s": 10000, "cut": true}` as
+ * for `wst_server_set_network` (`"{}"` lifts them). A round trip longer
+ * than the server's `ping_timeout_ms` looks like a dead link to clients.
+ */
+wst_status wst_sio_server_set_network(const wst_sio_server *server, const char *network_json);
+
+/**
  * Like a server restart: kills every connection, forgets every session,
  * closes the listener and binds the same port again before returning.
  */

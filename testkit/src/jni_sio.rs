@@ -110,7 +110,8 @@ pub extern "system" fn Java_dev_tether_testkit_internal_SioNative_number(
 }
 
 /// `what`: 1 push a connect reply (`nsp` or null, `json`), 2 echo on
-/// (`json` "true") or off, 3 restart, 4 kill the connections.
+/// (`json` "true") or off, 3 restart, 4 kill the connections, 5 set the
+/// network (`json`).
 #[no_mangle]
 pub extern "system" fn Java_dev_tether_testkit_internal_SioNative_control(
     mut env: JNIEnv<'_>,
@@ -135,6 +136,10 @@ pub extern "system" fn Java_dev_tether_testkit_internal_SioNative_control(
             }
             3 => s.restart().map_err(|e| Failure(ILLEGAL_STATE, e)),
             4 => s.kill_connections().map_err(|e| Failure(ILLEGAL_STATE, e)),
+            5 => {
+                s.set_network(Network::from_json(&json).map_err(invalid)?);
+                Ok(())
+            }
             _ => Err(invalid(format!("unknown control {what}"))),
         }
     })

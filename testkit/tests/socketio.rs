@@ -339,3 +339,46 @@ fn a_payload_over_max_payload_ends_the_session() {
         end(client);
     }
 }
+
+#[test]
+fn latency_delays_both_ways_and_a_cut_is_a_dead_link_until_lifted() {
+    for (transports, mut config) in configurations() {
+        // A round trip under latency must stay below pingTimeout.
+        config.ping_timeout = Duration::from_millis(1500);
+        let server = SocketIoTestServer::start_with(config).unwrap();
+        let client = client(&server, transports, "");
+        until(&client, "CONNECT of /", connect_of("/"));
+        let first = server.await_socket(WAIT).unwrap();
+
+        server.set_network(tether_testkit::Network {
+            latency: Duration::from_millis(150),
+            ..Default::default()
+        });
+        let started = Instant::now();
+        let ack = client.emit("/", "slow", "[]", true).unwrap().unwrap();
+        until(
+            &client,
+            "the ack",
+            |e| matches!(e, SioEvent::Ack { ack_id, .. } if *ack_id == ack),
+        );
+        let rtt = started.elapsed();
+        assert!(
+            rtt >= Duration::from_millis(300),
+            "{transports}: an ack in {rtt:?}"
+        );
+
+        // A cut: nothing moves; only the client's dead-link timer can tell.
+        server.set_network(tether_testkit::Network {
+            cut: true,
+            ..Default::default()
+        });
+        until(&client, "the loss", |e| {
+            matches!(e, SioEvent::Disconnect { .. })
+        });
+        server.set_network(tether_testkit::Network::default());
+        until(&client, "the rejoin", connect_of("/"));
+        let second = server.await_socket(WAIT).unwrap();
+        assert_ne!(first.session(), second.session(), "{transports}");
+        end(client);
+    }
+}

@@ -12,7 +12,7 @@ use super::boundary::{
 };
 use super::{c_string, done, wst_status};
 use crate::{
-    ConnectReply, NamespaceConnect, PendingAck, ReceivedEvent, ServerSocket, SioTransport,
+    ConnectReply, NamespaceConnect, Network, PendingAck, ReceivedEvent, ServerSocket, SioTransport,
     SocketIoConfig, SocketIoTestServer,
 };
 
@@ -189,6 +189,24 @@ pub extern "C" fn wst_sio_server_push_connect_reply(
         let json = unsafe { required_str(reply_json, "reply_json") }?;
         let reply = ConnectReply::from_json(json).map_err(Failure::invalid)?;
         s.push_connect_reply(nsp, reply).map_err(Failure::invalid)?;
+        Ok(wst_status::WST_OK)
+    })
+}
+
+/// Replaces the network conditions of every connection, current and new:
+/// `{"latency_ms": 200, "bandwidth_bytes_per_s": 10000, "cut": true}` as
+/// for `wst_server_set_network` (`"{}"` lifts them). A round trip longer
+/// than the server's `ping_timeout_ms` looks like a dead link to clients.
+#[no_mangle]
+pub extern "C" fn wst_sio_server_set_network(
+    server: *const wst_sio_server,
+    network_json: *const c_char,
+) -> wst_status {
+    guard(|| {
+        let s = self::server(server)?;
+        // SAFETY: NULL or a NUL-terminated string, per the contract.
+        let json = unsafe { required_str(network_json, "network_json") }?;
+        s.set_network(Network::from_json(json).map_err(Failure::invalid)?);
         Ok(wst_status::WST_OK)
     })
 }

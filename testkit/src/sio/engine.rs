@@ -16,9 +16,9 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
 use super::packet::{self, EnginePacket, Kind, SioPacket};
@@ -26,7 +26,9 @@ use super::{
     AckAnswer, ClientDisconnect, ConnectReply, EngineSession, NamespaceConnect, ReceivedEvent,
     ServerSocket, SioTransport, SocketIoConfig,
 };
+use crate::connection::{Out, Wiring};
 use crate::record::{lock, Journal};
+use crate::script::{Faults, Network};
 use crate::wire::{self, Head, Parsed, FIN, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING};
 use crate::wire::{OP_PONG, OP_TEXT};
 
@@ -38,6 +40,8 @@ const MAX_BODY_BYTES: usize = 64 << 20;
 const IDLE_LIMIT: Duration = Duration::from_secs(120);
 /// The longest a poll is held with nothing to send (then a noop).
 const POLL_HOLD: Duration = Duration::from_secs(60);
+/// How long queued bytes may take to go out once a connection is done.
+const FLUSH_WAIT: Duration = Duration::from_secs(30);
 
 /// How a session ended: what its transports do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub(crate) enum Ending {
 pub(crate) struct Shared {
     pub(crate) config: SocketIoConfig,
     pub(crate) echo: AtomicBool,
+    /// The conditions of every connection, current and new.
+    pub(crate) network: watch::Sender<Network>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     next_session: AtomicU64,
     next_socket: AtomicU64,
@@ -121,6 +127,7 @@ impl Shared {
     pub(crate) fn new(config: SocketIoConfig) -> Shared {
         Shared {
             echo: AtomicBool::new(config.echo),
+            network: watch::Sender::new(Network::default()),
             config,
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
@@ -467,41 +474,92 @@ impl HttpRequest {
     }
 }
 
-/// One TCP connection: requests one after the other (keep-alive).
+/// One TCP connection: requests one after the other (keep-alive), over
+/// the network's conditions.
 struct Http {
-    tcp: TcpStream,
+    /// The server's end of the shaped connection.
+    io: DuplexStream,
     buf: Vec<u8>,
     /// The session of the last request: its reset resets this connection.
     bound: Option<Arc<Session>>,
+    /// The writer's queue, for the reset.
+    out: mpsc::UnboundedSender<(Instant, Out)>,
 }
 
-/// Serves one accepted connection to its end.
+/// Serves one accepted connection to its end. The bytes go through the
+/// WebSocket server's reader and writer ([`crate::connection`]), so the
+/// network's latency, bandwidth and cut apply here too; the Engine.IO
+/// server reads and writes the other end of an in-memory pipe.
 pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
+    // Another descriptor of the same socket, to reset it.
+    let resetter = std::os::fd::AsFd::as_fd(&tcp)
+        .try_clone_to_owned()
+        .ok()
+        .map(std::net::TcpStream::from);
+    // No per-connection faults on Socket.IO connections: the sender stays
+    // here, at its default.
+    let (_faults, faults) = watch::channel(Faults::default());
+    let wiring = Wiring {
+        net: shared.network.subscribe(),
+        faults,
+    };
+    let (rd, wr) = tcp.into_split();
+    let (io, pipe) = tokio::io::duplex(64 * 1024);
+    let (mut pipe_rd, mut pipe_wr) = tokio::io::split(pipe);
+    let mut parts = tokio::task::JoinSet::new();
+    let (chunks_tx, mut chunks) = mpsc::channel::<Option<Vec<u8>>>(4);
+    parts.spawn(crate::connection::read(rd, chunks_tx, wiring.clone()));
+    parts.spawn(async move {
+        while let Some(Some(chunk)) = chunks.recv().await {
+            if pipe_wr.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = pipe_wr.shutdown().await;
+    });
+    let (out, out_rx) = mpsc::unbounded_channel();
+    let to_writer = out.clone();
+    parts.spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let item = match pipe_rd.read(&mut buf).await {
+                Ok(0) | Err(_) => Out::Shutdown,
+                Ok(n) => Out::Bytes(buf[..n].to_vec()),
+            };
+            let last = matches!(item, Out::Shutdown);
+            if to_writer.send((Instant::now(), item)).is_err() || last {
+                return;
+            }
+        }
+    });
+    // Its own set: aborting this task (a kill, a restart) aborts it too.
+    let mut writer = tokio::task::JoinSet::new();
+    writer.spawn(crate::connection::write(wr, resetter, out_rx, wiring));
     let mut http = Http {
-        tcp,
+        io,
         buf: Vec::new(),
         bound: None,
+        out,
     };
-    loop {
-        let Some(request) = http.read_request().await else {
-            return;
-        };
+    while let Some(request) = http.read_request().await {
         if !route(&mut http, &shared, request).await {
-            return;
+            break;
         }
     }
-}
-
-/// Makes the coming close of a connection an RST instead of a FIN.
-fn reset(tcp: &TcpStream) {
-    // A zero linger makes the close send an RST (deprecated only for
-    // non-zero values, which block).
-    #[allow(deprecated)]
-    let _ = tcp.set_linger(Some(Duration::ZERO));
+    // Closing our end lets queued bytes (and a FIN or RST) go out, bounded.
+    drop(http);
+    let _ = tokio::time::timeout(FLUSH_WAIT, writer.join_next()).await;
+    writer.abort_all();
+    parts.abort_all();
 }
 
 impl Http {
+    /// Resets the connection (RST) once what is queued went out.
+    fn reset(&self) {
+        let _ = self.out.send((Instant::now(), Out::Reset));
+    }
+
     /// The next request; `None` once the client hung up, sent junk, stayed
     /// idle too long, or the bound session was reset (then the connection
     /// is reset).
@@ -565,14 +623,14 @@ impl Http {
             }
         };
         tokio::select! {
-            read = self.tcp.read(&mut chunk) => {
+            read = self.io.read(&mut chunk) => {
                 let n = read.ok()?;
                 self.buf.extend_from_slice(&chunk[..n]);
                 Some(n)
             }
             () = tokio::time::sleep_until(deadline) => None,
             () = reset_wait => {
-                reset(&self.tcp);
+                self.reset();
                 None
             }
         }
@@ -587,7 +645,7 @@ impl Http {
         );
         let mut bytes = head.into_bytes();
         bytes.extend_from_slice(body);
-        self.tcp.write_all(&bytes).await.is_ok()
+        self.io.write_all(&bytes).await.is_ok()
     }
 
     async fn error(&mut self, status: u16, code: u8, message: &str) -> bool {
@@ -697,7 +755,7 @@ async fn poll(http: &mut Http, session: &Arc<Session>) -> bool {
                 return http.error(400, 1, "Session ID unknown").await;
             }
             (None, Some(Ending::Reset)) => {
-                reset(&http.tcp);
+                http.reset();
                 return false;
             }
             (None, Some(Ending::Lost)) => return false,
@@ -710,7 +768,7 @@ async fn poll(http: &mut Http, session: &Arc<Session>) -> bool {
             () = tokio::time::sleep_until(deadline) => {
                 return http.respond(200, "text/plain; charset=UTF-8", b"6").await;
             }
-            read = http.tcp.read(&mut chunk) => match read {
+            read = http.io.read(&mut chunk) => match read {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => http.buf.extend_from_slice(&chunk[..n]),
             },
@@ -746,7 +804,7 @@ async fn websocket(
          Sec-WebSocket-Accept: {}\r\n\r\n",
         wire::accept_key(key)
     );
-    if http.tcp.write_all(head.as_bytes()).await.is_err() {
+    if http.io.write_all(head.as_bytes()).await.is_err() {
         return;
     }
     let (session, mut upgraded) = match existing {
@@ -754,7 +812,7 @@ async fn websocket(
         None => {
             let session = shared.new_session(SioTransport::WebSocket, request);
             let open = shared.open_packet(&session.sid, SioTransport::WebSocket);
-            if http.tcp.write_all(&wire::text(&open)).await.is_err() {
+            if http.io.write_all(&wire::text(&open)).await.is_err() {
                 shared.end_session(&session, Ending::Lost);
                 return;
             }
@@ -785,17 +843,17 @@ async fn websocket(
             }
             match ending {
                 Some(Ending::Reset) => {
-                    reset(&http.tcp);
+                    http.reset();
                     return;
                 }
                 Some(_) => {
                     bytes.extend(wire::close(1000, b""));
-                    let _ = http.tcp.write_all(&bytes).await;
-                    let _ = http.tcp.shutdown().await;
+                    let _ = http.io.write_all(&bytes).await;
+                    let _ = http.io.shutdown().await;
                     return;
                 }
                 None => {
-                    if !bytes.is_empty() && http.tcp.write_all(&bytes).await.is_err() {
+                    if !bytes.is_empty() && http.io.write_all(&bytes).await.is_err() {
                         shared.end_session(&session, Ending::Lost);
                         return;
                     }
@@ -806,7 +864,7 @@ async fn websocket(
         tokio::select! {
             () = &mut changed => {}
             _ = ended.changed() => {}
-            read = http.tcp.read(&mut chunk) => {
+            read = http.io.read(&mut chunk) => {
                 let n = match read {
                     Ok(0) | Err(_) => 0,
                     Ok(n) => n,
@@ -826,7 +884,7 @@ async fn websocket(
                         }
                         Parsed::Incomplete => break,
                         Parsed::Junk => {
-                            let _ = http.tcp.write_all(&wire::close(1009, b"")).await;
+                            let _ = http.io.write_all(&wire::close(1009, b"")).await;
                             shared.end_session(&session, Ending::Lost);
                             return;
                         }
@@ -849,14 +907,14 @@ async fn websocket(
                         (OP_PING, started) => {
                             message = started;
                             let pong = wire::frame(FIN | OP_PONG, &frame.payload);
-                            if http.tcp.write_all(&pong).await.is_err() {
+                            if http.io.write_all(&pong).await.is_err() {
                                 return;
                             }
                             None
                         }
                         (OP_CLOSE, _) => {
-                            let _ = http.tcp.write_all(&wire::frame(FIN | OP_CLOSE, &frame.payload)).await;
-                            let _ = http.tcp.shutdown().await;
+                            let _ = http.io.write_all(&wire::frame(FIN | OP_CLOSE, &frame.payload)).await;
+                            let _ = http.io.shutdown().await;
                             if upgraded {
                                 shared.end_session(&session, Ending::Lost);
                             }
@@ -882,7 +940,7 @@ async fn websocket(
                         EnginePacket::Text(t) if t == "2probe" => {
                             lock(&session.state).upgrading = true;
                             session.changed.notify_waiters();
-                            if http.tcp.write_all(&wire::text("3probe")).await.is_err() {
+                            if http.io.write_all(&wire::text("3probe")).await.is_err() {
                                 return;
                             }
                         }

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::record::lock;
+use crate::script::Network;
 use engine::{Ending, Session, Shared};
 use packet::Kind;
 
@@ -544,6 +545,19 @@ impl SocketIoTestServer {
     /// Whether events are echoed and acks answered with their arguments.
     pub fn set_echo(&self, echo: bool) {
         self.shared.echo.store(echo, Ordering::SeqCst);
+    }
+
+    /// Replaces the network conditions of every connection, current and
+    /// new (latency, bandwidth, cut: as on [`TestServer`](crate::TestServer)).
+    /// Mind the heartbeat: the client sees the server's pings
+    /// `pingInterval` + a round trip apart, so a round trip longer than
+    /// `pingTimeout` looks like a dead link.
+    pub fn set_network(&self, network: Network) {
+        self.shared.network.send_replace(network);
+    }
+
+    pub fn network(&self) -> Network {
+        *self.shared.network.borrow()
     }
 
     /// Queues the answer to a coming CONNECT of `nsp` (`None`: of any

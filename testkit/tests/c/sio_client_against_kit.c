@@ -4,7 +4,7 @@
  * WebSocket, the recorded CONNECT with its auth, a refused namespace, an
  * emit with an ack, server emits (one asking for an ack), a kick, a dropped
  * transport, a restart and a stopped heartbeat, each followed by the
- * client's reconnect. Exits 0 on success.
+ * client's reconnect, and a network latency. Exits 0 on success.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -168,6 +168,14 @@ int main(void) {
   poll_until(client, SIO_EVENT_DISCONNECT, "/", NULL, &ev);
   poll_until(client, SIO_EVENT_CONNECT, "/", NULL, &ev);
   wst_sio_socket *fifth = next_socket(server);
+  /* Network conditions: a latency on every byte, then lifted. */
+  CHECK(wst_sio_server_set_network(server, "{\"latency_ms\":\"x\"}") == WST_ERR_INVALID_ARGUMENT);
+  CHECK(wst_sio_server_set_network(server, "{\"latency_ms\":50}") == WST_OK);
+  CHECK(sio_emit(client, "/", "slow", "[]", &ack_id) == WS_OK);
+  poll_until(client, SIO_EVENT_ACK, "/", NULL, &ev);
+  CHECK(ev.ack_id == ack_id && ev.error == 0);
+  CHECK(wst_sio_server_set_network(server, "{}") == WST_OK);
+
   size_t sessions = 0;
   CHECK(wst_sio_server_session_count(server, &sessions) == WST_OK && sessions == 4);
 

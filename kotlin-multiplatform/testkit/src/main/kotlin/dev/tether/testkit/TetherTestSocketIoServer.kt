@@ -66,6 +66,17 @@ public class TetherTestSocketIoServer(
     public fun enqueueConnectReply(reply: ConnectReply, namespace: String? = null): Unit =
         handle.use { SioNative.control(it, SioNative.PUSH_CONNECT_REPLY, namespace, reply.toJson()) }
 
+    /**
+     * Replaces the network conditions of every connection, current and new. A round trip
+     * longer than [pingTimeout] looks like a dead link to clients (pings come [pingInterval]
+     * after each pong).
+     */
+    public fun setNetwork(network: NetworkConditions): Unit =
+        handle.use { SioNative.control(it, SioNative.SET_NETWORK, null, network.toJson()) }
+
+    /** Lifts every network condition. */
+    public fun liftNetwork(): Unit = setNetwork(NetworkConditions())
+
     /** Like a server restart: kills every connection, forgets every session, listens again on the same port. */
     public fun restart(): Unit = handle.use { SioNative.control(it, SioNative.RESTART, null, null) }
 

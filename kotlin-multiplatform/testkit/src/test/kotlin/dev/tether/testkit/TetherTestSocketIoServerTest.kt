@@ -141,4 +141,22 @@ class TetherTestSocketIoServerTest {
             }
         }
     }
+
+    @Test
+    fun `a cut network is a dead link until lifted`(): Unit = runBlocking {
+        server().use { server ->
+            client().use { client ->
+                client.socketIo(server.url) {
+                    val first = server.awaitSocket()
+                    server.setNetwork(NetworkConditions(cut = true))
+                    // Nothing moves while cut: the client stays out until it is lifted.
+                    withTimeout(10.seconds) { main.state.first { it is NamespaceState.Disconnected } }
+                    server.liftNetwork()
+                    val second = server.awaitSocket()
+                    assertNotEquals(first.session, second.session)
+                    withTimeout(10.seconds) { main.state.first { it is NamespaceState.Connected } }
+                }
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ internal object SioNative {
     const val SET_ECHO: Int = 2
     const val RESTART: Int = 3
     const val KILL_CONNECTIONS: Int = 4
+    const val SET_NETWORK: Int = 5
 
     const val CONNECT: Int = 1
     const val EVENT: Int = 2
