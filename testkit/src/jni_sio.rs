@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::{borrow, free, guard, invalid, millis, string, Failure, ILLEGAL_STATE};
 use crate::{
-    ConnectReply, PendingAck, ServerSocket, SioTransport, SocketIoConfig, SocketIoTestServer,
+    ConnectReply, Network, PendingAck, ServerSocket, SioTransport, SocketIoConfig,
+    SocketIoTestServer,
 };
 
 fn server<'a>(raw: jlong) -> Result<&'a SocketIoTestServer, Failure> {
