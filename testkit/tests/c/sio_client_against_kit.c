@@ -175,6 +175,9 @@ int main(void) {
   poll_until(client, SIO_EVENT_ACK, "/", NULL, &ev);
   CHECK(ev.ack_id == ack_id && ev.error == 0);
   CHECK(wst_sio_server_set_network(server, "{}") == WST_OK);
+  CHECK(wst_sio_server_await_event(server, WAIT_MS, &event) == WST_OK);
+  CHECK(strcmp(wst_sio_event_name(event), "slow") == 0);
+  wst_sio_event_free(event);
 
   size_t sessions = 0;
   CHECK(wst_sio_server_session_count(server, &sessions) == WST_OK && sessions == 4);
