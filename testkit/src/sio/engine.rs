@@ -269,7 +269,9 @@ impl Shared {
             }
             EnginePacket::Text(text) => match text.as_bytes().first() {
                 Some(b'3') => st.ping_out = None,
-                Some(b'2') => st
+                // A client's ping (Engine.IO v3 style): answered while the
+                // heartbeat is on.
+                Some(b'2') if st.heartbeat => st
                     .outbox
                     .push_back(EnginePacket::Text(format!("3{}", &text[1..]))),
                 Some(b'1') => {

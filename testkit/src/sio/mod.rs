@@ -414,10 +414,11 @@ impl ServerSocket {
         true
     }
 
-    /// Stops (false) or restarts (true) the server's pings on this
-    /// session: stopped, the link looks dead to the client after
-    /// `pingInterval + pingTimeout`, and missing pongs are not held
-    /// against it. False if the session is gone.
+    /// Stops (false) or restarts (true) the server's heartbeat on this
+    /// session: stopped, the server neither pings nor answers a client's
+    /// ping, so the link looks dead to the client after `pingInterval +
+    /// pingTimeout`, and missing pongs are not held against it. False if
+    /// the session is gone.
     pub fn set_heartbeat(&self, on: bool) -> bool {
         if !self.session.is_alive() {
             return false;
