@@ -195,3 +195,33 @@ fn bad_requests_get_engine_io_errors() {
     assert!(answer(&mut tcp).0.contains(" 413 "));
     assert_eq!(server.live_sessions(), 0);
 }
+
+#[test]
+fn a_closed_polling_session_hands_its_close_packet_to_the_next_poll() {
+    let server = SocketIoTestServer::start().unwrap();
+    let addr = server.addr();
+    let (_, open) = get(addr, "/socket.io/?EIO=4&transport=polling");
+    let open: serde_json::Value = serde_json::from_str(&open[1..]).unwrap();
+    let target = format!(
+        "/socket.io/?EIO=4&transport=polling&sid={}",
+        open["sid"].as_str().unwrap()
+    );
+    let mut tcp = connect(addr);
+    write!(
+        tcp,
+        "POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n\r\n40"
+    )
+    .unwrap();
+    assert_eq!(answer(&mut tcp).1, "ok");
+    let socket = server.await_socket(WAIT).unwrap();
+    assert!(socket.close_session());
+    assert_eq!(server.live_sessions(), 0);
+    // No poll was held: the next one takes what was queued, close last.
+    let (_, body) = get(addr, &target);
+    let packets: Vec<&str> = body.split('\x1e').collect();
+    assert_eq!(packets.len(), 2, "{body:?}");
+    assert!(packets[0].starts_with("40{"), "{body:?}");
+    assert_eq!(packets[1], "1");
+    let (status, _) = get(addr, &target);
+    assert!(status.contains(" 400 "), "{status}");
+}

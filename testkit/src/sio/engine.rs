@@ -157,7 +157,10 @@ impl Shared {
     }
 
     pub(crate) fn session_count(&self) -> usize {
-        lock(&self.sessions).len()
+        lock(&self.sessions)
+            .values()
+            .filter(|s| s.is_alive())
+            .count()
     }
 
     fn session(&self, sid: &str) -> Option<Arc<Session>> {
@@ -211,14 +214,10 @@ impl Shared {
 
     /// Ends `session` (once): forgotten, its acks fail, its transports act.
     pub(crate) fn end_session(&self, session: &Session, ending: Ending) {
-        {
-            let mut sessions = lock(&self.sessions);
-            if sessions
-                .get(&session.sid)
-                .is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), session))
-            {
-                sessions.remove(&session.sid);
-            }
+        // A closed session stays reachable for the poll that takes its
+        // close packet ([`poll`] forgets it then).
+        if ending != Ending::Closed {
+            self.forget(session);
         }
         session.ended.send_if_modified(|e| {
             let first = e.is_none();
@@ -229,6 +228,17 @@ impl Shared {
         });
         lock(&session.state).acks.clear();
         session.changed.notify_waiters();
+    }
+
+    /// Removes `session` from the sessions: its sid is unknown from now on.
+    fn forget(&self, session: &Session) {
+        let mut sessions = lock(&self.sessions);
+        if sessions
+            .get(&session.sid)
+            .is_some_and(|s| std::ptr::eq(Arc::as_ptr(s), session))
+        {
+            sessions.remove(&session.sid);
+        }
     }
 
     /// Ends every session (a restart, a crash).
@@ -699,12 +709,16 @@ async fn route(http: &mut Http, shared: &Arc<Shared>, request: HttpRequest) -> b
             .respond(200, "text/plain; charset=UTF-8", open.as_bytes())
             .await;
     };
-    let Some(session) = shared.session(&sid) else {
+    // An ended session is unknown, but for the poll that takes the close
+    // packet of one the server closed.
+    let closing =
+        |s: &Session| *s.ended.borrow() == Some(Ending::Closed) && request.method == "GET";
+    let Some(session) = shared.session(&sid).filter(|s| s.is_alive() || closing(s)) else {
         return http.error(400, 1, "Session ID unknown").await;
     };
     http.bound = Some(session.clone());
     match request.method.as_str() {
-        "GET" => poll(http, &session).await,
+        "GET" => poll(http, shared, &session).await,
         "POST" => {
             if request.body.len() as u64 > shared.config.max_payload {
                 shared.end_session(&session, Ending::Lost);
@@ -727,7 +741,7 @@ async fn route(http: &mut Http, shared: &Arc<Shared>, request: HttpRequest) -> b
 
 /// A held GET: answered with what is queued, a noop once the session
 /// upgrades (or after [`POLL_HOLD`]), or not at all when the session ends.
-async fn poll(http: &mut Http, session: &Arc<Session>) -> bool {
+async fn poll(http: &mut Http, shared: &Shared, session: &Arc<Session>) -> bool {
     let mut ended = session.ended.subscribe();
     let deadline = Instant::now() + POLL_HOLD;
     loop {
@@ -747,6 +761,10 @@ async fn poll(http: &mut Http, session: &Arc<Session>) -> bool {
                 None
             }
         };
+        if ending == Some(Ending::Closed) {
+            // Its close packet goes out now (or went out before).
+            shared.forget(session);
+        }
         match (answer, ending) {
             (Some(body), _) => {
                 return http
@@ -794,7 +812,7 @@ async fn websocket(
     let existing = match sid {
         None => None,
         Some(sid) => match shared.session(sid) {
-            Some(s) if lock(&s.state).transport == SioTransport::Polling => Some(s),
+            Some(s) if s.is_alive() && lock(&s.state).transport == SioTransport::Polling => Some(s),
             _ => {
                 let _ = http.error(400, 1, "Session ID unknown").await;
                 return;
@@ -849,6 +867,7 @@ async fn websocket(
                     return;
                 }
                 Some(_) => {
+                    shared.forget(&session);
                     bytes.extend(wire::close(1000, b""));
                     let _ = http.io.write_all(&bytes).await;
                     let _ = http.io.shutdown().await;
@@ -874,6 +893,9 @@ async fn websocket(
                 if n == 0 {
                     if upgraded {
                         shared.end_session(&session, Ending::Lost);
+                    } else {
+                        // The probe's WebSocket went away: polling goes on.
+                        lock(&session.state).upgrading = false;
                     }
                     return;
                 }
@@ -919,6 +941,8 @@ async fn websocket(
                             let _ = http.io.shutdown().await;
                             if upgraded {
                                 shared.end_session(&session, Ending::Lost);
+                            } else {
+                                lock(&session.state).upgrading = false;
                             }
                             return;
                         }
