@@ -11,6 +11,12 @@
  * (send, close, faults) and the network (wst_server_set_network), then
  * wst_server_free(). Every call returns a wst_status; on failure
  * wst_last_error() says why. Out-parameters are written only on success.
+ *
+ * Socket.IO: wst_sio_server_start() a server, connect the client under test
+ * to http://127.0.0.1:<wst_sio_server_port()>, script namespace CONNECTs
+ * (wst_sio_server_push_connect_reply), take what it did with
+ * wst_sio_server_await_connect/_event/_socket and drive each socket (emit,
+ * emit with an ack, kick, close or drop the session, stop the heartbeat).
  */
 
 #ifndef TETHER_TESTKIT_H
@@ -104,6 +110,20 @@ typedef enum {
 } wst_message_kind;
 
 /**
+ * An Engine.IO transport, as `wst_sio_socket_transport` gives it.
+ */
+typedef enum {
+  /**
+   * HTTP long-polling.
+   */
+  WST_SIO_POLLING = 1,
+  /**
+   * WebSocket (from the start, or upgraded from polling).
+   */
+  WST_SIO_WEBSOCKET = 2,
+} wst_sio_transport;
+
+/**
  * The server side of one WebSocket connection.
  *
  * Opaque. Thread-safe. Got from `wst_server_await_connection`, released
@@ -137,6 +157,51 @@ typedef struct wst_request wst_request;
  * `wst_server_start`, released by `wst_server_free`.
  */
 typedef struct wst_server wst_server;
+
+/**
+ * A server emit waiting for the client's ack.
+ *
+ * Opaque. One thread at a time. Got from `wst_sio_socket_emit_with_ack`,
+ * released by `wst_sio_ack_free`.
+ */
+typedef struct wst_sio_ack wst_sio_ack;
+
+/**
+ * One namespace CONNECT a client sent, and how it was answered.
+ *
+ * Opaque, immutable, safe to read from any thread. Got from
+ * `wst_sio_server_await_connect`, released by `wst_sio_connect_free`.
+ */
+typedef struct wst_sio_connect wst_sio_connect;
+
+/**
+ * One event a client emitted.
+ *
+ * Opaque, immutable, safe to read from any thread. Got from
+ * `wst_sio_server_await_event`, released by `wst_sio_event_free`.
+ */
+typedef struct wst_sio_event wst_sio_event;
+
+/**
+ * A Socket.IO (Engine.IO v4 + Socket.IO v5) test server on 127.0.0.1
+ * with its own thread.
+ *
+ * Opaque. Thread-safe: any thread may call any `wst_sio_server_*`
+ * function on it, while others wait in `wst_sio_server_await_*`. Created
+ * by `wst_sio_server_start`, released by `wst_sio_server_free`.
+ */
+typedef struct wst_sio_server wst_sio_server;
+
+/**
+ * The server side of one client socket (a namespace joined on one
+ * Engine.IO session).
+ *
+ * Opaque. Thread-safe. Got from `wst_sio_server_await_socket`, released
+ * by `wst_sio_socket_free` (which does not disconnect it). It stays
+ * usable after its server is freed: commands then return
+ * `WST_ERR_CLOSED`.
+ */
+typedef struct wst_sio_socket wst_sio_socket;
 
 #ifdef __cplusplus
 extern "C" {
@@ -396,6 +461,288 @@ void wst_server_free(wst_server *server);
  * this thread. Separate from tether.h's `ws_last_error`.
  */
 const char *wst_last_error(void);
+
+/**
+ * Starts a Socket.IO test server on a free port of 127.0.0.1; clients
+ * connect to `http://127.0.0.1:PORT` (path `/socket.io/`). `config_json`
+ * (UTF-8, NUL-terminated, read during the call; NULL for the defaults):
+ * `{"transports": ["polling", "websocket"], "ping_interval_ms": 1000,
+ * "ping_timeout_ms": 1000, "max_payload": 1000000, "path": "/socket.io/",
+ * "echo": true}` (missing keys keep these defaults). Echo on: every event
+ * is emitted back, and one asking for an ack is answered with its
+ * arguments. CONNECTs are accepted unless `wst_sio_server_push_connect_reply`
+ * queued otherwise.
+ *
+ * On success `*out` is the new server, owned by the caller (free it with
+ * `wst_sio_server_free`).
+ */
+wst_status wst_sio_server_start(const char *config_json, wst_sio_server **out);
+
+/**
+ * The server's port on 127.0.0.1, in `*out_port`.
+ */
+wst_status wst_sio_server_port(const wst_sio_server *server, uint16_t *out_port);
+
+/**
+ * Turns the echo of events and acks on (non-zero, the default) or off (0).
+ */
+wst_status wst_sio_server_set_echo(const wst_sio_server *server, uint8_t echo);
+
+/**
+ * Queues the answer to a coming CONNECT of namespace `nsp` (UTF-8,
+ * NUL-terminated; NULL: of any namespace); first queued, first used; once
+ * none is left for a namespace, its CONNECTs are accepted. `reply_json`:
+ * `"accept"` or `{"refuse": <data>}` (a CONNECT_ERROR with that JSON,
+ * e.g. `{"message": "not authorized"}`). Both are read during the call.
+ */
+wst_status wst_sio_server_push_connect_reply(const wst_sio_server *server,
+                                             const char *nsp,
+                                             const char *reply_json);
+
+/**
+ * Replaces the network conditions of every connection, current and new:
+ * `{"latency_ms": 200, "bandwidth_bytes_per_s": 10000, "cut": true}` as
+ * for `wst_server_set_network` (`"{}"` lifts them). A round trip longer
+ * than the server's `ping_timeout_ms` looks like a dead link to clients.
+ */
+wst_status wst_sio_server_set_network(const wst_sio_server *server, const char *network_json);
+
+/**
+ * Like a server restart: kills every connection, forgets every session,
+ * closes the listener and binds the same port again before returning.
+ */
+wst_status wst_sio_server_restart(const wst_sio_server *server);
+
+/**
+ * Kills every connection and forgets every session; keeps listening.
+ */
+wst_status wst_sio_server_kill_connections(const wst_sio_server *server);
+
+/**
+ * The number of Engine.IO sessions opened so far, in `*out_count`.
+ */
+wst_status wst_sio_server_session_count(const wst_sio_server *server, size_t *out_count);
+
+/**
+ * Takes the next namespace CONNECT nobody has taken (accepted or
+ * refused), waiting at most `timeout_ms` (-1: without limit).
+ * `WST_TIMEOUT` if none came. On `WST_OK`, `*out` is owned by the caller
+ * (`wst_sio_connect_free`).
+ */
+wst_status wst_sio_server_await_connect(const wst_sio_server *server,
+                                        int32_t timeout_ms,
+                                        wst_sio_connect **out);
+
+/**
+ * The namespace (NUL-terminated, `/` for the main one); NULL if
+ * `connect` is NULL. Valid until `wst_sio_connect_free`.
+ */
+const char *wst_sio_connect_nsp(const wst_sio_connect *connect);
+
+/**
+ * The CONNECT's `auth` payload as compact JSON text (NUL-terminated);
+ * NULL if it carried none (or `connect` is NULL). Valid until
+ * `wst_sio_connect_free`.
+ */
+const char *wst_sio_connect_auth(const wst_sio_connect *connect);
+
+/**
+ * 1 if the CONNECT was accepted, 0 if refused (or `connect` is NULL).
+ */
+uint8_t wst_sio_connect_accepted(const wst_sio_connect *connect);
+
+/**
+ * The Engine.IO session it came on (from 1, per server); 0 if NULL.
+ */
+uint64_t wst_sio_connect_session(const wst_sio_connect *connect);
+
+/**
+ * Releases a CONNECT record. Calling with NULL is fine. Must not be
+ * called twice.
+ */
+void wst_sio_connect_free(wst_sio_connect *connect);
+
+/**
+ * Takes the next event a client emitted that nobody has taken, waiting
+ * at most `timeout_ms` (-1: without limit). `WST_TIMEOUT` if none came.
+ * On `WST_OK`, `*out` is owned by the caller (`wst_sio_event_free`).
+ */
+wst_status wst_sio_server_await_event(const wst_sio_server *server,
+                                      int32_t timeout_ms,
+                                      wst_sio_event **out);
+
+/**
+ * The event's namespace (NUL-terminated); NULL if `event` is NULL. Valid
+ * until `wst_sio_event_free`.
+ */
+const char *wst_sio_event_nsp(const wst_sio_event *event);
+
+/**
+ * The event's name (NUL-terminated); NULL if `event` is NULL. Valid until
+ * `wst_sio_event_free`.
+ */
+const char *wst_sio_event_name(const wst_sio_event *event);
+
+/**
+ * The arguments after the name as a compact JSON array (NUL-terminated;
+ * binary ones as `{"_placeholder":true,"num":i}`); NULL if `event` is
+ * NULL. Valid until `wst_sio_event_free`.
+ */
+const char *wst_sio_event_args(const wst_sio_event *event);
+
+/**
+ * 1 if the client asked for an ack (its id in `*out_id`, if not NULL),
+ * 0 if not (or `event` is NULL; nothing written).
+ */
+uint8_t wst_sio_event_ack_id(const wst_sio_event *event, uint64_t *out_id);
+
+/**
+ * The number of binary attachments (0 if `event` is NULL).
+ */
+size_t wst_sio_event_attachment_count(const wst_sio_event *event);
+
+/**
+ * Attachment `index`'s bytes, their count in `*out_len`; valid until
+ * `wst_sio_event_free`. NULL (nothing written) if an argument is NULL or
+ * `index` is out of range; an empty attachment gives a non-NULL pointer
+ * and 0.
+ */
+const uint8_t *wst_sio_event_attachment(const wst_sio_event *event, size_t index, size_t *out_len);
+
+/**
+ * The Engine.IO session the event came on (from 1); 0 if NULL.
+ */
+uint64_t wst_sio_event_session(const wst_sio_event *event);
+
+/**
+ * Releases an event record. Calling with NULL is fine. Must not be
+ * called twice.
+ */
+void wst_sio_event_free(wst_sio_event *event);
+
+/**
+ * Takes the next socket (an accepted namespace CONNECT) nobody has taken,
+ * waiting at most `timeout_ms` (-1: without limit). `WST_TIMEOUT` if none
+ * came. On `WST_OK`, `*out` is owned by the caller (`wst_sio_socket_free`).
+ */
+wst_status wst_sio_server_await_socket(const wst_sio_server *server,
+                                       int32_t timeout_ms,
+                                       wst_sio_socket **out);
+
+/**
+ * The socket's namespace (NUL-terminated); NULL if `socket` is NULL.
+ * Valid until `wst_sio_socket_free`.
+ */
+const char *wst_sio_socket_nsp(const wst_sio_socket *socket);
+
+/**
+ * The Socket.IO socket id the CONNECT was answered with (NUL-terminated);
+ * NULL if `socket` is NULL. Valid until `wst_sio_socket_free`.
+ */
+const char *wst_sio_socket_id(const wst_sio_socket *socket);
+
+/**
+ * The Engine.IO session of the socket (from 1); 0 if NULL.
+ */
+uint64_t wst_sio_socket_session(const wst_sio_socket *socket);
+
+/**
+ * The session's transport now (`WST_SIO_WEBSOCKET` once upgraded);
+ * `WST_SIO_POLLING` if `socket` is NULL.
+ */
+wst_sio_transport wst_sio_socket_transport(const wst_sio_socket *socket);
+
+/**
+ * 1 if the session lives and the namespace is still joined, else 0.
+ */
+uint8_t wst_sio_socket_is_connected(const wst_sio_socket *socket);
+
+/**
+ * Emits `event` (UTF-8, NUL-terminated, not empty) with `args_json` (a
+ * JSON array; NULL: no arguments), both read during the call.
+ * `WST_ERR_CLOSED` if the socket is gone. Like every command, it is
+ * queued in order and returns at once.
+ */
+wst_status wst_sio_socket_emit(const wst_sio_socket *socket,
+                               const char *event,
+                               const char *args_json);
+
+/**
+ * Emits `event` with `args_json` and one binary attachment of `len`
+ * bytes at `data` (NULL if 0; copied during the call). If `args_json`
+ * holds no `{"_placeholder":true,"num":0}`, the attachment is appended as
+ * the last argument.
+ */
+wst_status wst_sio_socket_emit_binary(const wst_sio_socket *socket,
+                                      const char *event,
+                                      const char *args_json,
+                                      const uint8_t *data,
+                                      size_t len);
+
+/**
+ * Emits `event` with `args_json` asking for an ack. On `WST_OK`, `*out`
+ * is the pending ack, owned by the caller: wait for the client's answer
+ * with `wst_sio_ack_await`, release it with `wst_sio_ack_free`.
+ */
+wst_status wst_sio_socket_emit_with_ack(const wst_sio_socket *socket,
+                                        const char *event,
+                                        const char *args_json,
+                                        wst_sio_ack **out);
+
+/**
+ * Waits at most `timeout_ms` (-1: without limit) for the client's answer
+ * to the emit. On `WST_OK`, `*out_args` is its arguments as a compact
+ * JSON array (NUL-terminated), valid until `wst_sio_ack_free`; a later
+ * call gives the same answer at once. `WST_TIMEOUT` if none came in time
+ * or the session ended first (nothing written). Must not be called from
+ * the thread that has to answer the event (it would wait for itself).
+ */
+wst_status wst_sio_ack_await(const wst_sio_ack *ack, int32_t timeout_ms, const char **out_args);
+
+/**
+ * Releases a pending ack (an answer coming later is dropped). Calling
+ * with NULL is fine. Must not be called twice.
+ */
+void wst_sio_ack_free(wst_sio_ack *ack);
+
+/**
+ * Kicks the client out of the namespace (a server DISCONNECT: the client
+ * does not rejoin it by itself).
+ */
+wst_status wst_sio_socket_disconnect(const wst_sio_socket *socket);
+
+/**
+ * Closes the socket's whole Engine.IO session (the close packet, then
+ * the transport closes); the client reconnects with a new session.
+ */
+wst_status wst_sio_socket_close_session(const wst_sio_socket *socket);
+
+/**
+ * Drops the transport: every TCP connection of the session is reset
+ * (RST) and the session is forgotten.
+ */
+wst_status wst_sio_socket_drop_transport(const wst_sio_socket *socket);
+
+/**
+ * Stops (0) or restarts (non-zero) the server's pings on the socket's
+ * session: stopped, the client finds the link dead after `pingInterval +
+ * pingTimeout` of silence.
+ */
+wst_status wst_sio_socket_set_heartbeat(const wst_sio_socket *socket, uint8_t on);
+
+/**
+ * Releases the handle; the socket itself goes on. Calling with NULL is
+ * fine. Must not be called twice, nor while another call on the handle
+ * runs.
+ */
+void wst_sio_socket_free(wst_sio_socket *socket);
+
+/**
+ * Stops the server: kills every connection, joins its thread. Calling
+ * with NULL is fine. Must not be called twice, and only after every other
+ * call on this server has returned.
+ */
+void wst_sio_server_free(wst_sio_server *server);
 
 #ifdef __cplusplus
 }  // extern "C"

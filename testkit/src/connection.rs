@@ -164,7 +164,7 @@ impl Connection {
 }
 
 /// What the writer is given, with when it was queued.
-enum Out {
+pub(crate) enum Out {
     Bytes(Vec<u8>),
     /// One byte at a time, this far apart.
     Trickle(Vec<u8>, Duration),
@@ -172,13 +172,13 @@ enum Out {
     Reset,
 }
 
-struct Wiring {
-    net: watch::Receiver<Network>,
-    faults: watch::Receiver<Faults>,
+pub(crate) struct Wiring {
+    pub(crate) net: watch::Receiver<Network>,
+    pub(crate) faults: watch::Receiver<Faults>,
 }
 
 impl Wiring {
-    fn clone(&self) -> Wiring {
+    pub(crate) fn clone(&self) -> Wiring {
         Wiring {
             net: self.net.clone(),
             faults: self.faults.clone(),
@@ -290,7 +290,7 @@ async fn serve_stream<S>(
 
 /// Reads chunks while bytes may flow; hands each on after the latency
 /// and bandwidth of the network. Ends at EOF or a read error (`None`).
-async fn read(
+pub(crate) async fn read(
     mut rd: impl AsyncRead + Unpin,
     chunks: mpsc::Sender<Option<Vec<u8>>>,
     mut wiring: Wiring,
@@ -330,7 +330,7 @@ async fn read(
 
 /// Writes what the driver queues, in order, each item after the latency
 /// and the connection's delay, while bytes may flow.
-async fn write(
+pub(crate) async fn write(
     mut wr: impl AsyncWrite + Unpin,
     resetter: Option<std::net::TcpStream>,
     mut out: mpsc::UnboundedReceiver<(Instant, Out)>,

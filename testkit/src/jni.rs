@@ -16,6 +16,10 @@ use ::jni::JNIEnv;
 
 use crate::{Connection, Faults, MessageKind, Network, Reply, TestServer};
 
+// The Socket.IO server's exports (`SioNative`), with the helpers here.
+#[path = "jni_sio.rs"]
+mod sio;
+
 /// Why an export failed: thrown as this Java class with this message.
 struct Failure(&'static str, String);
 

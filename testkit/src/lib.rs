@@ -3,6 +3,8 @@
 //! with a test CA made at start), with scripted handshakes (TLS faults
 //! included), a recorder of what clients send, per-connection handles
 //! and faults, and network conditions applied and lifted while running.
+//! [`SocketIoTestServer`] is the same for Socket.IO clients (Engine.IO v4
+//! over WebSocket and long-polling, Socket.IO v5 namespaces and acks).
 //!
 //! Shipped apart from the `tether` library (its own crate, C header
 //! `include/tether_testkit.h` and Maven module), so production apps do not
@@ -26,6 +28,7 @@ mod jni;
 mod record;
 mod script;
 mod server;
+mod sio;
 mod tls;
 pub mod wire;
 
@@ -33,3 +36,7 @@ pub use connection::Connection;
 pub use record::{ClientClose, Message, MessageKind, Request};
 pub use script::{Faults, Network, Reply, MAX_DELAY};
 pub use server::TestServer;
+pub use sio::{
+    AckAnswer, ClientDisconnect, ConnectReply, EngineSession, NamespaceConnect, PendingAck,
+    ReceivedEvent, ServerSocket, SioTransport, SocketIoConfig, SocketIoTestServer,
+};

@@ -10,6 +10,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod boundary;
+mod sio;
 
 use std::ffi::{c_char, CString};
 
@@ -17,6 +18,7 @@ pub use boundary::wst_status;
 use boundary::{
     bytes, check_out, guard, guard_void, handle, required_str, timeout, write_out, Failure,
 };
+pub use sio::*;
 
 use crate::{Connection, Faults, Message, MessageKind, Network, Reply, Request, TestServer};
 

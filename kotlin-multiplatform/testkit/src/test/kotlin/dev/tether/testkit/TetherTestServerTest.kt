@@ -72,6 +72,8 @@ class TetherTestServerTest {
                 first.setFaults(ConnectionFaults(blackHole = true))
                 val second = server.awaitConnection()
                 assertNotEquals(first.id, second.id)
+                // Open before the cut: else a cut 101 lifted in time opens this same connection.
+                withTimeout(10.seconds) { session.state.first { it == ConnectionState.Open } }
 
                 server.setNetwork(NetworkConditions(cut = true))
                 withTimeout(10.seconds) { session.state.first { it is ConnectionState.Reconnecting } }
