@@ -51,7 +51,7 @@ fn until(client: &SocketIoClient, what: &str, want: impl Fn(&SioEvent) -> bool) 
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(!left.is_zero(), "no {what} within {WAIT:?}; saw {seen:#?}");
         if let Some(event) = client.poll_event(Some(left)).unwrap() {
-            let done = matches!(&event, Event::SocketIo(e) if want(e));
+            let done = matches!(&event.socket_io(), Some(e) if want(e));
             seen.push(event);
             if done {
                 return seen;
@@ -113,8 +113,8 @@ fn events_acks_and_server_emits_on_every_transport() {
             .unwrap()
             .expect("no ack id");
         let seen = until(&client, "the ack", |e| matches!(e, SioEvent::Ack { .. }));
-        let answered = seen.iter().find_map(|e| match e {
-            Event::SocketIo(SioEvent::Ack {
+        let answered = seen.iter().find_map(|e| match e.socket_io() {
+            Some(SioEvent::Ack {
                 ack_id,
                 args,
                 error,
@@ -135,7 +135,7 @@ fn events_acks_and_server_emits_on_every_transport() {
         // The echo was queued before the ack.
         assert!(
             seen.iter().any(
-                |e| matches!(e, Event::SocketIo(SioEvent::Event { name, args, .. })
+                |e| matches!(e.socket_io(), Some(SioEvent::Event { name, args, .. })
                 if name == "hello" && self::args(args) == json!([1, {"a": "b"}]))
             ),
             "no echo before the ack: {seen:#?}"
@@ -145,12 +145,12 @@ fn events_acks_and_server_emits_on_every_transport() {
         assert!(socket.emit("news", &[json!("today")]));
         let seen = until(&client, "news", event_named("news"));
         assert!(
-            matches!(seen.last(), Some(Event::SocketIo(SioEvent::Event { args, ack_id: 0, .. }))
+            matches!(seen.last().and_then(Event::socket_io), Some(SioEvent::Event { args, ack_id: 0, .. })
             if self::args(args) == json!(["today"]))
         );
         let pending = socket.emit_with_ack("question", &[json!(41)]).unwrap();
         let seen = until(&client, "question", event_named("question"));
-        let Some(Event::SocketIo(SioEvent::Event { ack_id, .. })) = seen.last() else {
+        let Some(SioEvent::Event { ack_id, .. }) = seen.last().and_then(Event::socket_io) else {
             unreachable!()
         };
         assert!(*ack_id > 0);
@@ -176,7 +176,7 @@ fn namespaces_are_refused_as_scripted_and_kicks_are_not_rejoined() {
             matches!(e, SioEvent::ConnectError { .. })
         });
         assert!(
-            matches!(seen.last(), Some(Event::SocketIo(SioEvent::ConnectError { nsp, data }))
+            matches!(seen.last().and_then(Event::socket_io), Some(SioEvent::ConnectError { nsp, data })
             if nsp == "/admin" && args(data) == json!({"message": "not an admin"}))
         );
         // The queue is used up: the next join is accepted.
@@ -206,7 +206,7 @@ fn namespaces_are_refused_as_scripted_and_kicks_are_not_rejoined() {
             matches!(e, SioEvent::Disconnect { .. })
         });
         assert!(
-            matches!(seen.last(), Some(Event::SocketIo(SioEvent::Disconnect { nsp, reason }))
+            matches!(seen.last().and_then(Event::socket_io), Some(SioEvent::Disconnect { nsp, reason })
             if nsp == "/admin" && reason == "io server disconnect")
         );
         assert!(!admin_socket.is_connected());
@@ -303,12 +303,12 @@ fn binary_attachments_travel_both_ways() {
         assert!(socket.emit_binary("file", &[json!("f")], &[vec![9, 8, 7]]));
         let seen = until(&client, "file", event_named("file"));
         assert!(
-            matches!(seen.last(), Some(Event::SocketIo(SioEvent::Event { attachments, .. }))
+            matches!(seen.last().and_then(Event::socket_io), Some(SioEvent::Event { attachments, .. })
             if attachments.len() == 1 && attachments[0].as_ref() == [9, 8, 7])
         );
         // Echo off: nothing came back for the upload.
         assert!(!seen.iter().any(
-            |e| matches!(e, Event::SocketIo(SioEvent::Event { name, .. }) if name == "upload")
+            |e| matches!(e.socket_io(), Some(SioEvent::Event { name, .. }) if name == "upload")
         ));
         end(client);
     }
