@@ -23,6 +23,7 @@ mod connection;
 pub mod ffi;
 #[cfg(feature = "jni")]
 mod jni;
+mod link;
 mod record;
 mod script;
 mod server;
