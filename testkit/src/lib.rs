@@ -3,6 +3,10 @@
 //! with a test CA made at start), with scripted handshakes (TLS faults
 //! included), a recorder of what clients send, per-connection handles
 //! and faults, and network conditions applied and lifted while running.
+//! [`SseTestServer`] is its Server-Sent Events personality: scripted
+//! answers (accept, 503 + `Retry-After`, 204, wrong `Content-Type`), the
+//! same recorder and network conditions, and a handle per open stream
+//! (events, comments, raw bytes, end, reset, stall).
 //!
 //! Shipped apart from the `tether` library (its own crate, C header
 //! `include/tether_testkit.h` and Maven module), so production apps do not
@@ -24,9 +28,11 @@ pub mod ffi;
 #[cfg(feature = "jni")]
 mod jni;
 mod link;
+mod listener;
 mod record;
 mod script;
 mod server;
+mod sse;
 mod tls;
 pub mod wire;
 
@@ -34,3 +40,4 @@ pub use connection::Connection;
 pub use record::{ClientClose, Message, MessageKind, Request};
 pub use script::{Faults, Network, Reply, MAX_DELAY};
 pub use server::TestServer;
+pub use sse::{SseEvent, SseReply, SseStream, SseTestServer};
