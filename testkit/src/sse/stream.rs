@@ -256,8 +256,10 @@ impl Driver {
                         Command::Stall(on) => stalled = on,
                         other => held.push_back(other),
                     }
-                    while !stalled {
-                        let Some(command) = held.pop_front() else { break };
+                    if stalled {
+                        continue;
+                    }
+                    while let Some(command) = held.pop_front() {
                         if !self.write(command) {
                             return;
                         }
