@@ -9,9 +9,7 @@ use ::jni::objects::{JByteArray, JClass, JString};
 use ::jni::sys::{jboolean, jint, jlong, jobjectArray, JNI_TRUE};
 use ::jni::JNIEnv;
 
-use super::{
-    borrow, free, guard, invalid, millis, request_fields, string, Failure, ILLEGAL_STATE,
-};
+use super::{borrow, free, guard, invalid, millis, request_fields, string, Failure, ILLEGAL_STATE};
 use crate::{Network, SseEvent, SseReply, SseStream, SseTestServer};
 
 fn server<'a>(raw: jlong) -> Result<&'a SseTestServer, Failure> {
