@@ -176,7 +176,7 @@ fn a_204_ends_the_client_and_a_404_or_a_wrong_content_type_is_not_retried() {
 }
 
 #[test]
-fn an_end_a_reset_and_a_kill_are_each_resumed_with_last_event_id() {
+fn an_end_a_reset_a_kill_and_a_restart_are_each_resumed_with_last_event_id() {
     let server = SseTestServer::start().unwrap();
     let client = connect(&server.url("/feed"), FAST);
     let first = stream(&server);
@@ -194,6 +194,11 @@ fn an_end_a_reset_and_a_kill_are_each_resumed_with_last_event_id() {
     server.kill_connections().unwrap();
     let fourth = stream(&server);
     assert!(!third.is_open() && fourth.is_open());
+    assert!(fourth.send(&SseEvent::data("d").id("4")));
+    until(&client, data_is("d"));
+    server.restart().unwrap();
+    let fifth = stream(&server);
+    assert!(!fourth.is_open() && fifth.is_open());
     let last_ids: Vec<_> = server
         .requests()
         .iter()
@@ -201,7 +206,7 @@ fn an_end_a_reset_and_a_kill_are_each_resumed_with_last_event_id() {
         .collect();
     assert_eq!(
         last_ids,
-        [None, Some("1".into()), Some("2".into()), Some("3".into())]
+        [None, Some("1"), Some("2"), Some("3"), Some("4")].map(|id| id.map(String::from))
     );
     end(client);
 }
@@ -231,7 +236,7 @@ fn a_stall_is_found_by_the_read_timeout_and_lifting_one_sends_what_was_held() {
 }
 
 #[test]
-fn a_network_cut_holds_events_until_lifted_and_latency_delays_them() {
+fn a_network_cut_holds_events_until_lifted_and_latency_and_bandwidth_slow_them() {
     let server = SseTestServer::start().unwrap();
     let client = connect(&server.url("/"), r#"{"read_timeout_ms": 0}"#);
     let feed = stream(&server);
@@ -258,6 +263,22 @@ fn a_network_cut_holds_events_until_lifted_and_latency_delays_them() {
     assert!(feed.send(&SseEvent::data("late")));
     until(&client, data_is("late"));
     assert!(sent.elapsed() >= latency, "latency not applied");
+
+    // 10 kB/s: an event of 5 kB takes half a second.
+    server.set_network(Network {
+        bandwidth: Some(10_000),
+        ..Network::default()
+    });
+    let sent = Instant::now();
+    assert!(feed.send(&SseEvent::data(&"x".repeat(5_000))));
+    until(
+        &client,
+        |e| matches!(e, Event::ServerSent(m) if m.data.len() == 5_000),
+    );
+    assert!(
+        sent.elapsed() >= Duration::from_millis(500),
+        "bandwidth not limited"
+    );
     server.set_network(Network::default());
     assert!(feed.is_open());
     end(client);
