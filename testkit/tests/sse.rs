@@ -212,20 +212,31 @@ fn an_end_a_reset_a_kill_and_a_restart_are_each_resumed_with_last_event_id() {
 }
 
 #[test]
-fn a_stall_is_found_by_the_read_timeout_and_lifting_one_sends_what_was_held() {
+fn a_stall_holds_what_is_sent_until_lifted_and_is_found_by_the_read_timeout() {
     let server = SseTestServer::start().unwrap();
-    let client = connect(&server.url("/"), FAST);
-    let first = stream(&server);
+    // No read timeout: only the stall decides what arrives when.
+    let client = connect(&server.url("/patient"), r#"{"read_timeout_ms": 0}"#);
+    let feed = stream(&server);
     until(&client, is_open);
-    // Held, then let go: the events come in order.
-    assert!(first.set_stall(true));
-    assert!(first.send(&SseEvent::data("held 1")));
-    assert!(first.send(&SseEvent::data("held 2")));
-    assert!(first.set_stall(false));
+    assert!(feed.set_stall(true));
+    assert!(feed.send(&SseEvent::data("held 1")));
+    assert!(feed.send(&SseEvent::data("held 2")));
+    assert!(feed.end());
+    let quiet = client.poll_event(Some(Duration::from_millis(300))).unwrap();
+    assert!(quiet.is_none(), "{quiet:?} came through a stall");
+    assert!(feed.is_open(), "a held end ended the stream");
+    assert!(feed.set_stall(false));
     let events = until(&client, data_is("held 2"));
     let data: Vec<_> = received(&events).into_iter().map(|m| m.data).collect();
     assert_eq!(data, ["held 1", "held 2"]);
+    // The held end came last: the client reopens.
+    assert_ne!(stream(&server).id(), feed.id());
+    end(client);
+
     // Stalled for good: the client's read timeout gives up and reconnects.
+    let client = connect(&server.url("/impatient"), FAST);
+    let first = stream(&server);
+    until(&client, is_open);
     assert!(first.set_stall(true));
     assert!(first.send(&SseEvent::data("never")));
     let second = stream(&server);

@@ -73,6 +73,8 @@ class TetherTestServerTest {
                 val second = server.awaitConnection()
                 assertNotEquals(first.id, second.id)
 
+                // Open on the second connection first (its 101 may be out before the client saw it).
+                withTimeout(10.seconds) { session.state.first { it == ConnectionState.Open } }
                 server.setNetwork(NetworkConditions(cut = true))
                 withTimeout(10.seconds) { session.state.first { it is ConnectionState.Reconnecting } }
                 server.liftNetwork()

@@ -128,7 +128,7 @@ class TetherTestSseServerTest {
     }
 
     @Test
-    fun `a stall is found by the read timeout, and a network cut holds events until lifted`(): Unit = runBlocking {
+    fun `a stall is found by the read timeout`(): Unit = runBlocking {
         TetherTestSseServer().use { server ->
             client().use { client ->
                 client.sse(server.url("/feed"), configure = { readTimeout = 500.milliseconds }) {
@@ -137,12 +137,25 @@ class TetherTestSseServerTest {
                     first.send("never")
                     val second = server.awaitStream()   // the client gave up on the silent stream
                     assertNotEquals(first.id, second.id)
+                    second.send("after", id = "a")
+                    assertEquals(ServerSentEvent(id = "a", data = "after"), next())
+                }
+            }
+        }
+    }
 
+    @Test
+    fun `a network cut holds events until lifted`(): Unit = runBlocking {
+        TetherTestSseServer().use { server ->
+            client().use { client ->
+                client.sse(server.url("/feed")) {   // the default read timeout (60 s) outlasts the cut
+                    val stream = server.awaitStream()
                     server.setNetwork(NetworkConditions(cut = true))
-                    second.send("held", id = "h")
+                    stream.send("held", id = "h")
                     assertNull(withTimeoutOrNull(300.milliseconds) { incoming.first() }, "through a cut")
                     server.liftNetwork()
                     assertEquals(ServerSentEvent(id = "h", data = "held"), next())
+                    assertTrue(stream.isOpen)
                 }
             }
         }
