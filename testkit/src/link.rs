@@ -161,7 +161,7 @@ impl Wiring {
 
 /// Reads chunks while bytes may flow; hands each on after the latency
 /// and bandwidth of the network. Ends at EOF or a read error (`None`).
-async fn read(
+pub(crate) async fn read(
     mut rd: impl AsyncRead + Unpin,
     chunks: mpsc::Sender<Option<Vec<u8>>>,
     mut wiring: Wiring,
@@ -201,7 +201,7 @@ async fn read(
 
 /// Writes what the driver queues, in order, each item after the latency
 /// and the connection's delay, while bytes may flow.
-async fn write(
+pub(crate) async fn write(
     mut wr: impl AsyncWrite + Unpin,
     resetter: Option<std::net::TcpStream>,
     mut out: mpsc::UnboundedReceiver<(Instant, Out)>,

@@ -142,7 +142,7 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<TcpStream> {
 
 /// Binds `addr` again, retrying for a bounded time (a port just released
 /// may linger).
-async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     let deadline = tokio::time::Instant::now() + CONTROL_TIMEOUT / 2;
     loop {
         match TcpListener::bind(addr).await {
