@@ -17,6 +17,12 @@
  * (wst_sio_server_push_connect_reply), take what it did with
  * wst_sio_server_await_connect/_event/_socket and drive each socket (emit,
  * emit with an ack, kick, close or drop the session, stop the heartbeat).
+ * Server-Sent Events: wst_sse_server_start() an HTTP server, connect the
+ * client under test to http://127.0.0.1:<wst_sse_server_port()>/..., queue
+ * replies (wst_sse_server_push_reply: accept, 503 + Retry-After, 204, ...),
+ * take requests and streams (wst_sse_server_await_request/_stream), write
+ * each stream (wst_sse_stream_send, _end, _reset, _set_stall), then
+ * wst_sse_server_free().
  */
 
 #ifndef TETHER_TESTKIT_H
@@ -145,7 +151,8 @@ typedef struct wst_message wst_message;
  * One recorded handshake request.
  *
  * Opaque, immutable, safe to read from any thread. Got from
- * `wst_server_await_request`, released by `wst_request_free`.
+ * `wst_server_await_request` (or `wst_sse_server_await_request`),
+ * released by `wst_request_free`.
  */
 typedef struct wst_request wst_request;
 
@@ -202,6 +209,25 @@ typedef struct wst_sio_server wst_sio_server;
  * `WST_ERR_CLOSED`.
  */
 typedef struct wst_sio_socket wst_sio_socket;
+
+/**
+ * A Server-Sent Events test server on 127.0.0.1 with its own thread.
+ *
+ * Opaque. Thread-safe: any thread may call any `wst_sse_server_*`
+ * function on it, while others wait in `wst_sse_server_await_*`. Created
+ * by `wst_sse_server_start`, released by `wst_sse_server_free`.
+ */
+typedef struct wst_sse_server wst_sse_server;
+
+/**
+ * The server side of one open event stream.
+ *
+ * Opaque. Thread-safe. Got from `wst_sse_server_await_stream`, released
+ * by `wst_sse_stream_free` (which does not end the stream). It stays
+ * usable after its server is freed: every call then returns
+ * `WST_ERR_CLOSED`.
+ */
+typedef struct wst_sse_stream wst_sse_stream;
 
 #ifdef __cplusplus
 extern "C" {
@@ -743,6 +769,168 @@ void wst_sio_socket_free(wst_sio_socket *socket);
  * call on this server has returned.
  */
 void wst_sio_server_free(wst_sio_server *server);
+
+/**
+ * Starts a Server-Sent Events test server on a free port of 127.0.0.1
+ * (`http://127.0.0.1:PORT/…`). It answers each request with the reply
+ * queued by `wst_sse_server_push_reply`, or, once none is left, accepts
+ * it (`200`, `Content-Type: text/event-stream`, a chunked body that stays
+ * open: `wst_sse_server_await_stream` gives its handle).
+ *
+ * On success `*out` is the new server, owned by the caller (free it with
+ * `wst_sse_server_free`).
+ */
+wst_status wst_sse_server_start(wst_sse_server **out);
+
+/**
+ * Starts an `https://` SSE test server, like `wst_sse_server_start` but
+ * over TLS, with a certificate for `localhost` and `127.0.0.1` signed by a
+ * CA made now: clients trust it with
+ * `"tls": {"extra_ca_pem": <wst_sse_server_ca_pem>}` and connect to
+ * `https://localhost:PORT/…`.
+ */
+wst_status wst_sse_server_start_tls(wst_sse_server **out);
+
+/**
+ * A TLS server's CA certificate (PEM, NUL-terminated); NULL for an
+ * `http://` server or a NULL argument. Valid until `wst_sse_server_free`.
+ */
+const char *wst_sse_server_ca_pem(const wst_sse_server *server);
+
+/**
+ * The server's port on 127.0.0.1, in `*out_port`.
+ */
+wst_status wst_sse_server_port(const wst_sse_server *server, uint16_t *out_port);
+
+/**
+ * Queues the answer to a coming request; each new request takes the next
+ * one; once the queue is empty, requests are accepted. `reply_json`
+ * (UTF-8, NUL-terminated, read during the call) is one of:
+ * `{"accept": {"headers": {"X-A": "1"}}}` (an event stream, with extra
+ * headers), `{"refuse": {"status": 503, "headers": {"Retry-After": "1"},
+ * "body": ""}}` (any status 201..=599, e.g. 204 to end an EventSource
+ * client for good, 404), `{"wrong_content_type": {"content_type":
+ * "text/html"}}` (a 200 that is not an event stream), `"reset"` (RST after
+ * the request). `WST_ERR_INVALID_ARGUMENT` for anything else (nothing
+ * queued).
+ */
+wst_status wst_sse_server_push_reply(const wst_sse_server *server, const char *reply_json);
+
+/**
+ * Replaces the network conditions of every connection, current and new,
+ * as `wst_server_set_network` does: `{"latency_ms": 200,
+ * "bandwidth_bytes_per_s": 10000, "cut": true}`; `"{}"` lifts them all.
+ */
+wst_status wst_sse_server_set_network(const wst_sse_server *server, const char *network_json);
+
+/**
+ * Kills every connection (no last chunk: like a crash) and keeps
+ * listening.
+ */
+wst_status wst_sse_server_kill_connections(const wst_sse_server *server);
+
+/**
+ * Like a server restart: kills every connection, closes the listener and
+ * binds the same port again before returning.
+ */
+wst_status wst_sse_server_restart(const wst_sse_server *server);
+
+/**
+ * Takes the next recorded request nobody has taken, waiting at most
+ * `timeout_ms` (-1: without limit). `WST_TIMEOUT` if none came. On
+ * `WST_OK`, `*out` is owned by the caller: read it with
+ * `wst_request_path`, `wst_request_header` (e.g. `"last-event-id"`,
+ * `"accept"`) and `wst_request_connection` (the stream's id), release it
+ * with `wst_request_free`.
+ */
+wst_status wst_sse_server_await_request(const wst_sse_server *server,
+                                        int32_t timeout_ms,
+                                        wst_request **out);
+
+/**
+ * Takes the next accepted stream nobody has taken, waiting at most
+ * `timeout_ms` (-1: without limit). `WST_TIMEOUT` if none came. On
+ * `WST_OK`, `*out` is owned by the caller (`wst_sse_stream_free`).
+ */
+wst_status wst_sse_server_await_stream(const wst_sse_server *server,
+                                       int32_t timeout_ms,
+                                       wst_sse_stream **out);
+
+/**
+ * Stops the server: kills every connection, joins its thread. Calling
+ * with NULL is fine. Must not be called twice, and only after every other
+ * call on this server has returned (a thread blocked in
+ * `wst_sse_server_await_*` must have come back).
+ */
+void wst_sse_server_free(wst_sse_server *server);
+
+/**
+ * The stream's id (from 1, in accept order; the same as
+ * `wst_request_connection` of its request); 0 if NULL.
+ */
+uint64_t wst_sse_stream_id(const wst_sse_stream *stream);
+
+/**
+ * 1 while the stream runs; 0 once the client hung up, or it was ended,
+ * reset or killed (or if `stream` is NULL).
+ */
+uint8_t wst_sse_stream_is_open(const wst_sse_stream *stream);
+
+/**
+ * Sends one event: `event_type` (`event:`; NULL: none, the client's
+ * `"message"`), `id` (`id:`; NULL: none; `""`: an empty `id:`, which
+ * resets the client's last event id), `data` (`len` bytes of UTF-8,
+ * NULL if 0; one `data:` line per line, split at LF, CRLF or CR), and
+ * `retry_ms` (`retry:`; -1: none). The strings are NUL-terminated UTF-8,
+ * copied during the call. `WST_ERR_INVALID_ARGUMENT` for a line break in
+ * `event_type` or `id`, or data that is not UTF-8; `WST_ERR_CLOSED` if the
+ * stream is gone. Like every command, it is written in order with the
+ * others and returns at once.
+ */
+wst_status wst_sse_stream_send(const wst_sse_stream *stream,
+                               const char *event_type,
+                               const char *id,
+                               const uint8_t *data,
+                               size_t len,
+                               int64_t retry_ms);
+
+/**
+ * Sends a comment (`: text`, one line per line of `text`, NUL-terminated
+ * UTF-8): clients ignore it; it keeps a stream alive.
+ */
+wst_status wst_sse_stream_comment(const wst_sse_stream *stream, const char *text);
+
+/**
+ * Writes `len` bytes (NULL if 0) into the body as they are: half an
+ * event, bad UTF-8, unknown fields. Copied during the call.
+ */
+wst_status wst_sse_stream_send_raw(const wst_sse_stream *stream, const uint8_t *data, size_t len);
+
+/**
+ * Ends the stream cleanly (the last chunk, then FIN) once queued bytes
+ * are out: an EventSource client reconnects with `Last-Event-ID`.
+ */
+wst_status wst_sse_stream_end(const wst_sse_stream *stream);
+
+/**
+ * Resets the connection (RST) once queued bytes are out.
+ */
+wst_status wst_sse_stream_reset(const wst_sse_stream *stream);
+
+/**
+ * With `stall` non-zero, the server stops writing on this stream and
+ * keeps it open (what is sent from then on, an end or a reset too, is
+ * held: a client's read timeout must notice); with 0, what was held goes
+ * out, in order.
+ */
+wst_status wst_sse_stream_set_stall(const wst_sse_stream *stream, uint8_t stall);
+
+/**
+ * Releases the handle; the stream itself goes on. Calling with NULL is
+ * fine. Must not be called twice, nor while another call on the handle
+ * runs.
+ */
+void wst_sse_stream_free(wst_sse_stream *stream);
 
 #ifdef __cplusplus
 }  // extern "C"

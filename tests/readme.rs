@@ -56,6 +56,18 @@ fn the_testkit_example_is_the_one_the_tests_run() {
 }
 
 #[test]
+fn the_testkit_sse_example_is_the_one_the_tests_run() {
+    let file = read(
+        "kotlin-multiplatform/testkit/src/test/kotlin/dev/tether/testkit/readme/OrderStatusTest.kt",
+    );
+    let body = &file[file.find("import ").expect("imports")..];
+    assert!(
+        read("README.md").contains(body.trim()),
+        "README.md differs from the testkit's OrderStatusTest.kt"
+    );
+}
+
+#[test]
 fn the_kotlin_socketio_example_is_the_one_the_tests_run() {
     let file =
         read("kotlin-multiplatform/src/jvmTest/kotlin/dev/tether/readme/ReadmeSocketIoExample.kt");

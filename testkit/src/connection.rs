@@ -2,33 +2,28 @@
 //! [`Reply`]), then the WebSocket it serves, and the [`Connection`] handle
 //! tests drive it with.
 //!
-//! Three parts run per connection: the *reader* reads chunks (not while the
-//! network is cut, the connection black-holed or stalled) and hands each on
-//! after the network's latency and bandwidth; the *writer* writes queued
-//! bytes after the latency and the connection's delay (not while cut or
-//! black-holed); the *driver* parses what the reader hands on, answers
-//! (echo, Pong, Close) and runs the handle's commands.
+//! Three parts run per connection: the reader and the writer of
+//! [`crate::link`], shaped by the network and the connection's faults, and
+//! the *driver* here, which parses what the reader hands on, answers (echo,
+//! Pong, Close) and runs the handle's commands.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::link::{self, Chunks, Out, Outgoing, Wiring, HEAD_TIMEOUT};
 use crate::record::{ClientClose, Message, MessageKind, Request};
-use crate::script::{Faults, Network, Reply};
+use crate::script::{Faults, Reply};
 use crate::server::Shared;
 use crate::wire::{
     self, Head, Parsed, FIN, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_PONG, OP_TEXT,
 };
 
-/// How long the server waits for a request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
-/// A request head larger than this ends the connection.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// A client message larger than this ends the connection.
 const MAX_MESSAGE_BYTES: u64 = 64 << 20;
 /// How long a closing connection waits for the client's part.
@@ -163,61 +158,12 @@ impl Connection {
     }
 }
 
-/// What the writer is given, with when it was queued.
-pub(crate) enum Out {
-    Bytes(Vec<u8>),
-    /// One byte at a time, this far apart.
-    Trickle(Vec<u8>, Duration),
-    Shutdown,
-    Reset,
-}
-
-pub(crate) struct Wiring {
-    pub(crate) net: watch::Receiver<Network>,
-    pub(crate) faults: watch::Receiver<Faults>,
-}
-
-impl Wiring {
-    pub(crate) fn clone(&self) -> Wiring {
-        Wiring {
-            net: self.net.clone(),
-            faults: self.faults.clone(),
-        }
-    }
-
-    /// Waits until bytes may move: not cut, not black-holed (and, for the
-    /// reader, not stalled).
-    async fn flowing(&mut self, reading: bool) {
-        loop {
-            let blocked = {
-                let f = *self.faults.borrow_and_update();
-                self.net.borrow_and_update().cut || f.black_hole || (reading && f.stall)
-            };
-            if !blocked {
-                return;
-            }
-            tokio::select! {
-                r = self.net.changed() => if r.is_err() { return },
-                r = self.faults.changed() => if r.is_err() { return },
-            }
-        }
-    }
-
-    fn network(&self) -> Network {
-        *self.net.borrow()
-    }
-}
-
 /// Serves one accepted connection to its end: over TLS on a `wss://`
 /// server (where the next reply may be a TLS fault, taken before the TLS
 /// handshake), else as it is.
 pub(crate) async fn serve(tcp: TcpStream, id: u64, shared: Arc<Shared>) {
     let _ = tcp.set_nodelay(true);
-    // Another descriptor of the same socket, to reset it whatever wraps it.
-    let resetter = std::os::fd::AsFd::as_fd(&tcp)
-        .try_clone_to_owned()
-        .ok()
-        .map(std::net::TcpStream::from);
+    let resetter = link::resetter(&tcp);
     let Some(identity) = &shared.tls else {
         return serve_stream(tcp, resetter, id, shared).await;
     };
@@ -253,15 +199,7 @@ async fn serve_stream<S>(
         net: shared.network.subscribe(),
         faults: faults_rx,
     };
-    let (rd, wr) = tokio::io::split(stream);
-    let mut parts = tokio::task::JoinSet::new();
-    let (chunks_tx, chunks) = mpsc::channel(4);
-    parts.spawn(read(rd, chunks_tx, wiring.clone()));
-    let (out, out_rx) = mpsc::unbounded_channel();
-    // Its own set, so that aborting this task (a kill, a restart) aborts
-    // the writer too, even one held in a black hole.
-    let mut writer = tokio::task::JoinSet::new();
-    writer.spawn(write(wr, resetter, out_rx, wiring.clone()));
+    let (chunks, out, tasks) = link::spawn(stream, resetter, &wiring);
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let open = Arc::new(AtomicBool::new(true));
     let handle = Connection {
@@ -283,98 +221,7 @@ async fn serve_stream<S>(
     open.store(false, Ordering::SeqCst);
     // Let queued bytes (a last Close, a FIN, an RST) go out, bounded.
     drop(driver);
-    let _ = tokio::time::timeout(FLUSH_WAIT, writer.join_next()).await;
-    writer.abort_all();
-    parts.abort_all();
-}
-
-/// Reads chunks while bytes may flow; hands each on after the latency
-/// and bandwidth of the network. Ends at EOF or a read error (`None`).
-pub(crate) async fn read(
-    mut rd: impl AsyncRead + Unpin,
-    chunks: mpsc::Sender<Option<Vec<u8>>>,
-    mut wiring: Wiring,
-) {
-    let (timed_tx, mut timed) = mpsc::unbounded_channel::<(Instant, Option<Vec<u8>>)>();
-    let mut gate = wiring.clone();
-    let reading = async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            gate.flowing(true).await;
-            let chunk = match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => None,
-                Ok(n) => Some(buf[..n].to_vec()),
-            };
-            let last = chunk.is_none();
-            let due = Instant::now() + gate.network().latency;
-            if timed_tx.send((due, chunk)).is_err() || last {
-                return;
-            }
-        }
-    };
-    let delivering = async move {
-        while let Some((due, chunk)) = timed.recv().await {
-            tokio::time::sleep_until(due).await;
-            wiring.flowing(true).await;
-            if let Some(c) = &chunk {
-                tokio::time::sleep(wiring.network().transfer_time(c.len())).await;
-            }
-            let last = chunk.is_none();
-            if chunks.send(chunk).await.is_err() || last {
-                return;
-            }
-        }
-    };
-    tokio::join!(reading, delivering);
-}
-
-/// Writes what the driver queues, in order, each item after the latency
-/// and the connection's delay, while bytes may flow.
-pub(crate) async fn write(
-    mut wr: impl AsyncWrite + Unpin,
-    resetter: Option<std::net::TcpStream>,
-    mut out: mpsc::UnboundedReceiver<(Instant, Out)>,
-    mut wiring: Wiring,
-) {
-    while let Some((queued, item)) = out.recv().await {
-        let delay = wiring.network().latency + wiring.faults.borrow().delay;
-        tokio::time::sleep_until(queued + delay).await;
-        wiring.flowing(false).await;
-        let ok = match item {
-            Out::Bytes(bytes) => {
-                tokio::time::sleep(wiring.network().transfer_time(bytes.len())).await;
-                wr.write_all(&bytes).await.is_ok()
-            }
-            Out::Trickle(bytes, gap) => {
-                let mut ok = true;
-                for b in bytes {
-                    if wr.write_all(&[b]).await.is_err() {
-                        ok = false;
-                        break;
-                    }
-                    tokio::time::sleep(gap).await;
-                }
-                ok
-            }
-            Out::Shutdown => wr.shutdown().await.is_ok(),
-            Out::Reset => {
-                // A zero linger makes the close send an RST (deprecated
-                // only for non-zero values, which block); the socket closes
-                // once the halves go too (no shutdown: no FIN before it).
-                if let Some(Ok(socket)) = resetter.map(|s| {
-                    s.set_nonblocking(true)?;
-                    TcpStream::from_std(s)
-                }) {
-                    #[allow(deprecated)]
-                    let _ = socket.set_linger(Some(Duration::ZERO));
-                }
-                return;
-            }
-        };
-        if !ok {
-            return;
-        }
-    }
+    tasks.finish(FLUSH_WAIT).await;
 }
 
 /// What the driver is doing with the close handshake.
@@ -392,9 +239,9 @@ enum Closing {
 struct Driver {
     id: u64,
     shared: Arc<Shared>,
-    chunks: mpsc::Receiver<Option<Vec<u8>>>,
+    chunks: Chunks,
     commands: mpsc::UnboundedReceiver<Command>,
-    out: mpsc::UnboundedSender<(Instant, Out)>,
+    out: Outgoing,
     buf: Vec<u8>,
     wiring: Wiring,
 }
@@ -477,35 +324,7 @@ impl Driver {
 
     /// Reads the request head; `None` if none came (in time, or at all).
     async fn head(&mut self) -> Option<Head> {
-        let mut wiring = self.wiring.clone();
-        let reading = async {
-            loop {
-                if let Some(end) = Head::end(&self.buf) {
-                    let raw = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-                    self.buf.drain(..end);
-                    return Some(Head::parse(raw));
-                }
-                if self.buf.len() > MAX_HEAD_BYTES {
-                    return None;
-                }
-                let chunk = self.chunk().await?;
-                self.buf.extend_from_slice(&chunk);
-            }
-        };
-        // A cut network holds the head back: that is not the client's fault.
-        let patient = async move {
-            loop {
-                wiring.flowing(true).await;
-                tokio::time::sleep(HEAD_TIMEOUT).await;
-                if !wiring.network().cut {
-                    return;
-                }
-            }
-        };
-        tokio::select! {
-            head = reading => head,
-            () = patient => None,
-        }
+        link::read_head(&mut self.chunks, &mut self.buf, &self.wiring).await
     }
 
     /// Reads and discards until the client hangs up, at most `limit`.

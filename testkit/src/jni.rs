@@ -14,10 +14,12 @@ use ::jni::objects::{JByteArray, JClass, JObject, JString};
 use ::jni::sys::{jboolean, jbyteArray, jint, jlong, jobjectArray, JNI_TRUE};
 use ::jni::JNIEnv;
 
-use crate::{Connection, Faults, MessageKind, Network, Reply, TestServer};
+use crate::{Connection, Faults, MessageKind, Network, Reply, Request, TestServer};
+
+// `dev.tether.testkit.TetherTestSseServer`'s exports.
+mod sse;
 
 // The Socket.IO server's exports (`SioNative`), with the helpers here.
-#[path = "jni_sio.rs"]
 mod sio;
 
 /// Why an export failed: thrown as this Java class with this message.
@@ -200,23 +202,28 @@ pub extern "system" fn Java_dev_tether_testkit_internal_TestkitNative_awaitReque
     timeout_ms: jlong,
 ) -> jobjectArray {
     guard(&mut env, std::ptr::null_mut(), |env| {
-        let Some(request) = server(raw)?.await_request(millis(timeout_ms)) else {
-            return Ok(std::ptr::null_mut());
-        };
-        let mut fields = vec![request.connection.to_string(), request.method, request.path];
-        for (name, value) in request.headers {
-            fields.push(name);
-            fields.push(value);
+        match server(raw)?.await_request(millis(timeout_ms)) {
+            Some(request) => request_fields(env, request),
+            None => Ok(std::ptr::null_mut()),
         }
-        let len = i32::try_from(fields.len()).map_err(|_| invalid("too many headers".into()))?;
-        let array = env.new_object_array(len, "java/lang/String", JObject::null())?;
-        for (i, field) in fields.iter().enumerate() {
-            let s = env.new_string(field)?;
-            env.set_object_array_element(&array, i as i32, &s)?;
-            env.delete_local_ref(s)?;
-        }
-        Ok(array.into_raw())
     })
+}
+
+/// `request` as `[connection, method, path, name1, value1, …]`.
+fn request_fields(env: &mut JNIEnv<'_>, request: Request) -> Result<jobjectArray, Failure> {
+    let mut fields = vec![request.connection.to_string(), request.method, request.path];
+    for (name, value) in request.headers {
+        fields.push(name);
+        fields.push(value);
+    }
+    let len = i32::try_from(fields.len()).map_err(|_| invalid("too many headers".into()))?;
+    let array = env.new_object_array(len, "java/lang/String", JObject::null())?;
+    for (i, field) in fields.iter().enumerate() {
+        let s = env.new_string(field)?;
+        env.set_object_array_element(&array, i as i32, &s)?;
+        env.delete_local_ref(s)?;
+    }
+    Ok(array.into_raw())
 }
 
 /// The next message as bytes: kind (1 text, 2 binary), the connection id

@@ -5,6 +5,10 @@
 //! and faults, and network conditions applied and lifted while running.
 //! [`SocketIoTestServer`] is the same for Socket.IO clients (Engine.IO v4
 //! over WebSocket and long-polling, Socket.IO v5 namespaces and acks).
+//! [`SseTestServer`] is its Server-Sent Events personality: scripted
+//! answers (accept, 503 + `Retry-After`, 204, wrong `Content-Type`), the
+//! same recorder and network conditions, and a handle per open stream
+//! (events, comments, raw bytes, end, reset, stall).
 //!
 //! Shipped apart from the `tether` library (its own crate, C header
 //! `include/tether_testkit.h` and Maven module), so production apps do not
@@ -25,10 +29,13 @@ mod connection;
 pub mod ffi;
 #[cfg(feature = "jni")]
 mod jni;
+mod link;
+mod listener;
 mod record;
 mod script;
 mod server;
 mod sio;
+mod sse;
 mod tls;
 pub mod wire;
 
@@ -40,3 +47,4 @@ pub use sio::{
     AckAnswer, ClientDisconnect, ConnectReply, EngineSession, NamespaceConnect, PendingAck,
     ReceivedEvent, ServerSocket, SioTransport, SocketIoConfig, SocketIoTestServer,
 };
+pub use sse::{SseEvent, SseReply, SseStream, SseTestServer};

@@ -4,18 +4,15 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::connection::{self, Connection};
+use crate::listener::Listener;
 use crate::record::{lock, ClientClose, Journal, Message, Request};
 use crate::script::{Network, Reply};
-
-/// How long a control call (restart, kill) waits for the server thread.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the connections share with the handle.
 pub(crate) struct Shared {
@@ -57,15 +54,6 @@ impl Shared {
     }
 }
 
-enum Control {
-    /// Kill every connection; with `true`, also close the listener and
-    /// bind the same port again.
-    Kill {
-        rebind: bool,
-        done: std_mpsc::Sender<Result<(), String>>,
-    },
-}
-
 /// A WebSocket server on 127.0.0.1 for tests, on its own thread: it echoes
 /// by default, answers each handshake with the next queued [`Reply`] (or,
 /// once none is left, accepts with the first subprotocol offered),
@@ -73,10 +61,8 @@ enum Control {
 /// is a plain blocking call from any thread, in effect when it returns.
 /// Dropping it stops the thread and kills every connection.
 pub struct TestServer {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    control: Option<mpsc::UnboundedSender<Control>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    listener: Listener,
 }
 
 impl TestServer {
@@ -94,9 +80,6 @@ impl TestServer {
     }
 
     fn start_with(tls: Option<crate::tls::Identity>) -> std::io::Result<TestServer> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             tls,
             replies: Mutex::new(VecDeque::new()),
@@ -108,43 +91,28 @@ impl TestServer {
             connections: Journal::new(),
             client_closes: Journal::new(),
         });
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let for_thread = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("tether-testkit".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    if let Ok(l) = TcpListener::from_std(listener) {
-                        accept_loop(l, addr, for_thread, control_rx).await;
-                    }
-                });
-                // Dropping the runtime drops every connection task.
-            })?;
-        Ok(TestServer {
-            addr,
-            shared,
-            control: Some(control_tx),
-            thread: Some(thread),
-        })
+        let for_connections = shared.clone();
+        let listener = Listener::start("tether-testkit", move |tcp| {
+            let id = for_connections.next_id.fetch_add(1, Ordering::SeqCst);
+            connection::serve(tcp, id, for_connections.clone())
+        })?;
+        Ok(TestServer { shared, listener })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.addr()
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
     }
 
     /// `ws://127.0.0.1:PORT` + `path` (which should start with `/`), or
     /// `wss://localhost:PORT` + `path` on a TLS server.
     pub fn url(&self, path: &str) -> String {
         match self.shared.tls {
-            None => format!("ws://{}{path}", self.addr),
-            Some(_) => format!("wss://localhost:{}{path}", self.addr.port()),
+            None => format!("ws://{}{path}", self.addr()),
+            Some(_) => format!("wss://localhost:{}{path}", self.port()),
         }
     }
 
@@ -223,95 +191,12 @@ impl TestServer {
 
     /// Kills every connection (no Close frame: like a crash), keeps listening.
     pub fn kill_connections(&self) -> Result<(), String> {
-        self.control(false)
+        self.listener.kill(false)
     }
 
     /// Like a server restart: kills every connection, closes the listener
     /// and binds the same port again.
     pub fn restart(&self) -> Result<(), String> {
-        self.control(true)
-    }
-
-    fn control(&self, rebind: bool) -> Result<(), String> {
-        let (done, answer) = std_mpsc::channel();
-        self.control
-            .as_ref()
-            .ok_or("the server is stopped")?
-            .send(Control::Kill { rebind, done })
-            .map_err(|_| "the server thread is gone")?;
-        answer
-            .recv_timeout(CONTROL_TIMEOUT)
-            .map_err(|_| "the server thread did not answer".to_string())?
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        // Closing the control channel ends the accept loop.
-        self.control.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    mut control: mpsc::UnboundedReceiver<Control>,
-) {
-    let mut listener = Some(listener);
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            c = control.recv() => match c {
-                None => break,
-                Some(Control::Kill { rebind, done }) => {
-                    if rebind {
-                        listener = None;
-                    }
-                    connections.shutdown().await;
-                    let result = match listener {
-                        Some(_) => Ok(()),
-                        None => bind(addr).await.map(|l| listener = Some(l)),
-                    };
-                    let _ = done.send(result);
-                }
-            },
-            accepted = accept(listener.as_ref()) => match accepted {
-                Ok(tcp) => {
-                    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
-                    connections.spawn(connection::serve(tcp, id, shared.clone()));
-                }
-                // E.g. out of file descriptors: don't spin.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            // Reap finished connections.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    connections.shutdown().await;
-}
-
-async fn accept(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
-    match listener {
-        Some(l) => l.accept().await.map(|(tcp, _)| tcp),
-        None => std::future::pending().await,
-    }
-}
-
-/// Binds `addr` again, retrying for a bounded time (a port just released
-/// may linger).
-pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
-    let deadline = tokio::time::Instant::now() + CONTROL_TIMEOUT / 2;
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(l) => return Ok(l),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(format!("cannot bind {addr} again: {e}"))
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
+        self.listener.kill(true)
     }
 }

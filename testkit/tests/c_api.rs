@@ -23,6 +23,11 @@ fn a_tether_socket_io_client_against_the_kit_from_c() {
     run("sio_client_against_kit");
 }
 
+#[test]
+fn a_tether_sse_client_against_the_kit_from_c() {
+    run("sse_client_against_kit");
+}
+
 fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

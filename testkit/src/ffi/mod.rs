@@ -11,6 +11,7 @@
 
 mod boundary;
 mod sio;
+mod sse;
 
 use std::ffi::{c_char, CString};
 
@@ -19,6 +20,7 @@ use boundary::{
     bytes, check_out, guard, guard_void, handle, required_str, timeout, write_out, Failure,
 };
 pub use sio::*;
+pub use sse::{wst_sse_server, wst_sse_stream};
 
 use crate::{Connection, Faults, Message, MessageKind, Network, Reply, Request, TestServer};
 
@@ -75,7 +77,8 @@ pub struct wst_connection {
 /// One recorded handshake request.
 ///
 /// Opaque, immutable, safe to read from any thread. Got from
-/// `wst_server_await_request`, released by `wst_request_free`.
+/// `wst_server_await_request` (or `wst_sse_server_await_request`),
+/// released by `wst_request_free`.
 pub struct wst_request {
     connection: u64,
     path: CString,

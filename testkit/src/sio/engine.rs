@@ -26,7 +26,7 @@ use super::{
     AckAnswer, ClientDisconnect, ConnectReply, EngineSession, NamespaceConnect, ReceivedEvent,
     ServerSocket, SioTransport, SocketIoConfig,
 };
-use crate::connection::{Out, Wiring};
+use crate::link::{Out, Wiring};
 use crate::record::{lock, Journal};
 use crate::script::{Faults, Network};
 use crate::wire::{self, Head, Parsed, FIN, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING};
@@ -521,7 +521,7 @@ pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
     let (mut pipe_rd, mut pipe_wr) = tokio::io::split(pipe);
     let mut parts = tokio::task::JoinSet::new();
     let (chunks_tx, mut chunks) = mpsc::channel::<Option<Vec<u8>>>(4);
-    parts.spawn(crate::connection::read(rd, chunks_tx, wiring.clone()));
+    parts.spawn(crate::link::read(rd, chunks_tx, wiring.clone()));
     parts.spawn(async move {
         while let Some(Some(chunk)) = chunks.recv().await {
             if pipe_wr.write_all(&chunk).await.is_err() {
@@ -547,7 +547,7 @@ pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>) {
     });
     // Its own set: aborting this task (a kill, a restart) aborts it too.
     let mut writer = tokio::task::JoinSet::new();
-    writer.spawn(crate::connection::write(wr, resetter, out_rx, wiring));
+    writer.spawn(crate::link::write(wr, resetter, out_rx, wiring));
     let mut http = Http {
         io,
         buf: Vec::new(),

@@ -673,7 +673,7 @@ async fn accept_loop(
                     connections.shutdown().await;
                     let result = match listener {
                         Some(_) => Ok(()),
-                        None => crate::server::bind(addr).await.map(|l| listener = Some(l)),
+                        None => crate::listener::bind(addr).await.map(|l| listener = Some(l)),
                     };
                     let _ = done.send(result);
                 }

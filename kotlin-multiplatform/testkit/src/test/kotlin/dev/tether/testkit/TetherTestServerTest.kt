@@ -75,6 +75,8 @@ class TetherTestServerTest {
                 // Open before the cut: else a cut 101 lifted in time opens this same connection.
                 withTimeout(10.seconds) { session.state.first { it == ConnectionState.Open } }
 
+                // Open on the second connection first (its 101 may be out before the client saw it).
+                withTimeout(10.seconds) { session.state.first { it == ConnectionState.Open } }
                 server.setNetwork(NetworkConditions(cut = true))
                 withTimeout(10.seconds) { session.state.first { it is ConnectionState.Reconnecting } }
                 server.liftNetwork()

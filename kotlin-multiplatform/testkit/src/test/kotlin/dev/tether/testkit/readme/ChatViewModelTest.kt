@@ -56,6 +56,7 @@ class ChatViewModelTest {
             withTimeout(10.seconds) { chat.online.first { it } }
             chat.send("one")
             assertEquals("one", server.awaitMessage().text)
+            withTimeout(10.seconds) { chat.messages.first { "one" in it } }   // its echo came back
 
             server.awaitConnection()           // the connection of "one"
             server.restart()                   // it dies; the port listens again
