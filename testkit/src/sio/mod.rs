@@ -15,16 +15,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
+use crate::listener::Listener;
 use crate::record::lock;
 use crate::script::Network;
 use engine::{Ending, Session, Shared};
 use packet::Kind;
-
-/// How long a control call (restart, kill) waits for the server thread.
-const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An Engine.IO transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -458,15 +454,6 @@ fn has_placeholder(value: &Value) -> bool {
     }
 }
 
-enum Control {
-    /// Ends every session and kills every connection; with `true`, also
-    /// closes the listener and binds the same port again.
-    Kill {
-        rebind: bool,
-        done: std_mpsc::Sender<Result<(), String>>,
-    },
-}
-
 /// An Engine.IO v4 + Socket.IO v5 server on 127.0.0.1 for tests, on its
 /// own thread (see the module docs). Every method is a plain blocking call
 /// from any thread, in effect when it returns. Dropping it stops the
@@ -483,10 +470,8 @@ enum Control {
 /// assert_eq!(event.name, "hello");
 /// ```
 pub struct SocketIoTestServer {
-    addr: SocketAddr,
     shared: Arc<Shared>,
-    control: Option<mpsc::UnboundedSender<Control>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    listener: Listener,
 }
 
 impl SocketIoTestServer {
@@ -498,45 +483,26 @@ impl SocketIoTestServer {
     /// Starts on a free port of 127.0.0.1 with `config`.
     pub fn start_with(config: SocketIoConfig) -> std::io::Result<SocketIoTestServer> {
         config.check().map_err(std::io::Error::other)?;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
-        let for_thread = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("tether-testkit-sio".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    if let Ok(l) = TcpListener::from_std(listener) {
-                        accept_loop(l, addr, for_thread.clone(), control_rx).await;
-                    }
-                    for_thread.end_all();
-                });
-            })?;
-        Ok(SocketIoTestServer {
-            addr,
-            shared,
-            control: Some(control_tx),
-            thread: Some(thread),
-        })
+        let for_connections = shared.clone();
+        let listener = Listener::start("tether-testkit-sio", move |tcp| {
+            engine::serve(tcp, for_connections.clone())
+        })?;
+        Ok(SocketIoTestServer { shared, listener })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.addr()
     }
 
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
     }
 
     /// `http://127.0.0.1:PORT`: what a Socket.IO client takes (it adds the
     /// path, [`SocketIoConfig::path`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.addr())
     }
 
     pub fn config(&self) -> &SocketIoConfig {
@@ -632,70 +598,16 @@ impl SocketIoTestServer {
     }
 
     fn control(&self, rebind: bool) -> Result<(), String> {
-        let (done, answer) = std_mpsc::channel();
-        self.control
-            .as_ref()
-            .ok_or("the server is stopped")?
-            .send(Control::Kill { rebind, done })
-            .map_err(|_| "the server thread is gone")?;
-        answer
-            .recv_timeout(CONTROL_TIMEOUT)
-            .map_err(|_| "the server thread did not answer".to_string())?
+        // Sessions end first, so that no poll finds one alive after its
+        // connection was killed.
+        self.shared.end_all();
+        self.listener.kill(rebind)
     }
 }
 
 impl Drop for SocketIoTestServer {
     fn drop(&mut self) {
-        self.control.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    mut control: mpsc::UnboundedReceiver<Control>,
-) {
-    let mut listener = Some(listener);
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            c = control.recv() => match c {
-                None => break,
-                Some(Control::Kill { rebind, done }) => {
-                    if rebind {
-                        listener = None;
-                    }
-                    shared.end_all();
-                    connections.shutdown().await;
-                    let result = match listener {
-                        Some(_) => Ok(()),
-                        None => crate::listener::bind(addr).await.map(|l| listener = Some(l)),
-                    };
-                    let _ = done.send(result);
-                }
-            },
-            accepted = accept(listener.as_ref()) => match accepted {
-                Ok(tcp) => {
-                    connections.spawn(engine::serve(tcp, shared.clone()));
-                }
-                // E.g. out of file descriptors: don't spin.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    shared.end_all();
-    connections.shutdown().await;
-}
-
-async fn accept(listener: Option<&TcpListener>) -> std::io::Result<tokio::net::TcpStream> {
-    match listener {
-        Some(l) => l.accept().await.map(|(tcp, _)| tcp),
-        None => std::future::pending().await,
+        self.shared.end_all();
     }
 }
 
