@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The test kit's tests (testkit/, include/tether_testkit.h, kotlin-multiplatform/testkit/):
 #  1. lint: clippy on the kit with its JNI feature;
-#  2. Rust: the kit's unit tests and its server driven by a real Tether client;
+#  2. Rust: the kit's unit tests and its WebSocket, Socket.IO and SSE servers driven by real
+#     Tether clients;
 #  3. C: testkit/tests/c/*.c under ASan/LSan/UBSan against tether.h + tether_testkit.h;
-#  4. Kotlin: TetherTestServer's JUnit suite and the README example, with Maven, against the
+#  4. Kotlin: the JUnit suites of TetherTestServer, TetherTestSocketIoServer and
+#     TetherTestSseServer and the README examples, with Maven, against the
 #     core façade installed into the local repository (mvn install, as the Android module).
 # Works on a fresh machine: installs gcc, Maven and a JDK when missing; Maven downloads its
 # plugins and dependencies from Maven Central by itself.
