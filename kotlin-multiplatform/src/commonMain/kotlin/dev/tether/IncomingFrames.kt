@@ -8,7 +8,6 @@ import kotlinx.coroutines.flow.FlowCollector
 import kotlinx.coroutines.flow.emitAll
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.map
-import kotlinx.coroutines.flow.receiveAsFlow
 import kotlinx.serialization.KSerializer
 import kotlinx.serialization.serializer
 
@@ -28,7 +27,7 @@ public class IncomingFrames internal constructor(
 ) : Flow<Frame> {
     private val frames: Flow<Frame> = flow {
         try {
-            emitAll(core.frames.receiveAsFlow())
+            emitAll(core.frames.asFlow())
         } finally {
             keepAlive(owner)
         }

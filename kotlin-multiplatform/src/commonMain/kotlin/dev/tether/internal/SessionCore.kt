@@ -41,7 +41,7 @@ internal class SessionCore(
      * may take its outbox file); cancelled with the session's scope.
      */
     val job: CompletableJob = Job(parent)
-    val frames = Channel<Frame>(config.incomingBuffer.coerceAtLeast(1))
+    val frames = FrameBuffer(config.incomingBuffer.coerceAtLeast(1))
     private val contentConverter = config.contentConverter
     val events = Channel<TetherEvent>(EVENT_BUFFER, BufferOverflow.DROP_OLDEST)
     val state = MutableStateFlow<ConnectionState>(ConnectionState.Connecting)
@@ -94,6 +94,8 @@ internal class SessionCore(
             // Closed already, or ended on its own: nothing to do.
         }
         closeAskedAt = clock.markNow()
+        // A drain waiting for the app's room now waits in slices, to drop after CLOSE_DRAIN.
+        frames.wakeDrain()
     }
 
     /** Ends the session for an app that no longer listens: close politely (1001), drop what comes. */
@@ -126,9 +128,7 @@ internal class SessionCore(
             }
         }
         if (abandoned) return true
-        val sent = frames.trySend(frame)
-        // A closed channel: nobody takes frames any more, as in [offer].
-        return sent.isSuccess || sent.isClosed
+        return frames.trySend(frame)
     }
 
     /** Every event but a frame: none of them waits. */
@@ -189,22 +189,19 @@ internal class SessionCore(
 
     /**
      * Hands a frame to [frames], waiting while it is full (the core then stops reading the
-     * socket: nothing is dropped). Waits in slices so that a close or an abandon is noticed;
-     * after a close, frames nobody takes within [CLOSE_DRAIN] are dropped so that the
-     * native client can still end and be freed.
+     * socket: nothing is dropped) until the app has taken half of it. An abandon (which
+     * cancels [frames]) and a close wake it; after a close it waits in slices, and frames
+     * nobody takes within [CLOSE_DRAIN] are dropped so that the native client can still
+     * end and be freed.
      */
     private suspend fun offer(frame: Frame) {
-        if (frames.trySend(frame).isSuccess) return
         for (slice in 0 until Int.MAX_VALUE) {
-            if (abandoned) return
+            // Taken, or dropped because nobody takes frames any more.
+            if (abandoned || frames.trySend(frame)) return
             val asked = closeAskedAt
             if (asked != null && asked.elapsedNow() > CLOSE_DRAIN) return
-            try {
-                if (frames.sendWithin(frame, SLICE)) return
-            } catch (e: Exception) {
-                // The app cancelled `incoming`: nobody takes frames any more.
-                return
-            }
+            // Until the app takes frames; in slices once a close was asked (close wakes it).
+            frames.awaitRoom(if (asked != null) SLICE else null)
         }
     }
 

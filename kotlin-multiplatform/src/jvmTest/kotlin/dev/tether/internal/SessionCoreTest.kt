@@ -35,6 +35,35 @@ class SessionCoreTest {
     }
 
     @Test
+    fun `a drain held by a full buffer goes on once the app took half of it, in order`() = runTest {
+        val core = core(4, this)
+        for (i in 1..4) assertTrue(core.tryDeliver(NativeEvent.Text("$i")))
+        assertFalse(core.tryDeliver(NativeEvent.Text("5")), "a full buffer took a frame")
+        val poller = launch { core.deliver(NativeEvent.Text("5")) }
+        testScheduler.runCurrent()
+        assertEquals(Frame.Text("1"), core.frames.receive())
+        testScheduler.runCurrent()
+        assertFalse(poller.isCompleted, "woken for one frame taken, not at half the buffer")
+        assertEquals(Frame.Text("2"), core.frames.receive())
+        testScheduler.runCurrent()
+        assertTrue(poller.isCompleted, "still held with half the buffer free")
+        for (i in 3..5) assertEquals(Frame.Text("$i"), core.frames.receive())
+        assertTrue(core.frames.isEmpty)
+    }
+
+    @Test
+    fun `an abandoned session lets a drain held by a full buffer go`() = runTest {
+        val core = core(1, this)
+        core.deliver(NativeEvent.Text("a"))
+        val poller = launch { core.deliver(NativeEvent.Text("b")) }
+        testScheduler.advanceTimeBy(1.minutes)
+        assertFalse(poller.isCompleted)
+        core.abandon()
+        testScheduler.runCurrent()
+        assertTrue(poller.isCompleted, "the drain still waits for an app that left")
+    }
+
+    @Test
     fun `after a close, frames nobody takes are dropped after the drain time`() = runTest {
         val core = core(1, this)
         core.deliver(NativeEvent.Text("kept"))
