@@ -202,6 +202,7 @@ async fn serve_stream<S>(
     let (chunks, out, tasks) = link::spawn(stream, resetter, &wiring);
     let (commands_tx, commands) = mpsc::unbounded_channel();
     let open = Arc::new(AtomicBool::new(true));
+    let closed = link::ClosedOnDrop(open.clone());
     let handle = Connection {
         id,
         commands: commands_tx,
@@ -218,7 +219,7 @@ async fn serve_stream<S>(
         wiring,
     };
     driver.run(handle).await;
-    open.store(false, Ordering::SeqCst);
+    drop(closed);
     // Let queued bytes (a last Close, a FIN, an RST) go out, bounded.
     drop(driver);
     tasks.finish(FLUSH_WAIT).await;

@@ -15,6 +15,16 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::script::{Faults, Network};
+
+/// Marks a connection or stream closed when dropped: also when its task is
+/// aborted (a kill, a restart, the server dropped), not only when it ends.
+pub(crate) struct ClosedOnDrop(pub(crate) std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for ClosedOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 use crate::wire::Head;
 
 /// How long the server waits for a request head (or a TLS handshake).

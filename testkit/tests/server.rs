@@ -326,7 +326,20 @@ fn a_restart_kills_the_connections_and_the_client_comes_back() {
         "{events:#?}"
     );
     assert_eq!(server.requests().len(), 2);
+    let first = server.await_connection(WAIT).expect("the first connection");
+    assert!(
+        !first.is_open(),
+        "a connection the restart killed still says open"
+    );
+    let second = server
+        .await_connection(WAIT)
+        .expect("the connection after the restart");
+    assert!(second.is_open());
     server.kill_connections().unwrap();
+    assert!(
+        !second.is_open(),
+        "a killed connection's handle still says open"
+    );
     until(&client, is_open);
     end(client);
 }

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::script::{comment, SseEvent, SseReply};
 use super::SseShared;
+use crate::link::ClosedOnDrop;
 use crate::link::{self, Chunks, Out, Outgoing, Wiring, HEAD_TIMEOUT};
 use crate::record::Request;
 use crate::script::Faults;
@@ -154,15 +155,6 @@ async fn serve_stream<S>(
     open.store(false, Ordering::SeqCst);
     drop(driver);
     tasks.finish(FLUSH_WAIT).await;
-}
-
-/// Marks the stream closed when dropped.
-struct ClosedOnDrop(Arc<AtomicBool>);
-
-impl Drop for ClosedOnDrop {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
 }
 
 struct Driver {
