@@ -80,6 +80,16 @@ unsafe fn free<T>(raw: jlong) {
     }
 }
 
+/// A handle Kotlin holds (and frees once with the type's `free`).
+fn into_handle<T>(value: T) -> jlong {
+    Box::into_raw(Box::new(value)) as jlong
+}
+
+/// The handle of what an await found; 0 when nothing came.
+fn handle_or_zero<T>(found: Option<T>) -> jlong {
+    found.map_or(0, into_handle)
+}
+
 fn server<'a>(raw: jlong) -> Result<&'a TestServer, Failure> {
     // SAFETY: Kotlin passes its live server handle (see the module docs).
     unsafe { borrow::<TestServer>(raw) }
@@ -115,7 +125,7 @@ pub extern "system" fn Java_dev_tether_testkit_internal_TestkitNative_start(
             TestServer::start()
         };
         let server = started.map_err(|e| Failure(ILLEGAL_STATE, format!("cannot start: {e}")))?;
-        Ok(Box::into_raw(Box::new(server)) as jlong)
+        Ok(into_handle(server))
     })
 }
 
@@ -261,10 +271,9 @@ pub extern "system" fn Java_dev_tether_testkit_internal_TestkitNative_awaitConne
     timeout_ms: jlong,
 ) -> jlong {
     guard(&mut env, 0, |_| {
-        Ok(match server(raw)?.await_connection(millis(timeout_ms)) {
-            Some(c) => Box::into_raw(Box::new(c)) as jlong,
-            None => 0,
-        })
+        Ok(handle_or_zero(
+            server(raw)?.await_connection(millis(timeout_ms)),
+        ))
     })
 }
 

@@ -147,6 +147,22 @@ pub(crate) unsafe fn write_out<T>(out: *mut T, value: T) {
     unsafe { out.write(value) }
 }
 
+/// What an await found, boxed into `*out` for the caller to free; or
+/// `WST_TIMEOUT` when nothing came (and `*out` untouched).
+///
+/// # Safety
+/// `out` is non-NULL (checked first with `check_out`) and valid for writes.
+pub(crate) unsafe fn hand_out<T>(out: *mut *mut T, found: Option<T>) -> wst_status {
+    match found {
+        Some(record) => {
+            // SAFETY: the caller's contract.
+            unsafe { write_out(out, Box::into_raw(Box::new(record))) };
+            wst_status::WST_OK
+        }
+        None => wst_status::WST_TIMEOUT,
+    }
+}
+
 /// NULL out-parameters are refused before any work is done.
 pub(crate) fn check_out<T>(out: *mut T, what: &str) -> Result<(), Failure> {
     if out.is_null() {

@@ -17,7 +17,8 @@ use std::ffi::{c_char, CString};
 
 pub use boundary::wst_status;
 use boundary::{
-    bytes, check_out, guard, guard_void, handle, required_str, timeout, write_out, Failure,
+    bytes, check_out, guard, guard_void, hand_out, handle, required_str, timeout, write_out,
+    Failure,
 };
 pub use sio::*;
 pub use sse::{wst_sse_server, wst_sse_stream};
@@ -83,6 +84,20 @@ pub struct wst_request {
     connection: u64,
     path: CString,
     headers: Vec<(String, CString)>,
+}
+
+impl From<Request> for wst_request {
+    fn from(request: Request) -> wst_request {
+        wst_request {
+            connection: request.connection,
+            path: c_string(&request.path),
+            headers: request
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, c_string(&v)))
+                .collect(),
+        }
+    }
 }
 
 /// One recorded message a client sent (fragments joined).
@@ -276,26 +291,9 @@ pub extern "C" fn wst_server_await_request(
         // SAFETY: a live handle or NULL, per this function's contract.
         let s = unsafe { handle(server, "server") }?;
         check_out(out, "out")?;
-        let Some(request) = s.server.await_request(timeout(timeout_ms)?) else {
-            return Ok(wst_status::WST_TIMEOUT);
-        };
-        let Request {
-            connection,
-            path,
-            headers,
-            ..
-        } = request;
-        let request = wst_request {
-            connection,
-            path: c_string(&path),
-            headers: headers
-                .into_iter()
-                .map(|(k, v)| (k, c_string(&v)))
-                .collect(),
-        };
+        let found = s.server.await_request(timeout(timeout_ms)?);
         // SAFETY: non-NULL (checked), writable per the contract.
-        unsafe { write_out(out, Box::into_raw(Box::new(request))) };
-        Ok(wst_status::WST_OK)
+        Ok(unsafe { hand_out(out, found.map(wst_request::from)) })
     })
 }
 
@@ -365,12 +363,9 @@ pub extern "C" fn wst_server_await_message(
         // SAFETY: a live handle or NULL, per this function's contract.
         let s = unsafe { handle(server, "server") }?;
         check_out(out, "out")?;
-        let Some(message) = s.server.await_message(timeout(timeout_ms)?) else {
-            return Ok(wst_status::WST_TIMEOUT);
-        };
+        let found = s.server.await_message(timeout(timeout_ms)?);
         // SAFETY: non-NULL (checked), writable per the contract.
-        unsafe { write_out(out, Box::into_raw(Box::new(wst_message { message }))) };
-        Ok(wst_status::WST_OK)
+        Ok(unsafe { hand_out(out, found.map(|message| wst_message { message })) })
     })
 }
 
@@ -436,12 +431,9 @@ pub extern "C" fn wst_server_await_connection(
         // SAFETY: a live handle or NULL, per this function's contract.
         let s = unsafe { handle(server, "server") }?;
         check_out(out, "out")?;
-        let Some(connection) = s.server.await_connection(timeout(timeout_ms)?) else {
-            return Ok(wst_status::WST_TIMEOUT);
-        };
+        let found = s.server.await_connection(timeout(timeout_ms)?);
         // SAFETY: non-NULL (checked), writable per the contract.
-        unsafe { write_out(out, Box::into_raw(Box::new(wst_connection { connection }))) };
-        Ok(wst_status::WST_OK)
+        Ok(unsafe { hand_out(out, found.map(|connection| wst_connection { connection })) })
     })
 }
 

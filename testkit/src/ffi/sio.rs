@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use super::boundary::{
-    bytes, check_out, guard, guard_void, handle, required_str, timeout, write_out, Failure,
+    bytes, check_out, guard, guard_void, hand_out, handle, required_str, timeout, write_out,
+    Failure,
 };
 use super::{c_string, done, wst_status};
 use crate::{
@@ -260,17 +261,15 @@ pub extern "C" fn wst_sio_server_await_connect(
     guard(|| {
         let s = self::server(server)?;
         check_out(out, "out")?;
-        let Some(connect) = s.await_connect(timeout(timeout_ms)?) else {
-            return Ok(wst_status::WST_TIMEOUT);
-        };
-        let record = wst_sio_connect {
-            nsp: c_string(&connect.nsp),
-            auth: connect.auth.as_ref().map(|a| c_string(&a.to_string())),
-            connect,
-        };
+        let found = s
+            .await_connect(timeout(timeout_ms)?)
+            .map(|connect| wst_sio_connect {
+                nsp: c_string(&connect.nsp),
+                auth: connect.auth.as_ref().map(|a| c_string(&a.to_string())),
+                connect,
+            });
         // SAFETY: non-NULL (checked), writable per the contract.
-        unsafe { write_out(out, Box::into_raw(Box::new(record))) };
-        Ok(wst_status::WST_OK)
+        Ok(unsafe { hand_out(out, found) })
     })
 }
 
@@ -329,18 +328,16 @@ pub extern "C" fn wst_sio_server_await_event(
     guard(|| {
         let s = self::server(server)?;
         check_out(out, "out")?;
-        let Some(event) = s.await_event(timeout(timeout_ms)?) else {
-            return Ok(wst_status::WST_TIMEOUT);
-        };
-        let record = wst_sio_event {
-            nsp: c_string(&event.nsp),
-            name: c_string(&event.name),
-            args: c_string(&Value::Array(event.args.clone()).to_string()),
-            event,
-        };
+        let found = s
+            .await_event(timeout(timeout_ms)?)
+            .map(|event| wst_sio_event {
+                nsp: c_string(&event.nsp),
+                name: c_string(&event.name),
+                args: c_string(&Value::Array(event.args.clone()).to_string()),
+                event,
+            });
         // SAFETY: non-NULL (checked), writable per the contract.
-        unsafe { write_out(out, Box::into_raw(Box::new(record))) };
-        Ok(wst_status::WST_OK)
+        Ok(unsafe { hand_out(out, found) })
     })
 }
 
@@ -446,17 +443,15 @@ pub extern "C" fn wst_sio_server_await_socket(
     guard(|| {
         let s = self::server(server)?;
         check_out(out, "out")?;
-        let Some(socket) = s.await_socket(timeout(timeout_ms)?) else {
-            return Ok(wst_status::WST_TIMEOUT);
-        };
-        let record = wst_sio_socket {
-            nsp: c_string(socket.nsp()),
-            id: c_string(socket.id()),
-            socket,
-        };
+        let found = s
+            .await_socket(timeout(timeout_ms)?)
+            .map(|socket| wst_sio_socket {
+                nsp: c_string(socket.nsp()),
+                id: c_string(socket.id()),
+                socket,
+            });
         // SAFETY: non-NULL (checked), writable per the contract.
-        unsafe { write_out(out, Box::into_raw(Box::new(record))) };
-        Ok(wst_status::WST_OK)
+        Ok(unsafe { hand_out(out, found) })
     })
 }
 

@@ -6,10 +6,11 @@
 use std::ffi::{c_char, CString};
 
 use super::boundary::{
-    bytes, check_out, guard, guard_void, handle, required_str, timeout, write_out, Failure,
+    bytes, check_out, guard, guard_void, hand_out, handle, required_str, timeout, write_out,
+    Failure,
 };
 use super::{c_string, done, wst_request, wst_status};
-use crate::{Network, Request, SseEvent, SseReply, SseStream, SseTestServer};
+use crate::{Network, SseEvent, SseReply, SseStream, SseTestServer};
 
 /// A Server-Sent Events test server on 127.0.0.1 with its own thread.
 ///
@@ -184,26 +185,9 @@ pub extern "C" fn wst_sse_server_await_request(
         // SAFETY: a live handle or NULL, per this function's contract.
         let s = unsafe { handle(server, "server") }?;
         check_out(out, "out")?;
-        let Some(Request {
-            connection,
-            path,
-            headers,
-            ..
-        }) = s.server.await_request(timeout(timeout_ms)?)
-        else {
-            return Ok(wst_status::WST_TIMEOUT);
-        };
-        let request = wst_request {
-            connection,
-            path: c_string(&path),
-            headers: headers
-                .into_iter()
-                .map(|(k, v)| (k, c_string(&v)))
-                .collect(),
-        };
+        let found = s.server.await_request(timeout(timeout_ms)?);
         // SAFETY: non-NULL (checked), writable per the contract.
-        unsafe { write_out(out, Box::into_raw(Box::new(request))) };
-        Ok(wst_status::WST_OK)
+        Ok(unsafe { hand_out(out, found.map(wst_request::from)) })
     })
 }
 
@@ -220,12 +204,9 @@ pub extern "C" fn wst_sse_server_await_stream(
         // SAFETY: a live handle or NULL, per this function's contract.
         let s = unsafe { handle(server, "server") }?;
         check_out(out, "out")?;
-        let Some(stream) = s.server.await_stream(timeout(timeout_ms)?) else {
-            return Ok(wst_status::WST_TIMEOUT);
-        };
+        let found = s.server.await_stream(timeout(timeout_ms)?);
         // SAFETY: non-NULL (checked), writable per the contract.
-        unsafe { write_out(out, Box::into_raw(Box::new(wst_sse_stream { stream }))) };
-        Ok(wst_status::WST_OK)
+        Ok(unsafe { hand_out(out, found.map(|stream| wst_sse_stream { stream })) })
     })
 }
 

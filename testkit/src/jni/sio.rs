@@ -10,7 +10,10 @@ use ::jni::sys::{jboolean, jint, jlong, jobjectArray, JNI_TRUE};
 use ::jni::JNIEnv;
 use serde_json::Value;
 
-use super::{borrow, free, guard, invalid, millis, string, Failure, ILLEGAL_STATE};
+use super::{
+    borrow, free, guard, handle_or_zero, into_handle, invalid, millis, string, Failure,
+    ILLEGAL_STATE,
+};
 use crate::{
     ConnectReply, Network, PendingAck, ServerSocket, SioTransport, SocketIoConfig,
     SocketIoTestServer,
@@ -79,7 +82,7 @@ pub extern "system" fn Java_dev_tether_testkit_internal_SioNative_start(
         };
         let server = SocketIoTestServer::start_with(config)
             .map_err(|e| Failure(ILLEGAL_STATE, format!("cannot start: {e}")))?;
-        Ok(Box::into_raw(Box::new(server)) as jlong)
+        Ok(into_handle(server))
     })
 }
 
@@ -203,10 +206,9 @@ pub extern "system" fn Java_dev_tether_testkit_internal_SioNative_awaitSocket(
     timeout_ms: jlong,
 ) -> jlong {
     guard(&mut env, 0, |_| {
-        Ok(match server(raw)?.await_socket(millis(timeout_ms)) {
-            Some(s) => Box::into_raw(Box::new(s)) as jlong,
-            None => 0,
-        })
+        Ok(handle_or_zero(
+            server(raw)?.await_socket(millis(timeout_ms)),
+        ))
     })
 }
 
@@ -308,10 +310,7 @@ pub extern "system" fn Java_dev_tether_testkit_internal_SioNative_emitWithAck(
             return Err(invalid("the event name is empty".into()));
         }
         let args = args(&string(env, &args_json)?)?;
-        Ok(match s.emit_with_ack(&event, &args) {
-            Some(p) => Box::into_raw(Box::new(p)) as jlong,
-            None => 0,
-        })
+        Ok(handle_or_zero(s.emit_with_ack(&event, &args)))
     })
 }
 

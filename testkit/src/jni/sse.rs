@@ -9,7 +9,10 @@ use ::jni::objects::{JByteArray, JClass, JString};
 use ::jni::sys::{jboolean, jint, jlong, jobjectArray, JNI_TRUE};
 use ::jni::JNIEnv;
 
-use super::{borrow, free, guard, invalid, millis, request_fields, string, Failure, ILLEGAL_STATE};
+use super::{
+    borrow, free, guard, handle_or_zero, into_handle, invalid, millis, request_fields, string,
+    Failure, ILLEGAL_STATE,
+};
 use crate::{Network, SseEvent, SseReply, SseStream, SseTestServer};
 
 fn server<'a>(raw: jlong) -> Result<&'a SseTestServer, Failure> {
@@ -36,7 +39,7 @@ pub extern "system" fn Java_dev_tether_testkit_internal_SseNative_start(
             SseTestServer::start()
         };
         let server = started.map_err(|e| Failure(ILLEGAL_STATE, format!("cannot start: {e}")))?;
-        Ok(Box::into_raw(Box::new(server)) as jlong)
+        Ok(into_handle(server))
     })
 }
 
@@ -128,10 +131,9 @@ pub extern "system" fn Java_dev_tether_testkit_internal_SseNative_awaitStream(
     timeout_ms: jlong,
 ) -> jlong {
     guard(&mut env, 0, |_| {
-        Ok(match server(raw)?.await_stream(millis(timeout_ms)) {
-            Some(s) => Box::into_raw(Box::new(s)) as jlong,
-            None => 0,
-        })
+        Ok(handle_or_zero(
+            server(raw)?.await_stream(millis(timeout_ms)),
+        ))
     })
 }
 
