@@ -181,8 +181,15 @@ impl Client {
             outbox.push(message, false, &self.shared.queue)?;
             return Ok(());
         }
-        if let Pushed::DroppedOldest(n) = self.shared.queue.push(message)? {
-            self.report_dropped(n);
+        let len = queue::message_len(&message) as u64;
+        match self.shared.queue.push(message)? {
+            Pushed::Queued => {}
+            Pushed::Written => {
+                let counters = &self.shared.counters;
+                counters.messages_out.fetch_add(1, Ordering::Relaxed);
+                counters.bytes_out.fetch_add(len, Ordering::Relaxed);
+            }
+            Pushed::DroppedOldest(n) => self.report_dropped(n),
         }
         Ok(())
     }

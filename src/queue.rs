@@ -1,17 +1,28 @@
 //! The outgoing queue: what the app handed to `ws_send` and the connection
 //! has not written yet. Bounded in messages and bytes; never drops silently.
 //!
-//! Any thread pushes (under a short lock, no I/O); the connection task
-//! takes everything queued in one batch and wakes on `notified()`.
+//! Any thread pushes (under a short lock); the connection task takes
+//! everything queued in one batch and wakes on `notified()`.
+//!
+//! The one exception, for latency: a small send on an open connection with
+//! nothing queued and nothing being written is written by the app's own
+//! thread, at once and without waiting. The task parks its writer here
+//! while it has nothing to write ([`DirectWrite`]); what the socket cannot
+//! take at once is left to the task, which registers for the wakeup. That
+//! saves the round trip's wake of the runtime thread (one of its two thread
+//! hops). Sends that follow each other closely are queued instead, so that
+//! the task writes them in one batch (one system call for many messages).
 //!
 //! With `"flush": "manual"`, what was queued when a connection opened is
 //! the backlog: it is held back (still counted against the limits) while
 //! newer messages (the app's auth or resubscribe) go first, until
 //! `release_backlog` (`ws_flush`).
 
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -45,7 +56,7 @@ impl std::fmt::Debug for RoomHook {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     messages: VecDeque<Entry>,
     bytes: usize,
@@ -53,12 +64,67 @@ struct Inner {
     held: usize,
     /// The connection task has ended: nothing will send what is pushed.
     closed: bool,
+    /// The open connection's writer while its task has nothing to write
+    /// (then `messages` is empty, or a push has woken the task to take it).
+    parked: Option<Box<dyn DirectWrite>>,
+    /// A direct write left bytes for the connection task to finish.
+    flush_owed: bool,
+    /// When the last message was pushed: one that follows closer than
+    /// [`BATCH_GAP`] is queued, not written at once.
+    last_push: Option<Instant>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("messages", &self.messages.len())
+            .field("bytes", &self.bytes)
+            .field("held", &self.held)
+            .field("closed", &self.closed)
+            .field("parked", &self.parked.is_some())
+            .field("flush_owed", &self.flush_owed)
+            .finish()
+    }
+}
+
+/// Sends closer together than this are queued for the connection task to
+/// write in one batch: a system call per message would cost the app's
+/// thread more than the task's wake. A round trip on loopback takes twice
+/// as long, so sends paced by replies are still written at once.
+const BATCH_GAP: Duration = Duration::from_micros(10);
+
+/// Larger messages always go through the connection task: their framing,
+/// masking (and encryption) would cost the app's thread much more than the
+/// wake the direct write saves.
+const DIRECT_MAX_BYTES: usize = 16 * 1024;
+
+/// A connection's writer as the queue holds it while the connection task
+/// has nothing to write: the app's thread may write one message through it
+/// without waiting (never blocking: a write that cannot finish now is left
+/// for the task).
+pub(crate) trait DirectWrite: Send {
+    fn write_now(&mut self, message: Message) -> WriteNow;
+    /// Back to the connection task's own type.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+}
+
+/// What [`DirectWrite::write_now`] did with a message.
+#[derive(Debug)]
+pub(crate) enum WriteNow {
+    /// Handed to the socket whole.
+    Written,
+    /// Taken, but part of it still waits: the connection task must flush.
+    Unfinished,
+    /// Not taken (the reader held the connection, or it is closing): queue it.
+    Refused(Message),
 }
 
 /// What a successful push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
     Queued,
+    /// Written by the caller's thread at once (nothing was queued).
+    Written,
     /// `drop_oldest` made room by dropping this many older messages.
     DroppedOldest(usize),
 }
@@ -166,6 +232,10 @@ impl OutgoingQueue {
     /// attachments) under one lock, so no other push falls between them;
     /// all are queued or none. With `drop_oldest` older messages make room.
     pub fn push_group(&self, messages: Vec<Message>) -> Result<Pushed, Error> {
+        self.push_group_at(messages, Instant::now())
+    }
+
+    fn push_group_at(&self, messages: Vec<Message>, now: Instant) -> Result<Pushed, Error> {
         let len: usize = messages.iter().map(message_len).sum();
         let count = messages.len();
         if len > self.max_bytes || count > self.max_messages {
@@ -203,6 +273,27 @@ impl OutgoingQueue {
                     inner.bytes -= old.len();
                     inner.held = inner.held.saturating_sub(1);
                     dropped += 1;
+                }
+            }
+            let paced = inner
+                .last_push
+                .is_none_or(|last| now.saturating_duration_since(last) >= BATCH_GAP);
+            inner.last_push = Some(now);
+            let mut messages = messages;
+            let idle = inner.messages.is_empty() && inner.held == 0 && !inner.flush_owed;
+            if paced && count == 1 && len <= DIRECT_MAX_BYTES && idle {
+                if let Some(writer) = inner.parked.as_mut() {
+                    let message = messages.pop().expect("count is 1");
+                    match writer.write_now(message) {
+                        WriteNow::Written => return Ok(Pushed::Written),
+                        WriteNow::Unfinished => {
+                            inner.flush_owed = true;
+                            drop(inner);
+                            self.pushed.notify_one();
+                            return Ok(Pushed::Written);
+                        }
+                        WriteNow::Refused(message) => messages.push(message),
+                    }
                 }
             }
             inner.bytes += len;
@@ -274,6 +365,32 @@ impl OutgoingQueue {
         self.pushed.notify_one();
     }
 
+    /// The connection task has nothing to write: it leaves its writer here
+    /// for the app's sends. Refused (the writer comes back) when messages
+    /// wait to be taken or the queue closed.
+    pub fn park(&self, writer: Box<dyn DirectWrite>) -> Result<(), Box<dyn DirectWrite>> {
+        let mut inner = self.inner.lock();
+        let takeable = inner.messages.len() > inner.held;
+        if takeable || inner.closed {
+            return Err(writer);
+        }
+        inner.parked = Some(writer);
+        Ok(())
+    }
+
+    /// The connection task takes its writer back (to write, or because the
+    /// connection ends); true if a direct write left bytes to flush.
+    pub fn unpark(&self) -> Option<(Box<dyn DirectWrite>, bool)> {
+        let mut inner = self.inner.lock();
+        let writer = inner.parked.take()?;
+        Some((writer, std::mem::take(&mut inner.flush_owed)))
+    }
+
+    #[cfg(test)]
+    pub fn writer_parked(&self) -> bool {
+        self.inner.lock().parked.is_some()
+    }
+
     /// Resolves after a push (or at once if one happened since last time).
     pub async fn notified(&self) {
         self.pushed.notified().await
@@ -319,6 +436,161 @@ mod tests {
 
     fn messages(entries: VecDeque<Entry>) -> Vec<Message> {
         entries.into_iter().map(|e| e.message).collect()
+    }
+
+    /// A parked writer that answers as told and records what it took.
+    struct ScriptedWriter {
+        answer: fn(&Message) -> WriteNow,
+        took: Arc<Mutex<Vec<Message>>>,
+    }
+
+    impl DirectWrite for ScriptedWriter {
+        fn write_now(&mut self, message: Message) -> WriteNow {
+            match (self.answer)(&message) {
+                WriteNow::Refused(_) => WriteNow::Refused(message),
+                answer => {
+                    self.took.lock().push(message);
+                    answer
+                }
+            }
+        }
+
+        fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+            self
+        }
+    }
+
+    fn park_writer(
+        q: &OutgoingQueue,
+        answer: fn(&Message) -> WriteNow,
+    ) -> Arc<Mutex<Vec<Message>>> {
+        let took = Arc::new(Mutex::new(Vec::new()));
+        let writer = ScriptedWriter {
+            answer,
+            took: took.clone(),
+        };
+        assert!(q.park(Box::new(writer)).is_ok(), "nothing waits: it parks");
+        took
+    }
+
+    /// Whether a push since the last check woke the connection task.
+    fn woke(q: &OutgoingQueue) -> bool {
+        use futures_util::FutureExt;
+        q.notified().now_or_never().is_some()
+    }
+
+    #[test]
+    fn a_paced_send_to_a_parked_writer_is_written_at_once_and_wakes_nobody() {
+        let q = queue(10, 100, Overflow::Reject);
+        let took = park_writer(&q, |_| WriteNow::Written);
+        let t0 = Instant::now();
+        assert_eq!(
+            q.push_group_at(vec![text("a")], t0).unwrap(),
+            Pushed::Written
+        );
+        assert_eq!(
+            q.push_group_at(vec![text("b")], t0 + BATCH_GAP).unwrap(),
+            Pushed::Written
+        );
+        assert_eq!(*took.lock(), vec![text("a"), text("b")]);
+        assert_eq!(q.len(), (0, 0));
+        assert!(!woke(&q));
+        let (_, flush_owed) = q.unpark().expect("still parked");
+        assert!(!flush_owed);
+    }
+
+    #[test]
+    fn sends_closer_than_the_batch_gap_are_queued_for_the_task() {
+        let q = queue(10, 100, Overflow::Reject);
+        let took = park_writer(&q, |_| WriteNow::Written);
+        let t0 = Instant::now();
+        q.push_group_at(vec![text("a")], t0).unwrap();
+        let soon = t0 + BATCH_GAP / 2;
+        assert_eq!(
+            q.push_group_at(vec![text("b")], soon).unwrap(),
+            Pushed::Queued
+        );
+        // Queued before: later sends wait behind it, however paced.
+        let late = soon + 10 * BATCH_GAP;
+        assert_eq!(
+            q.push_group_at(vec![text("c")], late).unwrap(),
+            Pushed::Queued
+        );
+        assert!(woke(&q));
+        assert_eq!(*took.lock(), vec![text("a")]);
+        assert!(
+            q.park(q.unpark().unwrap().0).is_err(),
+            "messages wait: no parking"
+        );
+        assert_eq!(messages(q.take_all()), vec![text("b"), text("c")]);
+    }
+
+    #[test]
+    fn a_refused_send_is_queued_and_an_unfinished_one_owes_a_flush() {
+        let q = queue(10, 100, Overflow::Reject);
+        park_writer(&q, |_| WriteNow::Refused(Message::text("")));
+        let t0 = Instant::now();
+        assert_eq!(
+            q.push_group_at(vec![text("a")], t0).unwrap(),
+            Pushed::Queued
+        );
+        assert!(woke(&q));
+        assert_eq!(messages(q.take_all()), vec![text("a")]);
+        q.unpark().unwrap();
+
+        let took = park_writer(&q, |_| WriteNow::Unfinished);
+        assert_eq!(
+            q.push_group_at(vec![text("b")], t0 + BATCH_GAP).unwrap(),
+            Pushed::Written
+        );
+        assert!(woke(&q), "the task must finish the write");
+        // Nothing may overtake the unfinished one.
+        let later = t0 + 10 * BATCH_GAP;
+        assert_eq!(
+            q.push_group_at(vec![text("c")], later).unwrap(),
+            Pushed::Queued
+        );
+        assert_eq!(*took.lock(), vec![text("b")]);
+        let (_, flush_owed) = q.unpark().unwrap();
+        assert!(flush_owed);
+        assert_eq!(messages(q.take_all()), vec![text("c")]);
+    }
+
+    #[test]
+    fn large_messages_groups_backlogs_and_a_closed_queue_never_go_direct() {
+        let q = queue(10, 1 << 20, Overflow::Reject);
+        let took = park_writer(&q, |_| WriteNow::Written);
+        let t0 = Instant::now();
+        let large = Message::binary(vec![0; DIRECT_MAX_BYTES + 1]);
+        assert_eq!(q.push_group_at(vec![large], t0).unwrap(), Pushed::Queued);
+        q.take_all();
+        let t0 = t0 + BATCH_GAP;
+        let pair = vec![text("p1"), text("p2")];
+        assert_eq!(q.push_group_at(pair, t0).unwrap(), Pushed::Queued);
+        q.unpark().unwrap();
+        q.hold_backlog();
+        assert!(
+            q.park(q_writer(&took)).is_ok(),
+            "a held backlog is not takeable"
+        );
+        assert_eq!(
+            q.push_group_at(vec![text("x")], t0 + BATCH_GAP).unwrap(),
+            Pushed::Queued
+        );
+        assert!(took.lock().is_empty());
+        q.unpark().unwrap();
+        q.close();
+        assert!(
+            q.park(q_writer(&took)).is_err(),
+            "closed: nothing to write for"
+        );
+    }
+
+    fn q_writer(took: &Arc<Mutex<Vec<Message>>>) -> Box<dyn DirectWrite> {
+        Box::new(ScriptedWriter {
+            answer: |_| WriteNow::Written,
+            took: took.clone(),
+        })
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::event::{Event, EventSender};
 use crate::heartbeat::{self, Heartbeat, Liveness};
 use crate::logging::log;
 use crate::outbox::Outbox;
-use crate::queue::Entry;
+use crate::queue::{DirectWrite, Entry};
 use crate::state::End;
 use crate::wire::{
     Ending, HeartbeatPolicy, Incoming, Opened, Outbound, Wire, WireReader, WireWriter,
@@ -108,6 +108,14 @@ async fn read_until_notable<R: WireReader>(mut reader: R, link: &Link) -> (R, No
             return (reader, Notable::Alive);
         }
     }
+}
+
+/// A parked writer, as its session's own type again.
+fn taken_back<Wr: 'static>(parked: Box<dyn DirectWrite>) -> Wr {
+    *parked
+        .into_any()
+        .downcast::<Wr>()
+        .expect("a queue parks only its own session's writer")
 }
 
 fn nanos_since(base: Instant) -> u64 {
@@ -373,7 +381,7 @@ impl<W: Wire> Session<W> {
     pub(super) async fn run_open(&mut self, opened: Opened<W::Reader, W::Writer>) -> Ending {
         let Opened {
             reader,
-            mut writer,
+            writer,
             protocol,
             heartbeat: policy,
         } = opened;
@@ -414,25 +422,46 @@ impl<W: Wire> Session<W> {
         let mut peer_answer: Option<(u16, String)> = None;
         let mut close_deadline: Option<Instant> = None;
         let mut pulse = Pulse::new(policy, 0);
+        // While it has nothing to write, the task parks its writer in the
+        // queue, where the app's sends write at once (queue::DirectWrite);
+        // not with the outbox (each message needs its receipt) or a manual
+        // flush (the backlog decides the order).
+        let direct = outbox.is_none() && !self.manual_flush;
+        let mut held = Some(writer);
 
         let mut ending = {
             let read = read_until_notable(reader, &link);
             tokio::pin!(read);
             loop {
+                if held.is_none() {
+                    held = Some(self.unpark_writer(&mut unflushed));
+                }
                 let closing = requested.is_some() || peer_close.is_some();
                 if pending.is_empty() && !closing {
                     pending.take_queue(&self.shared);
                 }
                 let may_write = !pending.is_empty() || unflushed;
+                if direct && !may_write && !closing {
+                    held = match held.take().map(W::Writer::into_direct) {
+                        Some(Ok(idle)) => self.shared.queue.park(idle).err().map(taken_back),
+                        Some(Err(writer)) => Some(writer),
+                        None => None,
+                    };
+                }
                 let heartbeat_deadline = pulse.heartbeat.deadline().filter(|_| !closing);
                 tokio::select! {
                     biased;
-                    result = drain(&mut writer, &mut pending, &mut unflushed, Outflow {
-                        counters: &link.shared.counters,
-                        outbox: outbox.as_deref(),
-                        receipts: &mut receipts,
-                        resent: &mut resent,
-                    }), if may_write => {
+                    result = async {
+                        match held.as_mut() {
+                            Some(writer) => drain(writer, &mut pending, &mut unflushed, Outflow {
+                                counters: &link.shared.counters,
+                                outbox: outbox.as_deref(),
+                                receipts: &mut receipts,
+                                resent: &mut resent,
+                            }).await,
+                            None => Ok(()),
+                        }
+                    }, if may_write => {
                         if let Err(ending) = result {
                             break ending;
                         }
@@ -550,6 +579,10 @@ impl<W: Wire> Session<W> {
             }
         };
 
+        let mut writer = match held {
+            Some(writer) => writer,
+            None => self.unpark_writer(&mut unflushed),
+        };
         // A protocol violation by the peer: first let the app answer what
         // it received before (briefly), then tell the peer why, hang up.
         if let Some(violation) = ending.violation {
@@ -655,6 +688,18 @@ impl<W: Wire> Session<W> {
         again.sort_by_key(|e| e.stored.map(|s| s.id));
         again.dedup_by_key(|e| e.stored.map(|s| s.id));
         self.shared.queue.requeue_front(again.into());
+    }
+
+    /// Takes the writer back from the queue; a direct write that left
+    /// bytes behind makes a flush owed.
+    fn unpark_writer(&self, unflushed: &mut bool) -> W::Writer {
+        let (parked, flush_owed) = self
+            .shared
+            .queue
+            .unpark()
+            .expect("the writer is parked while the task does not hold it");
+        *unflushed |= flush_owed;
+        taken_back(parked)
     }
 
     fn close_deadline(&self) -> Instant {

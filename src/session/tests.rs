@@ -26,7 +26,7 @@ use crate::backoff::Backoff;
 use crate::error::error_code;
 use crate::event::{self, Event, EventReceiver};
 use crate::options::Options;
-use crate::queue::Message;
+use crate::queue::{Message, Pushed};
 use crate::state::State;
 use crate::transport::{ConnectError, Dialer, Endpoint, Transport};
 use crate::wire::websocket::WebSocketWire;
@@ -700,6 +700,76 @@ async fn reconnect_drops_the_connection_and_opens_a_fresh_one_at_once() {
     assert!(reconnecting(&events).is_empty(), "not a counted attempt");
     let attempts = h.attempts();
     assert_eq!(attempts.len(), 2);
+}
+
+impl Harness {
+    /// Waits (virtual time) until the session has nothing to write and has
+    /// parked its writer for direct sends.
+    async fn writer_parked(&self) {
+        for _ in 0..1_000 {
+            if self.shared.queue.writer_parked() {
+                return;
+            }
+            tokio::time::sleep(MS).await;
+        }
+        panic!("the writer was never parked");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_on_an_idle_open_connection_is_written_by_the_senders_thread() {
+    let mut h = Harness::start("{}");
+    let mut texts = collect_texts(h.accept().await);
+    h.events_until(is_open).await;
+    h.writer_parked().await;
+    // Written before this returns, with no turn of the session's task.
+    assert_eq!(
+        h.shared.queue.push(Message::text("now")).unwrap(),
+        Pushed::Written
+    );
+    assert_eq!(texts_in(&mut texts, 1).await, ["now"]);
+    h.writer_parked().await;
+    h.command(Command::Close {
+        code: 1000,
+        reason: String::new(),
+    });
+    let events = h.events_until(is_terminated).await;
+    assert_eq!(closed_codes(&events), [1000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_direct_write_the_socket_cannot_take_whole_is_finished_by_the_task_in_order() {
+    let mut h = Harness::start("{}");
+    let mut ws = h.accept().await;
+    h.events_until(is_open).await;
+    h.writer_parked().await;
+    // Nobody reads yet: five of these fill the in-memory socket's 64 KiB,
+    // the fifth only in part.
+    let big = vec![7u8; 15 * 1024];
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(1));
+        let pushed = h.shared.queue.push(Message::binary(big.clone())).unwrap();
+        assert_eq!(pushed, Pushed::Written);
+    }
+    // Behind the unfinished one, however long after it.
+    tokio::time::sleep(SECOND).await;
+    std::thread::sleep(Duration::from_millis(1));
+    assert_eq!(
+        h.shared.queue.push(Message::text("after")).unwrap(),
+        Pushed::Queued
+    );
+    for i in 0..5 {
+        let next = tokio::time::timeout(3600 * SECOND, ws.next()).await;
+        let Ok(Some(Ok(WsMessage::Binary(got)))) = next else {
+            panic!("message {i} never arrived whole")
+        };
+        assert_eq!(got, big);
+    }
+    let Ok(Some(Ok(message))) = tokio::time::timeout(3600 * SECOND, ws.next()).await else {
+        panic!("the next message never arrived")
+    };
+    assert_eq!(message, WsMessage::text("after"));
+    h.writer_parked().await;
 }
 
 #[tokio::test(start_paused = true)]

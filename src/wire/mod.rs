@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use crate::event::Event;
-use crate::queue::Message;
+use crate::queue::{DirectWrite, Message};
 use crate::state::End;
 
 /// One attempt of a wire protocol, kept across attempts (so a wire can
@@ -131,6 +131,14 @@ pub(crate) trait WireWriter: Send + 'static {
     fn start(&mut self, frame: Outbound) -> Result<(), Ending>;
     /// Writes out what was taken. Cancel-safe: call again to finish.
     fn flush(&mut self) -> impl Future<Output = Result<(), Ending>> + Send;
+    /// This writer as the queue holds it while idle, if the wire lets the
+    /// app's thread write through it (see `queue::DirectWrite`).
+    fn into_direct(self) -> Result<Box<dyn DirectWrite>, Self>
+    where
+        Self: Sized,
+    {
+        Err(self)
+    }
 }
 
 /// How one connection (or attempt) ended, with what to report.

@@ -2,8 +2,10 @@
 //! whatever byte stream the dialer opens, frames in and out with
 //! tokio-tungstenite, and the classification of how a connection ended.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::future::poll_fn;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
@@ -19,7 +21,7 @@ use super::{WireReader, WireWriter};
 use crate::error::error_code;
 use crate::http::parse_retry_after;
 use crate::options::Options;
-use crate::queue::Message;
+use crate::queue::{DirectWrite, Message, WriteNow};
 use crate::state::End;
 use crate::transport::{ConnectError, Dialer, Endpoint, ReadAhead, Transport};
 
@@ -194,8 +196,7 @@ impl WireWriter for WebSocketWriter {
 
     fn start(&mut self, frame: Outbound) -> Result<(), Ending> {
         let message = match frame {
-            Outbound::Message(Message::Text(text)) => WsMessage::Text(text),
-            Outbound::Message(Message::Binary(data)) => WsMessage::Binary(data),
+            Outbound::Message(message) => Self::as_frame(message),
             Outbound::Ping(payload) => WsMessage::Ping(payload),
             Outbound::Close { code, reason } => WsMessage::Close(Some(CloseFrame {
                 code: CloseCode::from(code),
@@ -209,6 +210,47 @@ impl WireWriter for WebSocketWriter {
 
     async fn flush(&mut self) -> Result<(), Ending> {
         self.sink.flush().await.map_err(write_error_ending)
+    }
+
+    fn into_direct(self) -> Result<Box<dyn DirectWrite>, Self> {
+        Ok(Box::new(self))
+    }
+}
+
+impl WebSocketWriter {
+    fn as_frame(message: Message) -> WsMessage {
+        match message {
+            Message::Text(text) => WsMessage::Text(text),
+            Message::Binary(data) => WsMessage::Binary(data),
+        }
+    }
+}
+
+/// A send on the app's thread while the connection task has nothing to
+/// write. Polled with a no-op waker: whatever cannot finish now goes back
+/// to the task (`Unfinished`, `Refused`), whose own poll registers the
+/// waker that counts, so no wakeup is lost.
+impl DirectWrite for WebSocketWriter {
+    fn write_now(&mut self, message: Message) -> WriteNow {
+        let mut cx = Context::from_waker(Waker::noop());
+        // An error: the connection is broken, which the task finds itself.
+        if !matches!(self.sink.poll_ready_unpin(&mut cx), Poll::Ready(Ok(()))) {
+            return WriteNow::Refused(message);
+        }
+        if self.sink.start_send_unpin(Self::as_frame(message)).is_err() {
+            return WriteNow::Unfinished;
+        }
+        match self.sink.poll_flush_unpin(&mut cx) {
+            Poll::Ready(Ok(())) => WriteNow::Written,
+            // Taken, and the reader held the connection this instant, or the
+            // socket is full or broken: the task's flush finishes the write
+            // or meets the error (as a frame it had written itself would).
+            Poll::Ready(Err(_)) | Poll::Pending => WriteNow::Unfinished,
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
     }
 }
 
