@@ -527,4 +527,114 @@ mod tests {
         assert!(validate_close(1000, &"x".repeat(123)).is_ok());
         assert!(validate_close(1000, &"x".repeat(124)).is_err());
     }
+
+    /// A tokio-tungstenite echo server on 127.0.0.1 in a thread of its own,
+    /// which pings every 2 ms from its first echo on; ends with its first
+    /// client.
+    fn pinging_echo_server() -> (String, std::thread::JoinHandle<()>) {
+        use futures_util::{SinkExt, StreamExt};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                let mut pings = tokio::time::interval(Duration::from_millis(2));
+                let mut echoed = false;
+                let deadline = tokio::time::sleep(Duration::from_secs(60));
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        message = ws.next() => match message {
+                            Some(Ok(m)) if m.is_text() || m.is_binary() => {
+                                if ws.send(m).await.is_err() {
+                                    return;
+                                }
+                                echoed = true;
+                            }
+                            // No Pings after the close (they would fail and
+                            // cut the close handshake short).
+                            Some(Ok(Message::Close(_))) => echoed = false,
+                            Some(Ok(_)) => {}
+                            _ => return,
+                        },
+                        _ = pings.tick(), if echoed => {
+                            if ws.send(Message::Ping(Bytes::from_static(b"p"))).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ = &mut deadline => return,
+                    }
+                }
+            });
+        });
+        (url, server)
+    }
+
+    fn next_event(client: &Client) -> Event {
+        match client.poll_event(Some(Duration::from_secs(10))) {
+            Ok(Some(event)) => event,
+            other => panic!("no event within 10 s: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn sends_on_an_idle_plain_connection_are_written_at_once_and_stay_in_order() {
+        let (url, server) = pinging_echo_server();
+        let options =
+            Options::from_json(Some(r#"{"allow_insecure": true, "ping_interval_ms": 0}"#)).unwrap();
+        let client = Client::connect(&url, options).unwrap();
+        while !matches!(next_event(&client), Event::Open { .. }) {}
+        let parked = |client: &Client| {
+            (0..5_000).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                client.shared.queue.writer_parked()
+            })
+        };
+        assert!(parked(&client), "an idle open connection parks its writer");
+        // Written by this thread (nothing else writes yet: the server pings
+        // only from its first echo on): counted before send returns.
+        client.send_text("first").unwrap();
+        assert_eq!(client.stats().messages_out, 1);
+        // Sends paced like replies and bursts, among the server's Pings:
+        // some written here, some queued for the task, all in order.
+        let mut expected = vec!["first".to_string()];
+        for i in 0..400 {
+            if i % 3 == 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let text = format!("m{i}:{}", "x".repeat(i % 97));
+            client.send_text(&text).unwrap();
+            expected.push(text);
+        }
+        let mut echoed = Vec::new();
+        while echoed.len() < expected.len() {
+            match next_event(&client) {
+                Event::Text(t) => echoed.push(t.to_string()),
+                Event::Closed { .. } | Event::Error { .. } => {
+                    panic!("lost after {} echoes", echoed.len())
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(echoed, expected);
+        assert!(parked(&client), "parked again once idle");
+        client.close(1000, "done").unwrap();
+        let mut closed = None;
+        loop {
+            match next_event(&client) {
+                Event::Closed { code, .. } => closed = Some(code),
+                Event::Terminated => break,
+                _ => {}
+            }
+        }
+        assert_eq!(closed, Some(1000));
+        server.join().unwrap();
+    }
 }

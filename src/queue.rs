@@ -208,10 +208,14 @@ impl OutgoingQueue {
     }
 
     /// Asks for one call of the room hook the next time messages leave the
-    /// queue or it closes. A sender asks, tries its push again, and waits
-    /// only if that fails too, so no room is missed in between.
+    /// queue or it closes (at once if it has closed already: a watcher that
+    /// comes late learns it too). A sender asks, tries its push again, and
+    /// waits only if that fails too, so no room is missed in between.
     pub fn want_room(&self) {
         self.room_wanted.store(true, Ordering::Release);
+        if self.inner.lock().closed {
+            self.room_made();
+        }
     }
 
     fn room_made(&self) {
@@ -654,6 +658,12 @@ mod tests {
             calls.load(Ordering::Relaxed),
             2,
             "closing wakes a waiting sender"
+        );
+        q.want_room();
+        assert_eq!(
+            calls.load(Ordering::Relaxed),
+            3,
+            "asking a closed queue hears at once"
         );
     }
 

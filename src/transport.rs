@@ -114,7 +114,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> ByteStream for T {}
 /// The stream a wire runs over: TCP or TLS, statically dispatched, or
 /// an injected stream.
 pub(crate) enum Transport {
-    Plain(TcpStream),
+    /// Shared with the WebSocket writer's direct sends (see [`SharedTcp`]).
+    Plain(Arc<SharedTcp>),
     Tls(Box<TlsStream<TcpStream>>),
     #[cfg(test)]
     Injected(Box<dyn ByteStream>),
@@ -171,7 +172,7 @@ impl Transport {
         // Small messages must not wait for Nagle's algorithm.
         let _ = tcp.set_nodelay(true);
         let Some(config) = tls.filter(|_| endpoint.tls) else {
-            return Ok(Transport::Plain(tcp));
+            return Ok(Transport::Plain(Arc::new(SharedTcp::new(tcp))));
         };
         let name = ServerName::try_from(endpoint.host.clone())
             .map_err(|e| ConnectError::Tls(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
@@ -245,7 +246,7 @@ impl AsyncRead for Transport {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Plain(s) => s.poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             #[cfg(test)]
             Transport::Injected(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -260,7 +261,7 @@ impl AsyncWrite for Transport {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Plain(s) => s.poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             #[cfg(test)]
             Transport::Injected(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -273,7 +274,7 @@ impl AsyncWrite for Transport {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Plain(s) => s.poll_write_vectored(cx, bufs),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             #[cfg(test)]
             Transport::Injected(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
@@ -282,7 +283,7 @@ impl AsyncWrite for Transport {
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Plain(_) => true,
             Transport::Tls(s) => s.is_write_vectored(),
             #[cfg(test)]
             Transport::Injected(s) => s.is_write_vectored(),
@@ -291,7 +292,7 @@ impl AsyncWrite for Transport {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Plain(s) => s.poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             #[cfg(test)]
             Transport::Injected(s) => Pin::new(s.as_mut()).poll_flush(cx),
@@ -300,11 +301,181 @@ impl AsyncWrite for Transport {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Plain(s) => Poll::Ready(s.shutdown_write()),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             #[cfg(test)]
             Transport::Injected(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+impl Transport {
+    /// The plain TCP connection, which the app's thread may write to
+    /// directly (`None` for TLS: its record state is the reader's too).
+    pub fn shared_tcp(&self) -> Option<Arc<SharedTcp>> {
+        match self {
+            Transport::Plain(tcp) => Some(tcp.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A plain TCP connection with two writers: the connection task (through
+/// `Transport`'s `AsyncWrite`: tungstenite's frames, Pongs included) and
+/// a direct send on the app's thread ([`SharedTcp::try_write_whole`]).
+/// Reads and writes use tokio's `&self` socket calls, so neither writer
+/// ever waits for the reader. Writers take turns under `turn`, never
+/// splitting the other's frame; what a direct send left over goes first.
+pub(crate) struct SharedTcp {
+    stream: TcpStream,
+    turn: parking_lot::Mutex<WriteTurn>,
+}
+
+#[derive(Default)]
+struct WriteTurn {
+    /// A direct send's bytes the socket has not taken yet.
+    leftover: Vec<u8>,
+    /// How much of `leftover` is written.
+    sent: usize,
+    /// The task's last write stopped inside what it offered (tungstenite
+    /// offers its whole buffer each time, so a whole write ends at a frame
+    /// boundary): nothing may go in between.
+    mid_frame: bool,
+}
+
+/// What [`SharedTcp::try_write_whole`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum DirectOutcome {
+    /// All of it is in the socket.
+    Written,
+    /// Part (or none) of it is in the socket; the rest goes before
+    /// anything else, on the next write or flush of the connection task.
+    Kept,
+    /// Nothing written: another write is under way, or the socket failed
+    /// (which the connection task will find itself).
+    Busy,
+}
+
+impl SharedTcp {
+    pub fn new(stream: TcpStream) -> SharedTcp {
+        SharedTcp {
+            stream,
+            turn: parking_lot::Mutex::new(WriteTurn::default()),
+        }
+    }
+
+    /// Writes `bytes` (one whole frame) now, on the caller's thread,
+    /// without waiting: not even for the lock, which the task may hold.
+    pub fn try_write_whole(&self, bytes: &[u8]) -> DirectOutcome {
+        let Some(mut turn) = self.turn.try_lock() else {
+            return DirectOutcome::Busy;
+        };
+        if turn.mid_frame || turn.sent < turn.leftover.len() {
+            return DirectOutcome::Busy;
+        }
+        let written = match self.stream.try_write(bytes) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Err(_) => return DirectOutcome::Busy,
+        };
+        if written == bytes.len() {
+            return DirectOutcome::Written;
+        }
+        turn.leftover.clear();
+        turn.leftover.extend_from_slice(&bytes[written..]);
+        turn.sent = 0;
+        DirectOutcome::Kept
+    }
+
+    fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.stream.poll_read_ready(cx))?;
+            // Initialises only what never was (the codecs hand in
+            // initialised buffers).
+            match self.stream.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // The readiness was stale and is cleared now: poll again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// The turn, or Pending (and polled again at once): a direct send
+    /// holds it only for one non-blocking write.
+    fn poll_turn(&self, cx: &mut Context<'_>) -> Poll<parking_lot::MutexGuard<'_, WriteTurn>> {
+        match self.turn.try_lock() {
+            Some(turn) => Poll::Ready(turn),
+            None => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_socket_write(&self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(bytes) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Writes what a direct send left over.
+    fn poll_leftover(&self, turn: &mut WriteTurn, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while turn.sent < turn.leftover.len() {
+            let n = std::task::ready!(self.poll_socket_write(cx, &turn.leftover[turn.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            turn.sent += n;
+        }
+        turn.leftover = Vec::new();
+        turn.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write(&self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        let mut turn = std::task::ready!(self.poll_turn(cx));
+        std::task::ready!(self.poll_leftover(&mut turn, cx))?;
+        let n = std::task::ready!(self.poll_socket_write(cx, bytes))?;
+        turn.mid_frame = n < bytes.len();
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut turn = std::task::ready!(self.poll_turn(cx));
+        std::task::ready!(self.poll_leftover(&mut turn, cx))?;
+        let offered: usize = bufs.iter().map(|b| b.len()).sum();
+        let n = loop {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write_vectored(bufs) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        };
+        turn.mid_frame = n < offered;
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut turn = std::task::ready!(self.poll_turn(cx));
+        self.poll_leftover(&mut turn, cx)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Write)
     }
 }
 

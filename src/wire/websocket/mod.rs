@@ -5,13 +5,14 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::future::poll_fn;
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
@@ -23,7 +24,9 @@ use crate::http::parse_retry_after;
 use crate::options::Options;
 use crate::queue::{DirectWrite, Message, WriteNow};
 use crate::state::End;
-use crate::transport::{ConnectError, Dialer, Endpoint, ReadAhead, Transport};
+use crate::transport::{
+    ConnectError, Dialer, DirectOutcome, Endpoint, ReadAhead, SharedTcp, Transport,
+};
 
 mod handshake;
 
@@ -78,7 +81,7 @@ impl WebSocketWire {
     async fn handshake(
         &self,
         headers: &BTreeMap<String, String>,
-    ) -> Result<(Ws, Option<String>), Ending> {
+    ) -> Result<(Ws, Option<String>, Option<Arc<SharedTcp>>), Ending> {
         let mut transport = self
             .dialer
             .dial(&self.endpoint)
@@ -86,6 +89,7 @@ impl WebSocketWire {
             .map_err(|e| connect_ending(e, &self.endpoint))?;
         let upgraded =
             handshake::upgrade(&mut transport, &self.endpoint, &self.subprotocols, headers).await?;
+        let direct = transport.shared_tcp();
         let transport = ReadAhead::new(transport);
         // Only a non-empty leftover goes through `from_partially_read`: its
         // read buffer starts at the leftover's capacity, and an empty one
@@ -102,7 +106,7 @@ impl WebSocketWire {
             )
             .await
         };
-        Ok((ws, upgraded.protocol))
+        Ok((ws, upgraded.protocol, direct))
     }
 }
 
@@ -114,14 +118,14 @@ impl Wire for WebSocketWire {
         &mut self,
         headers: &BTreeMap<String, String>,
     ) -> Result<Opened<WebSocketReader, WebSocketWriter>, Ending> {
-        let (ws, protocol) = self.handshake(headers).await?;
+        let (ws, protocol, direct) = self.handshake(headers).await?;
         let (sink, stream) = ws.split();
         Ok(Opened {
             reader: WebSocketReader {
                 stream,
                 peer_close: None,
             },
-            writer: WebSocketWriter { sink },
+            writer: WebSocketWriter { sink, direct },
             protocol,
             heartbeat: self.heartbeat,
         })
@@ -185,6 +189,9 @@ impl WireReader for WebSocketReader {
 
 pub(crate) struct WebSocketWriter {
     sink: SplitSink<Ws, WsMessage>,
+    /// The plain TCP connection under `sink`, for direct sends (none over
+    /// TLS, whose record state the reader shares).
+    direct: Option<Arc<SharedTcp>>,
 }
 
 impl WireWriter for WebSocketWriter {
@@ -213,7 +220,11 @@ impl WireWriter for WebSocketWriter {
     }
 
     fn into_direct(self) -> Result<Box<dyn DirectWrite>, Self> {
-        Ok(Box::new(self))
+        if self.direct.is_some() {
+            Ok(Box::new(self))
+        } else {
+            Err(self)
+        }
     }
 }
 
@@ -227,31 +238,57 @@ impl WebSocketWriter {
 }
 
 /// A send on the app's thread while the connection task has nothing to
-/// write. Polled with a no-op waker: whatever cannot finish now goes back
-/// to the task (`Unfinished`, `Refused`), whose own poll registers the
-/// waker that counts, so no wakeup is lost.
+/// write: the frame is built here (as tungstenite builds it, with a fresh
+/// random mask) and written straight to the socket, past tungstenite, which
+/// keeps no state about data frames it did not write. Never through the
+/// split's lock: the reader, which holds it while it reads, must not wait
+/// for a sender (nor a sender for it).
 impl DirectWrite for WebSocketWriter {
     fn write_now(&mut self, message: Message) -> WriteNow {
-        let mut cx = Context::from_waker(Waker::noop());
-        // An error: the connection is broken, which the task finds itself.
-        if !matches!(self.sink.poll_ready_unpin(&mut cx), Poll::Ready(Ok(()))) {
+        let Some(tcp) = &self.direct else {
             return WriteNow::Refused(message);
-        }
-        if self.sink.start_send_unpin(Self::as_frame(message)).is_err() {
-            return WriteNow::Unfinished;
-        }
-        match self.sink.poll_flush_unpin(&mut cx) {
-            Poll::Ready(Ok(())) => WriteNow::Written,
-            // Taken, and the reader held the connection this instant, or the
-            // socket is full or broken: the task's flush finishes the write
-            // or meets the error (as a frame it had written itself would).
-            Poll::Ready(Err(_)) | Poll::Pending => WriteNow::Unfinished,
+        };
+        let (kind, payload) = match &message {
+            Message::Text(text) => (Data::Text, text.as_bytes()),
+            Message::Binary(data) => (Data::Binary, &data[..]),
+        };
+        let frame = masked_frame(kind, payload, rand::random());
+        match tcp.try_write_whole(&frame) {
+            DirectOutcome::Written => WriteNow::Written,
+            DirectOutcome::Kept => WriteNow::Unfinished,
+            DirectOutcome::Busy => WriteNow::Refused(message),
         }
     }
 
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
+}
+
+/// One final client frame of `payload`, masked with `mask` (RFC 6455 5.3).
+fn masked_frame(kind: Data, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let header = FrameHeader {
+        opcode: OpCode::Data(kind),
+        mask: Some(mask),
+        ..FrameHeader::default()
+    };
+    let len = payload.len() as u64;
+    let mut frame = Vec::with_capacity(header.len(len) + payload.len());
+    header
+        .format(len, &mut frame)
+        .expect("a frame header always fits a Vec");
+    let start = frame.len();
+    frame.extend_from_slice(payload);
+    let mut words = frame[start..].chunks_exact_mut(4);
+    for word in &mut words {
+        for (byte, m) in word.iter_mut().zip(mask) {
+            *byte ^= m;
+        }
+    }
+    for (byte, m) in words.into_remainder().iter_mut().zip(mask) {
+        *byte ^= m;
+    }
+    frame
 }
 
 /// How a failure to open the byte stream ends the attempt.
@@ -427,6 +464,160 @@ mod tests {
         );
         assert_eq!(tls_ending(pin).error.unwrap().0, error_code::TLS_PIN);
         assert_eq!(tls_ending(io_error()).end, End::Lost);
+    }
+
+    #[test]
+    fn a_direct_frame_is_the_frame_tungstenite_would_write() {
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        // 7-bit, 16-bit and 64-bit lengths; lengths not a multiple of 4.
+        for len in [0usize, 1, 5, 125, 126, 1000, 65_535, 65_536, 70_001] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            for (kind, opcode) in [
+                (Data::Text, OpCode::Data(Data::Text)),
+                (Data::Binary, OpCode::Data(Data::Binary)),
+            ] {
+                let mut theirs = Frame::message(payload.clone(), opcode, true);
+                theirs.header_mut().mask = Some(mask);
+                let mut expected = Vec::new();
+                theirs.format(&mut expected).unwrap();
+                assert_eq!(masked_frame(kind, &payload, mask), expected, "length {len}");
+            }
+        }
+    }
+
+    /// A plain TCP connection of the wire to a tokio-tungstenite server on
+    /// 127.0.0.1: (reader, writer, the server's side).
+    async fn open_over_tcp() -> (
+        WebSocketReader,
+        WebSocketWriter,
+        WebSocketStream<tokio::net::TcpStream>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        let options = Options::from_json(Some(r#"{"allow_insecure": true}"#)).unwrap();
+        let dialer = crate::transport::NetDialer {
+            proxy: None,
+            tls: None,
+        };
+        let mut wire =
+            WebSocketWire::new(Endpoint::parse(&url).unwrap(), &options, Box::new(dialer));
+        let server = async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio_tungstenite::accept_async(tcp).await.unwrap()
+        };
+        let headers = BTreeMap::new();
+        let (opened, server) = tokio::join!(wire.open(&headers), server);
+        let opened = opened.unwrap_or_else(|e| panic!("open failed: {e:?}"));
+        (opened.reader, opened.writer, server)
+    }
+
+    fn text(i: usize, len: usize) -> Message {
+        let mut body = format!("{i:06}-");
+        while body.len() < len {
+            body.push((b'a' + (body.len() % 26) as u8) as char);
+        }
+        Message::Text(body.into())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn direct_sends_keep_their_order_and_frames_whole_under_backpressure_and_pings() {
+        let (mut reader, writer, mut server) = open_over_tcp().await;
+        let mut direct = match writer.into_direct() {
+            Ok(direct) => direct,
+            Err(_) => panic!("a plain TCP connection takes direct sends"),
+        };
+        // The server reads nothing yet: direct sends fill the socket until
+        // one is kept in part; the next waits its turn (the queue's).
+        let mut sent = Vec::new();
+        let kept_at = loop {
+            assert!(sent.len() < 10_000, "the socket never filled");
+            let message = text(sent.len(), 15 * 1024);
+            match direct.write_now(message.clone()) {
+                WriteNow::Written => sent.push(message),
+                WriteNow::Unfinished => {
+                    sent.push(message);
+                    break sent.len();
+                }
+                WriteNow::Refused(_) => panic!("refused before the socket filled"),
+            }
+        };
+        assert!(matches!(
+            direct.write_now(text(kept_at, 10)),
+            WriteNow::Refused(_)
+        ));
+        let mut writer: WebSocketWriter = *direct.into_any().downcast().unwrap();
+
+        // The client's reader answers Pings (tungstenite does, while it
+        // reads), its task finishes the kept frame; the server pings while
+        // it reads, and direct sends go on between its Pings.
+        let client_reader = tokio::spawn(async move {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(20), reader.next()).await {
+                    Ok(Incoming::End(_)) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        });
+        let flushed = tokio::time::timeout(Duration::from_secs(20), writer.flush());
+        let (flushed, read_back) = tokio::join!(flushed, async {
+            let mut got = Vec::new();
+            while got.len() < kept_at {
+                match tokio::time::timeout(Duration::from_secs(20), server.next()).await {
+                    Ok(Some(Ok(WsMessage::Text(t)))) => got.push(Message::Text(t)),
+                    other => panic!("the server read {other:?}"),
+                }
+            }
+            got
+        });
+        flushed.expect("the kept frame was never finished").unwrap();
+        assert_eq!(read_back, sent, "every frame whole, in order");
+
+        let mut direct = writer.into_direct().ok().expect("still plain TCP");
+        let mut later = Vec::new();
+        let mut pongs = 0;
+        for i in 0..300 {
+            server
+                .send(WsMessage::Ping(vec![i as u8; 3].into()))
+                .await
+                .unwrap();
+            let message = text(kept_at + 1 + i, 40 + i % 200);
+            // Refused: the task is writing a Pong this instant; it would be
+            // queued, and sent in order after the ones before it.
+            for _ in 0..10_000 {
+                match direct.write_now(message.clone()) {
+                    WriteNow::Written | WriteNow::Unfinished => break,
+                    WriteNow::Refused(_) => tokio::task::yield_now().await,
+                }
+            }
+            later.push(message);
+        }
+        let mut got = Vec::new();
+        while got.len() < later.len() || pongs < 300 {
+            match tokio::time::timeout(Duration::from_secs(20), server.next()).await {
+                Ok(Some(Ok(WsMessage::Text(t)))) => got.push(Message::Text(t)),
+                Ok(Some(Ok(WsMessage::Pong(_)))) => pongs += 1,
+                other => panic!("the server read {other:?} after {} messages", got.len()),
+            }
+        }
+        assert_eq!(got, later);
+        drop(direct);
+        drop(server);
+        client_reader.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_other_than_plain_tcp_takes_no_direct_sends() {
+        let (client, _server) = tokio::io::duplex(1024);
+        let ws = WebSocketStream::from_raw_socket(
+            ReadAhead::new(Transport::Injected(Box::new(client))),
+            Role::Client,
+            None,
+        )
+        .await;
+        let (sink, _stream) = ws.split();
+        let writer = WebSocketWriter { sink, direct: None };
+        assert!(writer.into_direct().is_err());
     }
 
     #[test]
