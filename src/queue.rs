@@ -219,7 +219,8 @@ impl OutgoingQueue {
     }
 
     fn room_made(&self) {
-        if self.room_wanted.swap(false, Ordering::AcqRel) {
+        let wanted = self.room_wanted.load(Ordering::Acquire);
+        if wanted && self.room_wanted.swap(false, Ordering::AcqRel) {
             let hook = self.room_hook.lock().clone();
             if let Some(hook) = hook {
                 (hook.0)();
@@ -289,14 +290,19 @@ impl OutgoingQueue {
                 if let Some(writer) = inner.parked.as_mut() {
                     let message = messages.pop().expect("count is 1");
                     match writer.write_now(message) {
-                        WriteNow::Written => return Ok(Pushed::Written),
-                        WriteNow::Unfinished => {
-                            inner.flush_owed = true;
+                        WriteNow::Refused(message) => messages.push(message),
+                        done => {
+                            let owed = matches!(done, WriteNow::Unfinished);
+                            inner.flush_owed = owed;
                             drop(inner);
-                            self.pushed.notify_one();
+                            if owed {
+                                self.pushed.notify_one();
+                            }
+                            // Gone at once, as if the task had taken it: a
+                            // watcher of room hears of it as of any other.
+                            self.room_made();
                             return Ok(Pushed::Written);
                         }
-                        WriteNow::Refused(message) => messages.push(message),
                     }
                 }
             }
@@ -501,6 +507,26 @@ mod tests {
         assert!(!woke(&q));
         let (_, flush_owed) = q.unpark().expect("still parked");
         assert!(!flush_owed);
+    }
+
+    #[test]
+    fn a_direct_write_is_room_made_for_a_watcher() {
+        let q = queue(10, 100, Overflow::Reject);
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = calls.clone();
+        q.set_room_hook(Some(RoomHook(Arc::new(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }))));
+        park_writer(&q, |_| WriteNow::Written);
+        let t0 = Instant::now();
+        q.push_group_at(vec![text("a")], t0).unwrap();
+        assert_eq!(calls.load(Ordering::Relaxed), 0, "nobody asked");
+        q.want_room();
+        assert_eq!(
+            q.push_group_at(vec![text("b")], t0 + BATCH_GAP).unwrap(),
+            Pushed::Written
+        );
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
     }
 
     #[test]
