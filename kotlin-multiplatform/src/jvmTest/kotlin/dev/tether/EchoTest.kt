@@ -55,6 +55,24 @@ class EchoTest {
     }
 
     @Test
+    fun `a tiny incoming buffer refills from the reader's takes, in order, nothing lost or repeated`() = runBlocking<Unit> {
+        // The drain waits for room after every frame or two, and the reader's takes resume
+        // it on the reader's thread: every refill goes through that path.
+        val tiny = TetherClient { pingInterval = 5.seconds; incomingBuffer = 2 }
+        try {
+            val session = tiny.connect(server.url)
+            val n = 3_000
+            for (i in 0 until n) session.send("m$i")
+            val frames = withTimeout(30.seconds) { (0 until n).map { session.incoming.receive() } }
+            assertEquals((0 until n).map { Frame.Text("m$it") }, frames)
+            session.close()
+            session.awaitClosed()
+        } finally {
+            tiny.close()
+        }
+    }
+
+    @Test
     fun `the Ktor-shaped block echoes and ends when the session closes`() = runBlocking<Unit> {
         val seen = mutableListOf<Frame>()
         client.webSocket(server.url) {
