@@ -74,11 +74,24 @@ internal class JniClient(private val pointer: Long) : RawClient {
 
     override fun sendText(text: String): Boolean {
         val utf8 = text.encodeToByteArray()
-        return translate { NativeBridge.sendText(pointer, utf8, 0, utf8.size) } == SENT
+        val status = if (utf8.size <= SendBuffer.CAPACITY) {
+            val s = SendBuffer.mine().holding(utf8)
+            translate { NativeBridge.sendTextDirect(pointer, s.buffer, s.address, utf8.size) }
+        } else {
+            translate { NativeBridge.sendText(pointer, utf8, 0, utf8.size) }
+        }
+        return status == SENT
     }
 
-    override fun sendBinary(data: ByteArray): Boolean =
-        translate { NativeBridge.sendBinary(pointer, data, 0, data.size) } == SENT
+    override fun sendBinary(data: ByteArray): Boolean {
+        val status = if (data.size <= SendBuffer.CAPACITY) {
+            val s = SendBuffer.mine().holding(data)
+            translate { NativeBridge.sendBinaryDirect(pointer, s.buffer, s.address, data.size) }
+        } else {
+            translate { NativeBridge.sendBinary(pointer, data, 0, data.size) }
+        }
+        return status == SENT
+    }
 
     override fun sendTrackedText(text: String): Long? {
         val utf8 = text.encodeToByteArray()
@@ -116,6 +129,35 @@ internal class JniClient(private val pointer: Long) : RawClient {
         const val SENT = Codes.WS_OK
         const val FULL = Codes.WS_ERR_QUEUE_FULL.toLong()
         const val STATS = 10
+    }
+}
+
+/**
+ * A sending thread's direct buffer: a small message is copied into it and crosses JNI by
+ * address (`NativeBridge.sendTextDirect`), so the core reads it with no JNI callback, where a
+ * Java array costs three (its length, the critical section's start and end) per send. One
+ * per thread that sends, [CAPACITY] bytes each; larger messages cross as arrays.
+ */
+internal class SendBuffer private constructor() {
+    val buffer: ByteBuffer = ByteBuffer.allocateDirect(CAPACITY)
+    val address: Long = translate { NativeBridge.directAddress(buffer) }
+
+    /** Copies [bytes] (at most [CAPACITY]) to the start of [buffer]. */
+    fun holding(bytes: ByteArray): SendBuffer {
+        buffer.clear()
+        buffer.put(bytes)
+        return this
+    }
+
+    companion object {
+        const val CAPACITY = 4 * 1024
+
+        // Not ThreadLocal.withInitial: Android has it from API 26 only.
+        private val perThread = object : ThreadLocal<SendBuffer>() {
+            override fun initialValue() = SendBuffer()
+        }
+
+        fun mine(): SendBuffer = perThread.get()
     }
 }
 
