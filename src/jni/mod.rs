@@ -277,6 +277,81 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendBinary<'l>(
     })
 }
 
+/// The address of a direct `ByteBuffer`'s memory, asked once per buffer by
+/// the Kotlin side for `sendTextDirect`/`sendBinaryDirect`.
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_directAddress<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    buffer: JByteBuffer<'l>,
+) -> jlong {
+    guard(&mut env, 0, |env| {
+        Ok(env.get_direct_buffer_address(&buffer)? as jlong)
+    })
+}
+
+/// The `length` bytes at `address`, where a small message waits in a
+/// direct buffer: read with no JNI callback (a Java array costs three:
+/// its length, and the critical section's start and end).
+///
+/// # Safety
+/// `address` is what `directAddress` gave for a direct buffer that the
+/// caller holds for the whole call (it is an argument of the export), and
+/// `length` is at most that buffer's capacity: the Kotlin caller
+/// (`SendBuffer` in JniBinding.kt) writes the message there first.
+unsafe fn direct_bytes<'a>(address: jlong, length: jint) -> Result<&'a [u8], Error> {
+    if address == 0 {
+        return Err(Error::NullArgument("address"));
+    }
+    let length = usize::try_from(length)
+        .map_err(|_| Error::InvalidArgument(format!("length {length} is negative")))?;
+    // SAFETY: `length` bytes at `address` lie in a live direct buffer
+    // that nothing writes during the call (this function's contract).
+    Ok(unsafe { std::slice::from_raw_parts(address as *const u8, length) })
+}
+
+/// Queues the `length` UTF-8 bytes at `address` (in the direct `buffer`,
+/// see `direct_bytes`) as a text message (checked to be UTF-8). Returns 0
+/// (queued) or -3 (queue full, nothing taken).
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendTextDirect<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    _buffer: JByteBuffer<'l>,
+    address: jlong,
+    length: jint,
+) -> jint {
+    guard(&mut env, 0, |_| {
+        // SAFETY: the in-flight counter keeps the handle alive for this
+        // call; the buffer is an argument, held by the caller, and the
+        // caller wrote `length` bytes at its start (`direct_bytes`).
+        let (handle, bytes) =
+            unsafe { (Handle::from_raw(handle)?, direct_bytes(address, length)?) };
+        send_status(handle.client.send_text(utf8_text(bytes)?))
+    })
+}
+
+/// Queues the `length` bytes at `address` (in the direct `buffer`, see
+/// `direct_bytes`) as a binary message. Returns 0 (queued) or -3 (queue
+/// full, nothing taken).
+#[no_mangle]
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendBinaryDirect<'l>(
+    mut env: JNIEnv<'l>,
+    _class: JClass<'l>,
+    handle: jlong,
+    _buffer: JByteBuffer<'l>,
+    address: jlong,
+    length: jint,
+) -> jint {
+    guard(&mut env, 0, |_| {
+        // SAFETY: as in sendTextDirect.
+        let (handle, bytes) =
+            unsafe { (Handle::from_raw(handle)?, direct_bytes(address, length)?) };
+        send_status(handle.client.send_binary(bytes))
+    })
+}
+
 /// The result of a tracked send: the message's id (≥ 1: ids start at 1 and
 /// are SQLite rowids, so they fit a `jlong`), or -3 (QUEUE_FULL) when the
 /// outbox is at its limit (nothing taken). Other failures throw.

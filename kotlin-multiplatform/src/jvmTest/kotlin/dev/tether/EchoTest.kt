@@ -55,6 +55,45 @@ class EchoTest {
     }
 
     @Test
+    fun `messages on either side of the direct send buffer's size echo whole`() = runBlocking<Unit> {
+        // Up to SendBuffer.CAPACITY bytes a message crosses JNI through a direct buffer, above
+        // it as an array: both paths, at the edge, with multi-byte UTF-8 at the ends.
+        val session = client.connect(server.url)
+        val edge = dev.tether.internal.SendBuffer.CAPACITY
+        val texts = listOf(edge - 2, edge, edge + 1).map { size -> "é" + "x".repeat(size - 4) + "é" }
+        val binaries = listOf(edge, edge + 1).map { size -> ByteArray(size) { (it * 31).toByte() } }
+        for (t in texts) session.send(t)
+        for (b in binaries) session.send(b)
+        session.send("")
+        session.send(ByteArray(0))
+        val frames = withTimeout(10.seconds) { session.incoming.take(texts.size + binaries.size + 2).toList() }
+        texts.forEachIndexed { i, t -> assertEquals(Frame.Text(t), frames[i]) }
+        binaries.forEachIndexed { i, b -> assertArrayEquals(b, (frames[texts.size + i] as Frame.Binary).data) }
+        assertEquals(Frame.Text(""), frames[texts.size + binaries.size])
+        assertEquals(0, (frames[texts.size + binaries.size + 1] as Frame.Binary).data.size)
+        session.close()
+        session.awaitClosed()
+    }
+
+    @Test
+    fun `a tiny incoming buffer refills from the reader's takes, in order, nothing lost or repeated`() = runBlocking<Unit> {
+        // The drain waits for room after every frame or two, and the reader's takes resume
+        // it on the reader's thread: every refill goes through that path.
+        val tiny = TetherClient { pingInterval = 5.seconds; incomingBuffer = 2 }
+        try {
+            val session = tiny.connect(server.url)
+            val n = 3_000
+            for (i in 0 until n) session.send("m$i")
+            val frames = withTimeout(30.seconds) { (0 until n).map { session.incoming.receive() } }
+            assertEquals((0 until n).map { Frame.Text("m$it") }, frames)
+            session.close()
+            session.awaitClosed()
+        } finally {
+            tiny.close()
+        }
+    }
+
+    @Test
     fun `the Ktor-shaped block echoes and ends when the session closes`() = runBlocking<Unit> {
         val seen = mutableListOf<Frame>()
         client.webSocket(server.url) {

@@ -13,6 +13,7 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.filterIsInstance
 import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.flow.transformWhile
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
@@ -53,8 +54,10 @@ class LifecycleTest {
         val session = client.connect(server.url)
         val seen = CopyOnWriteArrayList<ConnectionState>()
         // Unconfined: the collector runs as each state is set, so none is conflated away.
+        // It ends itself once it has recorded Closed: joined, not cancelled, since its last
+        // resumption may still be on its way from the poller thread when awaitClosed returns.
         val recorder = launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
-            session.state.collect { seen += it }
+            session.state.transformWhile { emit(it); it != ConnectionState.Closed }.collect { seen += it }
         }
         session.state.await { it == ConnectionState.Open }
         val port = server.port
@@ -67,7 +70,7 @@ class LifecycleTest {
         session.close(1000, "bye")
         session.state.await { it == ConnectionState.Closed }
         session.awaitClosed()
-        recorder.cancel()
+        withTimeout(10.seconds) { recorder.join() }
         val names = seen.map(::name).fold(listOf<String>()) { acc, s -> if (acc.lastOrNull() == s) acc else acc + s }
         assertEquals(listOf("Connecting", "Open", "Reconnecting", "Open", "Closing", "Closed"), names, "seen: $seen")
         val reconnecting = seen.filterIsInstance<ConnectionState.Reconnecting>().first { it.attempt >= 1 }

@@ -13,7 +13,6 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.launch
-import kotlinx.coroutines.withContext
 
 /**
  * The one poller of the process, on both platforms: a single platform thread waits on a
@@ -21,8 +20,10 @@ import kotlinx.coroutines.withContext
  * ready session's drain coroutine, which runs on that thread. A drain takes the pending
  * events without blocking (`ws_poll_event` with timeout 0, or one JNI batch), delivers them
  * to the session, then rearms the client in the set. When the app does not keep up (its
- * frame buffer is full) the drain moves to [Dispatchers.Default] and suspends there: only
- * that session waits, the core stops reading its socket, and the poller thread goes on.
+ * frame buffer is full) the drain suspends: only that session waits, the core stops reading
+ * its socket, and the poller thread goes on. The app's take that makes room resumes the
+ * drain right there, on the app's thread (drains are unconfined): it refills the buffer
+ * without a hop to another thread, a wakeup and a context switch per refill.
  *
  * So a thousand sessions cost one thread plus coroutines, not a thousand threads. The
  * thread starts with the first session and ends when the last one has terminated.
@@ -57,9 +58,10 @@ internal object Poller {
             update { it - token }
             throw e
         }
-        // Unconfined: a drain runs on the poller thread that found the session ready (no
-        // hop to another thread per batch); one that must wait for the app moves to
-        // Dispatchers.Default (see drain) and so never holds the poller thread.
+        // Unconfined: a drain runs on the thread that resumed it: the poller thread that
+        // found the session ready, or the app's thread whose take made room in a full
+        // frame buffer (no hop to another thread per batch or refill). A drain that must
+        // wait for the app suspends, and so never holds the poller thread.
         drains.launch(Dispatchers.Unconfined) { drain(token, member) }
         startThread()
     }
@@ -77,7 +79,7 @@ internal object Poller {
                     member.client.use { it.drain(batch, BATCH) }
                     if (batch.isEmpty()) break
                     for (event in batch) {
-                        if (!member.sink.tryDeliver(event)) withContext(Dispatchers.Default) { member.sink.deliver(event) }
+                        if (!member.sink.tryDeliver(event)) member.sink.deliver(event)
                         if (event === NativeEvent.Terminated) terminated = true
                     }
                     if (terminated) break

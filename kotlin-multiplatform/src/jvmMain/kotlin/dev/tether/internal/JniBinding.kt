@@ -3,6 +3,7 @@ package dev.tether.internal
 import dev.tether.TetherStats
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
+import java.util.concurrent.atomic.AtomicReferenceArray
 import kotlin.time.Duration.Companion.microseconds
 
 internal actual fun platformBinding(): Binding = JniBinding
@@ -57,22 +58,40 @@ internal class JniClient(private val pointer: Long) : RawClient {
     val handle: Long get() = pointer
 
     override fun drain(into: MutableList<NativeEvent>, max: Int) {
-        // One decoder per drain thread (Dispatchers.Default): its buffer is reused by
-        // every session that thread drains, instead of one buffer per session.
-        val decoder = decoders.get()
-        val length = translate { NativeBridge.pollBatch(pointer, 0, decoder.buffer) }
-        decoder.decode(length, { translate { NativeBridge.takePending(pointer) } }) { into.add(it) }
+        // Decoders are pooled, not one per session (a thousand sessions) nor one per thread
+        // (a drain also runs on the app thread whose take resumed it): as many exist as
+        // drains run at once, and each reuses its grown buffer.
+        val decoder = DecoderPool.take()
+        try {
+            val length = translate { NativeBridge.pollBatch(pointer, 0, decoder.buffer) }
+            decoder.decode(length, { translate { NativeBridge.takePending(pointer) } }) { into.add(it) }
+        } finally {
+            DecoderPool.give(decoder)
+        }
     }
 
     override fun free() = NativeBridge.free(pointer)
 
     override fun sendText(text: String): Boolean {
         val utf8 = text.encodeToByteArray()
-        return translate { NativeBridge.sendText(pointer, utf8, 0, utf8.size) } == SENT
+        val status = if (utf8.size <= SendBuffer.CAPACITY) {
+            val s = SendBuffer.mine().holding(utf8)
+            translate { NativeBridge.sendTextDirect(pointer, s.buffer, s.address, utf8.size) }
+        } else {
+            translate { NativeBridge.sendText(pointer, utf8, 0, utf8.size) }
+        }
+        return status == SENT
     }
 
-    override fun sendBinary(data: ByteArray): Boolean =
-        translate { NativeBridge.sendBinary(pointer, data, 0, data.size) } == SENT
+    override fun sendBinary(data: ByteArray): Boolean {
+        val status = if (data.size <= SendBuffer.CAPACITY) {
+            val s = SendBuffer.mine().holding(data)
+            translate { NativeBridge.sendBinaryDirect(pointer, s.buffer, s.address, data.size) }
+        } else {
+            translate { NativeBridge.sendBinary(pointer, data, 0, data.size) }
+        }
+        return status == SENT
+    }
 
     override fun sendTrackedText(text: String): Long? {
         val utf8 = text.encodeToByteArray()
@@ -107,13 +126,38 @@ internal class JniClient(private val pointer: Long) : RawClient {
     }
 
     private companion object {
-        // Not ThreadLocal.withInitial: Android has it from API 26 only.
-        val decoders = object : ThreadLocal<EventDecoder>() {
-            override fun initialValue() = EventDecoder()
-        }
         const val SENT = Codes.WS_OK
         const val FULL = Codes.WS_ERR_QUEUE_FULL.toLong()
         const val STATS = 10
+    }
+}
+
+/**
+ * A sending thread's direct buffer: a small message is copied into it and crosses JNI by
+ * address (`NativeBridge.sendTextDirect`), so the core reads it with no JNI callback, where a
+ * Java array costs three (its length, the critical section's start and end) per send. One
+ * per thread that sends, [CAPACITY] bytes each; larger messages cross as arrays.
+ */
+internal class SendBuffer private constructor() {
+    val buffer: ByteBuffer = ByteBuffer.allocateDirect(CAPACITY)
+    val address: Long = translate { NativeBridge.directAddress(buffer) }
+
+    /** Copies [bytes] (at most [CAPACITY]) to the start of [buffer]. */
+    fun holding(bytes: ByteArray): SendBuffer {
+        buffer.clear()
+        buffer.put(bytes)
+        return this
+    }
+
+    companion object {
+        const val CAPACITY = 4 * 1024
+
+        // Not ThreadLocal.withInitial: Android has it from API 26 only.
+        private val perThread = object : ThreadLocal<SendBuffer>() {
+            override fun initialValue() = SendBuffer()
+        }
+
+        fun mine(): SendBuffer = perThread.get()
     }
 }
 
@@ -153,6 +197,26 @@ internal class JniPollSet(private val pointer: Long) : RawPollSet {
 }
 
 /**
+ * The [EventDecoder]s of the drains running now: a drain takes one and gives it back, so the
+ * process keeps at most [SLOTS] of them (drains rarely overlap: one poller thread, plus the
+ * app threads that resume a drain whose session's buffer was full).
+ */
+internal object DecoderPool {
+    private const val SLOTS = 4
+    private val slots = AtomicReferenceArray<EventDecoder?>(SLOTS)
+
+    fun take(): EventDecoder {
+        for (i in 0 until SLOTS) slots.getAndSet(i, null)?.let { return it }
+        return EventDecoder()
+    }
+
+    /** Keeps [decoder] for the next drain, or drops it when every slot is taken. */
+    fun give(decoder: EventDecoder) {
+        for (i in 0 until SLOTS) if (slots.compareAndSet(i, null, decoder)) return
+    }
+}
+
+/**
  * Decodes the batches of `src/jni/wire.rs` from a direct buffer that starts small and
  * doubles, up to [MAX_BUFFER], while batches fill it. The fields of each record go to the
  * common [NativeEvent.decode].
@@ -160,6 +224,9 @@ internal class JniPollSet(private val pointer: Long) : RawPollSet {
 internal class EventDecoder {
     var buffer: ByteBuffer = allocate(INITIAL_BUFFER)
         private set
+
+    /** A text message's bytes on their way from [buffer] to its String: no array per message. */
+    private var scratch = ByteArray(INITIAL_BUFFER)
 
     /**
      * Decodes the [length] bytes of the last batch and hands each event to [deliver];
@@ -173,6 +240,15 @@ internal class EventDecoder {
             val rawKind = b.get(at).toInt() and 0xFF
             val pending = rawKind and PENDING != 0
             val len = b.getInt(at + 16)
+            if (rawKind == Codes.WS_EVENT_TEXT) {
+                // The common case, decoded without the payload array of the general path.
+                if (scratch.size < len) scratch = ByteArray(b.capacity())
+                b.position(at + HEADER)
+                b.get(scratch, 0, len)
+                at += HEADER + len
+                deliver(NativeEvent.Text(String(scratch, 0, len, Charsets.UTF_8)))
+                continue
+            }
             val payload: ByteArray? = when {
                 pending -> takePending()
                 len == 0 -> null

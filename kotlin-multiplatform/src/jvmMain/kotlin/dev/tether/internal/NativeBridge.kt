@@ -32,6 +32,18 @@ internal object NativeBridge {
     /** Queues bytes; 0, or -3 when the queue is full. */
     @JvmStatic external fun sendBinary(handle: Long, data: ByteArray, offset: Int, length: Int): Int
 
+    /** The address of a direct [buffer]'s memory (for the `send…Direct` calls). */
+    @JvmStatic external fun directAddress(buffer: ByteBuffer): Long
+
+    /**
+     * Queues the [length] UTF-8 bytes at the start of the direct [buffer], whose [address]
+     * [directAddress] gave (a small message: no JNI callback reads it); 0, or -3 when full.
+     */
+    @JvmStatic external fun sendTextDirect(handle: Long, buffer: ByteBuffer, address: Long, length: Int): Int
+
+    /** As [sendTextDirect], for a binary message. */
+    @JvmStatic external fun sendBinaryDirect(handle: Long, buffer: ByteBuffer, address: Long, length: Int): Int
+
     /** Stores UTF-8 text as a tracked outbox message; its id (≥ 1), or -3 when the outbox is full. */
     @JvmStatic external fun sendTrackedText(handle: Long, utf8: ByteArray, offset: Int, length: Int): Long
 
