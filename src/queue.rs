@@ -119,6 +119,22 @@ pub(crate) enum WriteNow {
     Refused(Message),
 }
 
+/// What one push appends: a single send needs no `Vec` of its own.
+enum Pushing {
+    One(Message),
+    Group(Vec<Message>),
+}
+
+impl Pushing {
+    /// (messages, bytes)
+    fn size(&self) -> (usize, usize) {
+        match self {
+            Pushing::One(message) => (1, message_len(message)),
+            Pushing::Group(group) => (group.len(), group.iter().map(message_len).sum()),
+        }
+    }
+}
+
 /// What a successful push did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Pushed {
@@ -230,19 +246,26 @@ impl OutgoingQueue {
 
     /// Appends a message, or refuses it whole when the limits are reached.
     pub fn push(&self, message: Message) -> Result<Pushed, Error> {
-        self.push_group(vec![message])
+        self.push_at(Pushing::One(message), Instant::now())
     }
 
     /// Appends messages that belong together (a Socket.IO packet and its
     /// attachments) under one lock, so no other push falls between them;
     /// all are queued or none. With `drop_oldest` older messages make room.
     pub fn push_group(&self, messages: Vec<Message>) -> Result<Pushed, Error> {
-        self.push_group_at(messages, Instant::now())
+        self.push_at(Pushing::Group(messages), Instant::now())
     }
 
+    #[cfg(test)]
     fn push_group_at(&self, messages: Vec<Message>, now: Instant) -> Result<Pushed, Error> {
-        let len: usize = messages.iter().map(message_len).sum();
-        let count = messages.len();
+        match <[Message; 1]>::try_from(messages) {
+            Ok([message]) => self.push_at(Pushing::One(message), now),
+            Err(messages) => self.push_at(Pushing::Group(messages), now),
+        }
+    }
+
+    fn push_at(&self, messages: Pushing, now: Instant) -> Result<Pushed, Error> {
+        let (count, len) = messages.size();
         if len > self.max_bytes || count > self.max_messages {
             return Err(Error::QueueFull(format!(
                 "{count} message(s) of {len} bytes are more than the queue holds (queue.max_messages {}, queue.max_bytes {})",
@@ -284,13 +307,12 @@ impl OutgoingQueue {
                 .last_push
                 .is_none_or(|last| now.saturating_duration_since(last) >= BATCH_GAP);
             inner.last_push = Some(now);
-            let mut messages = messages;
             let idle = inner.messages.is_empty() && inner.held == 0 && !inner.flush_owed;
-            if paced && count == 1 && len <= DIRECT_MAX_BYTES && idle {
-                if let Some(writer) = inner.parked.as_mut() {
-                    let message = messages.pop().expect("count is 1");
+            let direct = paced && len <= DIRECT_MAX_BYTES && idle;
+            let messages = match (messages, inner.parked.as_mut()) {
+                (Pushing::One(message), Some(writer)) if direct => {
                     match writer.write_now(message) {
-                        WriteNow::Refused(message) => messages.push(message),
+                        WriteNow::Refused(message) => Pushing::One(message),
                         done => {
                             let owed = matches!(done, WriteNow::Unfinished);
                             inner.flush_owed = owed;
@@ -305,9 +327,13 @@ impl OutgoingQueue {
                         }
                     }
                 }
-            }
+                (messages, _) => messages,
+            };
             inner.bytes += len;
-            inner.messages.extend(messages.into_iter().map(Entry::from));
+            match messages {
+                Pushing::One(message) => inner.messages.push_back(message.into()),
+                Pushing::Group(group) => inner.messages.extend(group.into_iter().map(Entry::from)),
+            }
         }
         self.pushed.notify_one();
         Ok(if dropped == 0 {
