@@ -72,6 +72,11 @@ struct Inner {
     /// When the last message was pushed: one that follows closer than
     /// [`BATCH_GAP`] is queued, not written at once.
     last_push: Option<Instant>,
+    /// The last push was written at once.
+    last_direct: bool,
+    /// Paced sends still to queue: a burst followed a direct write, so
+    /// this app sends in bursts (see [`DIRECT_HOLDOFF`]).
+    holdoff: u8,
 }
 
 impl std::fmt::Debug for Inner {
@@ -92,6 +97,13 @@ impl std::fmt::Debug for Inner {
 /// thread more than the task's wake. A round trip on loopback takes twice
 /// as long, so sends paced by replies are still written at once.
 const BATCH_GAP: Duration = Duration::from_micros(10);
+
+/// After a burst began with a direct write, this many paced sends are
+/// queued: an app that sends in bursts (a pipelined stream) would split
+/// each burst into a system call of its own for the first message and the
+/// task's batch for the rest, smaller segments for both peers. An app that
+/// sends one message and waits for the reply never starts the holdoff.
+const DIRECT_HOLDOFF: u8 = 64;
 
 /// Larger messages always go through the connection task: their framing,
 /// masking (and encryption) would cost the app's thread much more than the
@@ -307,8 +319,16 @@ impl OutgoingQueue {
                 .last_push
                 .is_none_or(|last| now.saturating_duration_since(last) >= BATCH_GAP);
             inner.last_push = Some(now);
+            if !paced && inner.last_direct {
+                inner.holdoff = DIRECT_HOLDOFF;
+            }
+            inner.last_direct = false;
+            let held_off = paced && inner.holdoff > 0;
+            if held_off {
+                inner.holdoff -= 1;
+            }
             let idle = inner.messages.is_empty() && inner.held == 0 && !inner.flush_owed;
-            let direct = paced && len <= DIRECT_MAX_BYTES && idle;
+            let direct = paced && !held_off && len <= DIRECT_MAX_BYTES && idle;
             let messages = match (messages, inner.parked.as_mut()) {
                 (Pushing::One(message), Some(writer)) if direct => {
                     match writer.write_now(message) {
@@ -316,6 +336,7 @@ impl OutgoingQueue {
                         done => {
                             let owed = matches!(done, WriteNow::Unfinished);
                             inner.flush_owed = owed;
+                            inner.last_direct = true;
                             drop(inner);
                             if owed {
                                 self.pushed.notify_one();
@@ -579,6 +600,42 @@ mod tests {
             "messages wait: no parking"
         );
         assert_eq!(messages(q.take_all()), vec![text("b"), text("c")]);
+    }
+
+    #[test]
+    fn a_burst_after_a_direct_write_holds_direct_writes_off_for_a_while() {
+        let q = queue(1000, 1 << 20, Overflow::Reject);
+        let took = park_writer(&q, |_| WriteNow::Written);
+        let mut now = Instant::now();
+        // Replies pace the sends: every one is written at once.
+        for i in 0..100 {
+            now += 3 * BATCH_GAP;
+            let pushed = q.push_group_at(vec![text(&format!("p{i}"))], now).unwrap();
+            assert_eq!(pushed, Pushed::Written);
+        }
+        // A burst after a direct write: then the next paced sends are queued.
+        now += 3 * BATCH_GAP;
+        assert_eq!(
+            q.push_group_at(vec![text("b0")], now).unwrap(),
+            Pushed::Written
+        );
+        assert_eq!(
+            q.push_group_at(vec![text("b1")], now).unwrap(),
+            Pushed::Queued
+        );
+        for i in 0..DIRECT_HOLDOFF {
+            q.take_all();
+            now += 3 * BATCH_GAP;
+            let pushed = q.push_group_at(vec![text(&format!("h{i}"))], now).unwrap();
+            assert_eq!(pushed, Pushed::Queued);
+        }
+        q.take_all();
+        now += 3 * BATCH_GAP;
+        assert_eq!(
+            q.push_group_at(vec![text("again")], now).unwrap(),
+            Pushed::Written
+        );
+        assert_eq!(took.lock().len(), 102);
     }
 
     #[test]

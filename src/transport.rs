@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::http::Uri;
@@ -392,7 +392,12 @@ impl SharedTcp {
             std::task::ready!(self.stream.poll_read_ready(cx))?;
             // Initialises only what never was (the codecs hand in
             // initialised buffers).
-            match self.stream.try_read(buf.initialize_unfilled()) {
+            let unfilled = buf.initialize_unfilled();
+            let want = unfilled.len();
+            let n = self.io_clearing_when_short(Interest::READABLE, want, || {
+                self.stream.try_read(unfilled)
+            });
+            match n {
                 Ok(n) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
@@ -401,6 +406,31 @@ impl SharedTcp {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }
+        }
+    }
+
+    /// One read or write of at most `want` bytes; one that moves fewer
+    /// clears the readiness, as tokio's own socket calls do (the socket is
+    /// drained, or full): the next call then waits for the next edge
+    /// instead of making a system call that finds nothing.
+    fn io_clearing_when_short(
+        &self,
+        interest: Interest,
+        want: usize,
+        io: impl FnOnce() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut moved = None;
+        let result = self.stream.try_io(interest, || {
+            let n = io()?;
+            moved = Some(n);
+            if n > 0 && n < want {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match (result, moved) {
+            (Err(e), Some(n)) if e.kind() == io::ErrorKind::WouldBlock => Ok(n),
+            (result, _) => result,
         }
     }
 
@@ -419,7 +449,11 @@ impl SharedTcp {
     fn poll_socket_write(&self, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
         loop {
             std::task::ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write(bytes) {
+            // tokio's write: no SIGPIPE from a reset peer (MSG_NOSIGNAL).
+            let n = self.io_clearing_when_short(Interest::WRITABLE, bytes.len(), || {
+                self.stream.try_write(bytes)
+            });
+            match n {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
