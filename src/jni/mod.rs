@@ -278,7 +278,7 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendBinary<'l>(
 }
 
 /// The address of a direct `ByteBuffer`'s memory, asked once per buffer by
-/// the Kotlin side for `sendTextDirect`/`sendBinaryDirect`.
+/// the Kotlin side for `sendDirect`.
 #[no_mangle]
 pub extern "system" fn Java_dev_tether_internal_NativeBridge_directAddress<'l>(
     mut env: JNIEnv<'l>,
@@ -310,17 +310,18 @@ unsafe fn direct_bytes<'a>(address: jlong, length: jint) -> Result<&'a [u8], Err
     Ok(unsafe { std::slice::from_raw_parts(address as *const u8, length) })
 }
 
-/// Queues the `length` UTF-8 bytes at `address` (in the direct `buffer`,
-/// see `direct_bytes`) as a text message (checked to be UTF-8). Returns 0
-/// (queued) or -3 (queue full, nothing taken).
+/// Queues the `length` bytes at `address` (in the direct `buffer`, see
+/// `direct_bytes`) as a text message (`text`, checked to be UTF-8) or a
+/// binary one. Returns 0 (queued) or -3 (queue full, nothing taken).
 #[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendTextDirect<'l>(
+pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendDirect<'l>(
     mut env: JNIEnv<'l>,
     _class: JClass<'l>,
     handle: jlong,
     _buffer: JByteBuffer<'l>,
     address: jlong,
     length: jint,
+    text: jboolean,
 ) -> jint {
     guard(&mut env, 0, |_| {
         // SAFETY: the in-flight counter keeps the handle alive for this
@@ -328,27 +329,12 @@ pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendTextDirect<'l>(
         // caller wrote `length` bytes at its start (`direct_bytes`).
         let (handle, bytes) =
             unsafe { (Handle::from_raw(handle)?, direct_bytes(address, length)?) };
-        send_status(handle.client.send_text(utf8_text(bytes)?))
-    })
-}
-
-/// Queues the `length` bytes at `address` (in the direct `buffer`, see
-/// `direct_bytes`) as a binary message. Returns 0 (queued) or -3 (queue
-/// full, nothing taken).
-#[no_mangle]
-pub extern "system" fn Java_dev_tether_internal_NativeBridge_sendBinaryDirect<'l>(
-    mut env: JNIEnv<'l>,
-    _class: JClass<'l>,
-    handle: jlong,
-    _buffer: JByteBuffer<'l>,
-    address: jlong,
-    length: jint,
-) -> jint {
-    guard(&mut env, 0, |_| {
-        // SAFETY: as in sendTextDirect.
-        let (handle, bytes) =
-            unsafe { (Handle::from_raw(handle)?, direct_bytes(address, length)?) };
-        send_status(handle.client.send_binary(bytes))
+        let sent = if text != 0 {
+            handle.client.send_text(utf8_text(bytes)?)
+        } else {
+            handle.client.send_binary(bytes)
+        };
+        send_status(sent)
     })
 }
 

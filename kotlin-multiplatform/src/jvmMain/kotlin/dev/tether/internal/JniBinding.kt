@@ -76,7 +76,7 @@ internal class JniClient(private val pointer: Long) : RawClient {
         val utf8 = text.encodeToByteArray()
         val status = if (utf8.size <= SendBuffer.CAPACITY) {
             val s = SendBuffer.mine().holding(utf8)
-            translate { NativeBridge.sendTextDirect(pointer, s.buffer, s.address, utf8.size) }
+            translate { NativeBridge.sendDirect(pointer, s.buffer, s.address, utf8.size, true) }
         } else {
             translate { NativeBridge.sendText(pointer, utf8, 0, utf8.size) }
         }
@@ -86,7 +86,7 @@ internal class JniClient(private val pointer: Long) : RawClient {
     override fun sendBinary(data: ByteArray): Boolean {
         val status = if (data.size <= SendBuffer.CAPACITY) {
             val s = SendBuffer.mine().holding(data)
-            translate { NativeBridge.sendBinaryDirect(pointer, s.buffer, s.address, data.size) }
+            translate { NativeBridge.sendDirect(pointer, s.buffer, s.address, data.size, false) }
         } else {
             translate { NativeBridge.sendBinary(pointer, data, 0, data.size) }
         }
@@ -134,7 +134,7 @@ internal class JniClient(private val pointer: Long) : RawClient {
 
 /**
  * A sending thread's direct buffer: a small message is copied into it and crosses JNI by
- * address (`NativeBridge.sendTextDirect`), so the core reads it with no JNI callback, where a
+ * address (`NativeBridge.sendDirect`), so the core reads it with no JNI callback, where a
  * Java array costs three (its length, the critical section's start and end) per send. One
  * per thread that sends, [CAPACITY] bytes each; larger messages cross as arrays.
  */

@@ -36,13 +36,11 @@ internal object NativeBridge {
     @JvmStatic external fun directAddress(buffer: ByteBuffer): Long
 
     /**
-     * Queues the [length] UTF-8 bytes at the start of the direct [buffer], whose [address]
-     * [directAddress] gave (a small message: no JNI callback reads it); 0, or -3 when full.
+     * Queues the [length] bytes at the start of the direct [buffer], whose [address]
+     * [directAddress] gave (a small message: no JNI callback reads it), as a text ([text],
+     * UTF-8) or a binary message; 0, or -3 when full.
      */
-    @JvmStatic external fun sendTextDirect(handle: Long, buffer: ByteBuffer, address: Long, length: Int): Int
-
-    /** As [sendTextDirect], for a binary message. */
-    @JvmStatic external fun sendBinaryDirect(handle: Long, buffer: ByteBuffer, address: Long, length: Int): Int
+    @JvmStatic external fun sendDirect(handle: Long, buffer: ByteBuffer, address: Long, length: Int, text: Boolean): Int
 
     /** Stores UTF-8 text as a tracked outbox message; its id (≥ 1), or -3 when the outbox is full. */
     @JvmStatic external fun sendTrackedText(handle: Long, utf8: ByteArray, offset: Int, length: Int): Long
