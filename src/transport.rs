@@ -274,7 +274,15 @@ impl AsyncWrite for Transport {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Transport::Plain(s) => s.poll_write_vectored(cx, bufs),
+            // No vectored writes of its own: the first slice, as
+            // `AsyncWrite`'s default does (tungstenite writes one buffer).
+            Transport::Plain(s) => {
+                let first = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &**b);
+                s.poll_write(cx, first)
+            }
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             #[cfg(test)]
             Transport::Injected(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
@@ -283,7 +291,7 @@ impl AsyncWrite for Transport {
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Transport::Plain(_) => true,
+            Transport::Plain(_) => false,
             Transport::Tls(s) => s.is_write_vectored(),
             #[cfg(test)]
             Transport::Injected(s) => s.is_write_vectored(),
@@ -480,26 +488,6 @@ impl SharedTcp {
         std::task::ready!(self.poll_leftover(&mut turn, cx))?;
         let n = std::task::ready!(self.poll_socket_write(cx, bytes))?;
         turn.mid_frame = n < bytes.len();
-        Poll::Ready(Ok(n))
-    }
-
-    fn poll_write_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let mut turn = std::task::ready!(self.poll_turn(cx));
-        std::task::ready!(self.poll_leftover(&mut turn, cx))?;
-        let offered: usize = bufs.iter().map(|b| b.len()).sum();
-        let n = loop {
-            std::task::ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write_vectored(bufs) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        };
-        turn.mid_frame = n < offered;
         Poll::Ready(Ok(n))
     }
 
