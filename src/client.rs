@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data};
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::error::{error_code, Error};
@@ -15,7 +15,7 @@ use crate::event::{self, Event, EventReceiver, EventSender, RecvError};
 use crate::http::HttpClient;
 use crate::options::{Options, Resolved};
 use crate::outbox::Outbox;
-use crate::queue::{self, Pushed};
+use crate::queue::{self, MaskedFrame, Pushed};
 use crate::session::{
     command_channel, Command, CommandSender, Session, Shared, SystemSuspendClock,
 };
@@ -56,6 +56,9 @@ pub struct Client {
     event_tx: EventSender,
     close_requested: AtomicBool,
     terminated: AtomicBool,
+    /// A plain ws:// client without the outbox: large messages are framed
+    /// and masked by the sender (`MaskedFrame`), off the runtime thread.
+    masks_large_sends: bool,
 }
 
 impl Client {
@@ -71,9 +74,12 @@ impl Client {
             ));
         }
         let dialer = net_dialer(&endpoint, &resolved)?;
-        Client::start(&options, |_| {
+        let plain = !endpoint.tls;
+        let mut client = Client::start(&options, |_| {
             WebSocketWire::new(endpoint, &options, Box::new(dialer))
-        })
+        })?;
+        client.masks_large_sends = plain && client.shared.outbox.is_none();
+        Ok(client)
     }
 
     /// Starts a session of the wire `make_wire` builds (it may keep the
@@ -105,6 +111,7 @@ impl Client {
             event_tx,
             close_requested: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
+            masks_large_sends: false,
         })
     }
 
@@ -164,18 +171,46 @@ impl Client {
 
     /// Queues a text message.
     pub fn send_text(&self, text: &str) -> Result<(), Error> {
+        if self.masks(text.len()) {
+            return self.send_queued(queue::Message::Masked(MaskedFrame::new(
+                Data::Text,
+                text.as_bytes(),
+            )));
+        }
         self.send(Message::Text(Utf8Bytes::from(text)))
     }
 
     /// Queues a binary message.
     pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
+        if self.masks(data.len()) {
+            return self.send_queued(queue::Message::Masked(MaskedFrame::new(Data::Binary, data)));
+        }
         self.send(Message::Binary(Bytes::copy_from_slice(data)))
+    }
+
+    /// Whether a message of `len` bytes is framed on the sender's thread:
+    /// one copy of its payload, straight into the frame, where the queue's
+    /// copy and tungstenite's on the runtime thread would be two.
+    fn masks(&self, len: usize) -> bool {
+        self.masks_large_sends && len > queue::DIRECT_MAX_BYTES
     }
 
     /// Queues a message; it goes out in order, now if open, else after the
     /// next open. Fails with [`Error::QueueFull`] taking nothing.
     pub fn send(&self, message: Message) -> Result<(), Error> {
-        let message = outgoing(message)?;
+        let message = match outgoing(message)? {
+            queue::Message::Text(text) if self.masks(text.len()) => {
+                queue::Message::Masked(MaskedFrame::new(Data::Text, text.as_bytes()))
+            }
+            queue::Message::Binary(data) if self.masks(data.len()) => {
+                queue::Message::Masked(MaskedFrame::new(Data::Binary, &data))
+            }
+            message => message,
+        };
+        self.send_queued(message)
+    }
+
+    fn send_queued(&self, message: queue::Message) -> Result<(), Error> {
         self.check_not_closed()?;
         if let Some(outbox) = &self.shared.outbox {
             outbox.push(message, false, &self.shared.queue)?;
@@ -635,6 +670,74 @@ mod tests {
             }
         }
         assert_eq!(closed, Some(1000));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn large_sends_framed_by_the_sender_arrive_whole_and_in_order() {
+        let (url, server) = pinging_echo_server();
+        let options =
+            Options::from_json(Some(r#"{"allow_insecure": true, "ping_interval_ms": 0}"#)).unwrap();
+        let client = Client::connect(&url, options).unwrap();
+        assert!(client.masks_large_sends, "plain ws:// without the outbox");
+        while !matches!(next_event(&client), Event::Open { .. }) {}
+        let body = |i: usize, len: usize| -> Vec<u8> {
+            (0..len).map(|j| b'a' + ((i * 7 + j) % 26) as u8).collect()
+        };
+        let mut expected = Vec::new();
+        for i in 0..60 {
+            let event = match i % 4 {
+                0 => {
+                    let text = format!("small {i}");
+                    client.send_text(&text).unwrap();
+                    Event::Text(text.into())
+                }
+                1 => {
+                    let data = body(i, 16 * 1024 + 1 + i * 1000);
+                    client.send_binary(&data).unwrap();
+                    Event::Binary(data.into())
+                }
+                2 => {
+                    let text = String::from_utf8(body(i, 150_000)).unwrap();
+                    client.send_text(&text).unwrap();
+                    Event::Text(text.into())
+                }
+                _ => {
+                    let data = Bytes::from(body(i, 40_000));
+                    client.send(Message::Binary(data.clone())).unwrap();
+                    Event::Binary(data)
+                }
+            };
+            expected.push(event);
+        }
+        let mut echoed = Vec::new();
+        while echoed.len() < expected.len() {
+            match next_event(&client) {
+                event @ (Event::Text(_) | Event::Binary(_)) => echoed.push(event),
+                Event::Closed { .. } | Event::Error { .. } => {
+                    panic!("lost after {} echoes", echoed.len())
+                }
+                _ => {}
+            }
+        }
+        for (i, (got, expected)) in echoed.iter().zip(&expected).enumerate() {
+            assert!(got == expected, "echo {i} differs");
+        }
+        let payload_bytes: usize = expected
+            .iter()
+            .map(|e| match e {
+                Event::Text(t) => t.len(),
+                Event::Binary(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        let stats = client.stats();
+        assert_eq!(
+            (stats.messages_out, stats.bytes_out),
+            (60, payload_bytes as u64)
+        );
+        client.close(1000, "done").unwrap();
+        while !matches!(next_event(&client), Event::Terminated) {}
         server.join().unwrap();
     }
 }

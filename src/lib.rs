@@ -8,6 +8,7 @@ mod client;
 pub mod error;
 pub mod event;
 pub mod ffi;
+mod frame;
 mod heartbeat;
 mod http;
 #[cfg(feature = "jni")]

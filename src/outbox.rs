@@ -290,6 +290,7 @@ fn closed_error() -> Error {
 mod store {
     //! The SQLite side of the outbox.
 
+    use std::borrow::Cow;
     use std::path::Path;
 
     use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
@@ -453,11 +454,22 @@ mod store {
                     .prepare_cached("INSERT INTO outbox (kind, tracked, data) VALUES (?1, ?2, ?3)")
                     .map_err(fail)?;
                 for (message, tracked) in rows {
-                    let (kind, data): (i64, &[u8]) = match message {
-                        Message::Text(text) => (KIND_TEXT, text.as_bytes()),
-                        Message::Binary(bytes) => (KIND_BINARY, bytes),
+                    let (kind, data): (i64, Cow<'_, [u8]>) = match message {
+                        Message::Text(text) => (KIND_TEXT, Cow::Borrowed(text.as_bytes())),
+                        Message::Binary(bytes) => (KIND_BINARY, Cow::Borrowed(bytes)),
+                        // Not masked with the outbox on, but stored whole if it were.
+                        Message::Masked(frame) => {
+                            let kind = if frame.is_text() {
+                                KIND_TEXT
+                            } else {
+                                KIND_BINARY
+                            };
+                            (kind, Cow::Owned(frame.payload()))
+                        }
                     };
-                    insert.execute(params![kind, tracked, data]).map_err(fail)?;
+                    insert
+                        .execute(params![kind, tracked, &data[..]])
+                        .map_err(fail)?;
                     ids.push(tx.last_insert_rowid() as u64);
                 }
             }

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::{Bytes, Utf8Bytes};
 
 use crate::error::Error;
+pub(crate) use crate::frame::MaskedFrame;
 use crate::options::{Overflow, QueueOptions};
 
 #[derive(Debug)]
@@ -105,10 +106,11 @@ const BATCH_GAP: Duration = Duration::from_micros(10);
 /// sends one message and waits for the reply never starts the holdoff.
 const DIRECT_HOLDOFF: u8 = 64;
 
-/// Larger messages always go through the connection task: their framing,
-/// masking (and encryption) would cost the app's thread much more than the
-/// wake the direct write saves.
-const DIRECT_MAX_BYTES: usize = 16 * 1024;
+/// Larger messages always go through the connection task: writing them
+/// (and encrypting them) would cost the app's thread much more than the
+/// wake the direct write saves. Over plain TCP the app's thread frames and
+/// masks them (`Message::Masked`) and the task writes the frame as it is.
+pub(crate) const DIRECT_MAX_BYTES: usize = 16 * 1024;
 
 /// A connection's writer as the queue holds it while the connection task
 /// has nothing to write: the app's thread may write one message through it
@@ -162,9 +164,28 @@ pub(crate) enum Pushed {
 pub(crate) enum Message {
     Text(Utf8Bytes),
     Binary(Bytes),
+    /// A WebSocket data frame, built and masked on the sender's thread.
+    Masked(MaskedFrame),
 }
 
 impl Message {
+    /// As a text or binary message (a masked frame's payload copied back),
+    /// for the wires that re-encode what they send (Engine.IO, Socket.IO).
+    pub fn unmasked(self) -> Message {
+        let Message::Masked(frame) = self else {
+            return self;
+        };
+        let payload = Bytes::from(frame.payload());
+        if !frame.is_text() {
+            return Message::Binary(payload);
+        }
+        match Utf8Bytes::try_from(payload) {
+            Ok(text) => Message::Text(text),
+            // Cannot happen: a text frame is only ever built from a &str.
+            Err(_) => Message::Binary(Bytes::new()),
+        }
+    }
+
     #[cfg(test)]
     pub fn text(text: &str) -> Message {
         Message::Text(Utf8Bytes::from(text))
@@ -214,6 +235,7 @@ pub(crate) fn message_len(message: &Message) -> usize {
     match message {
         Message::Text(text) => text.len(),
         Message::Binary(bytes) => bytes.len(),
+        Message::Masked(frame) => frame.payload_len(),
     }
 }
 

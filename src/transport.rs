@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::http::Uri;
+use tokio_tungstenite::tungstenite::Bytes;
 
 use futures_util::future::BoxFuture;
 
@@ -341,8 +342,9 @@ pub(crate) struct SharedTcp {
 
 #[derive(Default)]
 struct WriteTurn {
-    /// A direct send's bytes the socket has not taken yet.
-    leftover: Vec<u8>,
+    /// A direct send's bytes the socket has not taken yet, or a frame the
+    /// task handed over whole (`try_keep`).
+    leftover: Bytes,
     /// How much of `leftover` is written.
     sent: usize,
     /// The task's last write stopped inside what it offered (tungstenite
@@ -389,10 +391,25 @@ impl SharedTcp {
         if written == bytes.len() {
             return DirectOutcome::Written;
         }
-        turn.leftover.clear();
-        turn.leftover.extend_from_slice(&bytes[written..]);
+        turn.leftover = Bytes::copy_from_slice(&bytes[written..]);
         turn.sent = 0;
         DirectOutcome::Kept
+    }
+
+    /// Takes `frame` (whole frames the task built) to go out before
+    /// anything written after it, on the task's next write or flush; false
+    /// (nothing taken) while something else must go first: a direct send's
+    /// rest, the rest of a frame the socket took part of.
+    pub fn try_keep(&self, frame: Bytes) -> bool {
+        let Some(mut turn) = self.turn.try_lock() else {
+            return false;
+        };
+        if turn.mid_frame || turn.sent < turn.leftover.len() {
+            return false;
+        }
+        turn.leftover = frame;
+        turn.sent = 0;
+        true
     }
 
     fn poll_read(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
@@ -478,7 +495,7 @@ impl SharedTcp {
             }
             turn.sent += n;
         }
-        turn.leftover = Vec::new();
+        turn.leftover = Bytes::new();
         turn.sent = 0;
         Poll::Ready(Ok(()))
     }
@@ -491,7 +508,8 @@ impl SharedTcp {
         Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Writes what is kept (`try_write_whole`'s rest, `try_keep`'s frame).
+    pub fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut turn = std::task::ready!(self.poll_turn(cx));
         self.poll_leftover(&mut turn, cx)
     }

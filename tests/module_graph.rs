@@ -97,7 +97,15 @@ fn the_layers_point_down() {
     let graph = module_graph();
     let uses = |a: &str, b: &str| graph.get(a).is_some_and(|d| d.contains(b));
     // Pure logic knows no I/O layer.
-    for pure in ["error", "state", "backoff", "heartbeat", "options", "queue"] {
+    for pure in [
+        "error",
+        "state",
+        "backoff",
+        "heartbeat",
+        "options",
+        "queue",
+        "frame",
+    ] {
         for io in [
             "session",
             "wire",

@@ -460,7 +460,12 @@ pub extern "C" fn ws_send(
         // SAFETY: the caller passes a live handle (or NULL) and `len`
         // readable bytes at `data` (or NULL with len 0).
         let (handle, payload) = unsafe { (ptr::client(client)?, ptr::bytes(data, len, "data")?) };
-        handle.client.send(message(kind, payload)?)
+        // Straight from the caller's bytes: a large message is copied once,
+        // into its frame (Client::send_binary).
+        match text_or_binary(kind, payload)? {
+            Some(text) => handle.client.send_text(text),
+            None => handle.client.send_binary(payload),
+        }
     })
 }
 
@@ -525,17 +530,25 @@ pub extern "C" fn ws_outbox_pending(client: *mut ws_client, out_count: *mut u64)
 
 /// The message of `ws_send` and `ws_send_tracked`, checked.
 fn message(kind: ws_message_kind, payload: &[u8]) -> Result<Message, Error> {
+    Ok(match text_or_binary(kind, payload)? {
+        Some(text) => Message::text(text),
+        None => Message::binary(payload.to_vec()),
+    })
+}
+
+/// `payload` as the text it is (`WS_TEXT`, checked UTF-8), or None for
+/// `WS_BINARY`; any other kind is refused.
+fn text_or_binary(kind: ws_message_kind, payload: &[u8]) -> Result<Option<&str>, Error> {
     match kind {
         k if k == WsMessageKind::WS_TEXT as i32 => {
-            let text = std::str::from_utf8(payload).map_err(|e| {
+            std::str::from_utf8(payload).map(Some).map_err(|e| {
                 Error::InvalidArgument(format!(
                     "text message is not valid UTF-8 (at byte {}); send it as WS_BINARY",
                     e.valid_up_to()
                 ))
-            })?;
-            Ok(Message::text(text))
+            })
         }
-        k if k == WsMessageKind::WS_BINARY as i32 => Ok(Message::binary(payload.to_vec())),
+        k if k == WsMessageKind::WS_BINARY as i32 => Ok(None),
         other => Err(Error::InvalidArgument(format!(
             "message kind {other} is invalid: use WS_TEXT (1) or WS_BINARY (2)"
         ))),

@@ -431,6 +431,9 @@ impl EngineReader {
         match packet {
             Packet::Message(Message::Text(text)) => Incoming::Text(text),
             Packet::Message(Message::Binary(data)) => Incoming::Binary(data),
+            Packet::Message(masked @ Message::Masked(_)) => {
+                self.on_packet(Packet::Message(masked.unmasked()))
+            }
             Packet::Ping(data) => {
                 // One pong owed answers every ping before it is written:
                 // a server that floods pings is not flooded back (one POST
@@ -533,6 +536,9 @@ impl WireWriter for EngineWriter {
         match &mut self.transport {
             WriterTransport::WebSocket(ws) => {
                 let frame = match frame {
+                    Outbound::Message(message @ Message::Masked(_)) => {
+                        return self.start(Outbound::Message(message.unmasked()));
+                    }
                     Outbound::Message(Message::Text(text)) => {
                         let text = packet::encode_text(&Packet::Message(Message::Text(text)));
                         Outbound::Message(Message::Text(Utf8Bytes::from(text)))

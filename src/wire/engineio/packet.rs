@@ -191,6 +191,9 @@ pub(crate) fn encode_text(packet: &Packet) -> String {
             let encoded = base64::engine::general_purpose::STANDARD.encode(data);
             format!("b{encoded}")
         }
+        Packet::Message(masked @ Message::Masked(_)) => {
+            encode_text(&Packet::Message(masked.clone().unmasked()))
+        }
         Packet::Upgrade => "5".into(),
         Packet::Noop => "6".into(),
     }

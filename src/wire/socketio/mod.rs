@@ -632,6 +632,7 @@ pub(crate) struct SioWriter {
 impl SioWriter {
     /// Decides what happens to one message from the queue.
     fn route(&mut self, message: Message) {
+        let message = message.unmasked();
         let route = match &message {
             Message::Binary(_) => match self.following.take() {
                 Some((route, left)) => {
@@ -644,6 +645,7 @@ impl SioWriter {
                 None => Route::Drop,
             },
             Message::Text(text) => self.route_packet(text),
+            Message::Masked(_) => Route::Drop, // unmasked above
         };
         match route {
             Route::Send => {

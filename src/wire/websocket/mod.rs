@@ -6,13 +6,13 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data};
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tokio_tungstenite::WebSocketStream;
@@ -20,6 +20,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::{Ending, HeartbeatPolicy, Incoming, Opened, Outbound, Violation, Wire};
 use super::{WireReader, WireWriter};
 use crate::error::error_code;
+use crate::frame::masked_frame;
 use crate::http::parse_retry_after;
 use crate::options::Options;
 use crate::queue::{DirectWrite, Message, WriteNow};
@@ -125,7 +126,11 @@ impl Wire for WebSocketWire {
                 stream,
                 peer_close: None,
             },
-            writer: WebSocketWriter { sink, direct },
+            writer: WebSocketWriter {
+                sink,
+                direct,
+                sink_dirty: false,
+            },
             protocol,
             heartbeat: self.heartbeat,
         })
@@ -189,13 +194,23 @@ impl WireReader for WebSocketReader {
 
 pub(crate) struct WebSocketWriter {
     sink: SplitSink<Ws, WsMessage>,
-    /// The plain TCP connection under `sink`, for direct sends (none over
-    /// TLS, whose record state the reader shares).
+    /// The plain TCP connection under `sink`, for direct sends and frames
+    /// masked at send (none over TLS, whose record state the reader shares).
     direct: Option<Arc<SharedTcp>>,
+    /// tungstenite may hold frames we gave it since its last flush: a frame
+    /// masked at send must not go to the socket ahead of them.
+    sink_dirty: bool,
 }
 
 impl WireWriter for WebSocketWriter {
     async fn ready(&mut self) -> Result<(), Ending> {
+        // A frame masked at send is written whole before the next one is
+        // taken, as tungstenite waits for a frame that did not fit.
+        if let Some(tcp) = &self.direct {
+            poll_fn(|cx| tcp.poll_flush(cx))
+                .await
+                .map_err(|e| write_error_ending(WsError::Io(e)))?;
+        }
         poll_fn(|cx| self.sink.poll_ready_unpin(cx))
             .await
             .map_err(write_error_ending)
@@ -203,6 +218,18 @@ impl WireWriter for WebSocketWriter {
 
     fn start(&mut self, frame: Outbound) -> Result<(), Ending> {
         let message = match frame {
+            Outbound::Message(Message::Masked(masked)) => {
+                if self.direct.is_some() && self.sink_dirty {
+                    self.sink_dirty = !self.flushed_now();
+                }
+                if let Some(tcp) = self.direct.as_ref().filter(|_| !self.sink_dirty) {
+                    if tcp.try_keep(masked.frame().clone()) {
+                        return Ok(());
+                    }
+                }
+                // Behind frames tungstenite could not write yet: in turn.
+                Self::as_frame(Message::Masked(masked).unmasked())
+            }
             Outbound::Message(message) => Self::as_frame(message),
             Outbound::Ping(payload) => WsMessage::Ping(payload),
             Outbound::Close { code, reason } => WsMessage::Close(Some(CloseFrame {
@@ -210,13 +237,16 @@ impl WireWriter for WebSocketWriter {
                 reason: reason.as_str().into(),
             })),
         };
+        self.sink_dirty = true;
         self.sink
             .start_send_unpin(message)
             .map_err(write_error_ending)
     }
 
     async fn flush(&mut self) -> Result<(), Ending> {
-        self.sink.flush().await.map_err(write_error_ending)
+        self.sink.flush().await.map_err(write_error_ending)?;
+        self.sink_dirty = false;
+        Ok(())
     }
 
     fn into_direct(self) -> Result<Box<dyn DirectWrite>, Self> {
@@ -229,10 +259,19 @@ impl WireWriter for WebSocketWriter {
 }
 
 impl WebSocketWriter {
+    /// Writes what tungstenite holds, if the socket takes it now. Polled
+    /// without the task's waker: `ready` or `flush`, which the session
+    /// always calls next, register it.
+    fn flushed_now(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(self.sink.poll_flush_unpin(&mut cx), Poll::Ready(Ok(())))
+    }
+
     fn as_frame(message: Message) -> WsMessage {
         match message {
             Message::Text(text) => WsMessage::Text(text),
             Message::Binary(data) => WsMessage::Binary(data),
+            Message::Masked(masked) => Self::as_frame(Message::Masked(masked).unmasked()),
         }
     }
 }
@@ -248,12 +287,16 @@ impl DirectWrite for WebSocketWriter {
         let Some(tcp) = &self.direct else {
             return WriteNow::Refused(message);
         };
-        let (kind, payload) = match &message {
-            Message::Text(text) => (Data::Text, text.as_bytes()),
-            Message::Binary(data) => (Data::Binary, &data[..]),
+        let outcome = match &message {
+            Message::Text(text) => {
+                tcp.try_write_whole(&masked_frame(Data::Text, text.as_bytes(), rand::random()))
+            }
+            Message::Binary(data) => {
+                tcp.try_write_whole(&masked_frame(Data::Binary, data, rand::random()))
+            }
+            Message::Masked(masked) => tcp.try_write_whole(masked.frame()),
         };
-        let frame = masked_frame(kind, payload, rand::random());
-        match tcp.try_write_whole(&frame) {
+        match outcome {
             DirectOutcome::Written => WriteNow::Written,
             DirectOutcome::Kept => WriteNow::Unfinished,
             DirectOutcome::Busy => WriteNow::Refused(message),
@@ -263,32 +306,6 @@ impl DirectWrite for WebSocketWriter {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
         self
     }
-}
-
-/// One final client frame of `payload`, masked with `mask` (RFC 6455 5.3).
-fn masked_frame(kind: Data, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let header = FrameHeader {
-        opcode: OpCode::Data(kind),
-        mask: Some(mask),
-        ..FrameHeader::default()
-    };
-    let len = payload.len() as u64;
-    let mut frame = Vec::with_capacity(header.len(len) + payload.len());
-    header
-        .format(len, &mut frame)
-        .expect("a frame header always fits a Vec");
-    let start = frame.len();
-    frame.extend_from_slice(payload);
-    let mut words = frame[start..].chunks_exact_mut(4);
-    for word in &mut words {
-        for (byte, m) in word.iter_mut().zip(mask) {
-            *byte ^= m;
-        }
-    }
-    for (byte, m) in words.into_remainder().iter_mut().zip(mask) {
-        *byte ^= m;
-    }
-    frame
 }
 
 /// How a failure to open the byte stream ends the attempt.
@@ -466,26 +483,6 @@ mod tests {
         assert_eq!(tls_ending(io_error()).end, End::Lost);
     }
 
-    #[test]
-    fn a_direct_frame_is_the_frame_tungstenite_would_write() {
-        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        // 7-bit, 16-bit and 64-bit lengths; lengths not a multiple of 4.
-        for len in [0usize, 1, 5, 125, 126, 1000, 65_535, 65_536, 70_001] {
-            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
-            for (kind, opcode) in [
-                (Data::Text, OpCode::Data(Data::Text)),
-                (Data::Binary, OpCode::Data(Data::Binary)),
-            ] {
-                let mut theirs = Frame::message(payload.clone(), opcode, true);
-                theirs.header_mut().mask = Some(mask);
-                let mut expected = Vec::new();
-                theirs.format(&mut expected).unwrap();
-                assert_eq!(masked_frame(kind, &payload, mask), expected, "length {len}");
-            }
-        }
-    }
-
     /// A plain TCP connection of the wire to a tokio-tungstenite server on
     /// 127.0.0.1: (reader, writer, the server's side).
     async fn open_over_tcp() -> (
@@ -606,6 +603,130 @@ mod tests {
         client_reader.await.unwrap();
     }
 
+    fn masked(i: usize, kind: Data, len: usize) -> Message {
+        let Message::Text(body) = text(i, len) else {
+            unreachable!()
+        };
+        Message::Masked(crate::frame::MaskedFrame::new(kind, body.as_bytes()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn masked_frames_go_out_whole_and_in_order_among_other_frames_and_pings() {
+        let (mut reader, mut writer, mut server) = open_over_tcp().await;
+        let client_reader = tokio::spawn(async move {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(20), reader.next()).await {
+                    Ok(Incoming::End(_)) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        });
+        // Masked frames after a flush, right after a small frame tungstenite
+        // holds (written first if the socket takes it now, else the masked
+        // frame goes through tungstenite, in turn), back to back (each
+        // waits for the one before).
+        let messages: Vec<Message> = (0..160)
+            .map(|i| match i % 5 {
+                // More than the sockets hold while the server does not read:
+                // tungstenite keeps the rest, the next masked frame goes
+                // through tungstenite.
+                0 if i == 0 => text(i, 12 << 20),
+                0 | 3 => text(i, 30 + i),
+                1 => masked(i, Data::Binary, 17 * 1024 + i * 997),
+                2 => masked(i, Data::Text, 200 * 1024),
+                _ => masked(i, Data::Binary, 70_000),
+            })
+            .collect();
+        let expected: Vec<Message> = messages.iter().map(|m| m.clone().unmasked()).collect();
+        let count = messages.len();
+        let write = async {
+            let (mut as_is, mut through_tungstenite) = (0, 0);
+            for (i, message) in messages.into_iter().enumerate() {
+                writer.ready().await.unwrap();
+                let is_masked = matches!(message, Message::Masked(_));
+                writer.start(Outbound::Message(message)).unwrap();
+                if is_masked && writer.sink_dirty {
+                    through_tungstenite += 1;
+                } else if is_masked {
+                    as_is += 1;
+                }
+                if i % 7 == 6 {
+                    writer.flush().await.unwrap();
+                }
+            }
+            writer.flush().await.unwrap();
+            // Through tungstenite only while the socket was full.
+            assert!(
+                as_is > 50 && through_tungstenite > 0,
+                "{as_is} / {through_tungstenite}"
+            );
+            writer
+        };
+        let read = async {
+            // Late at first, so that the socket fills and frames are
+            // written in parts; Pings from the server all along.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (mut got, mut pings, mut pongs) = (Vec::new(), 0, 0);
+            while got.len() < count || pongs < pings {
+                if got.len() % 10 == 0 && pings <= got.len() / 10 && got.len() < count {
+                    server
+                        .send(WsMessage::Ping(vec![7; 4].into()))
+                        .await
+                        .unwrap();
+                    pings += 1;
+                }
+                match tokio::time::timeout(Duration::from_secs(20), server.next()).await {
+                    Ok(Some(Ok(WsMessage::Text(t)))) => got.push(Message::Text(t)),
+                    Ok(Some(Ok(WsMessage::Binary(b)))) => got.push(Message::Binary(b)),
+                    Ok(Some(Ok(WsMessage::Pong(_)))) => pongs += 1,
+                    other => panic!("the server read {other:?} after {} messages", got.len()),
+                }
+            }
+            got
+        };
+        let (writer, got) =
+            tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(write, read) })
+                .await
+                .expect("the frames never all arrived");
+        assert_eq!(got.len(), expected.len());
+        for (i, (got, expected)) in got.iter().zip(&expected).enumerate() {
+            assert!(got == expected, "message {i} differs");
+        }
+        assert!(writer.into_direct().is_ok(), "idle again, it may park");
+        drop(server);
+        client_reader.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_masked_frame_goes_through_tungstenite_where_it_cannot_go_as_it_is() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let ws = WebSocketStream::from_raw_socket(
+            ReadAhead::new(Transport::Injected(Box::new(client))),
+            Role::Client,
+            None,
+        )
+        .await;
+        let mut server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let (sink, _stream) = ws.split();
+        let mut writer = WebSocketWriter {
+            sink,
+            direct: None,
+            sink_dirty: false,
+        };
+        let message = masked(1, Data::Text, 100_000);
+        let expected = message.clone().unmasked();
+        let write = async {
+            writer.ready().await.unwrap();
+            writer.start(Outbound::Message(message)).unwrap();
+            writer.flush().await.unwrap();
+        };
+        let (_, read) = tokio::join!(write, server.next());
+        match read {
+            Some(Ok(WsMessage::Text(t))) => assert_eq!(Message::Text(t), expected),
+            other => panic!("the server read {other:?}"),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_stream_other_than_plain_tcp_takes_no_direct_sends() {
         let (client, _server) = tokio::io::duplex(1024);
@@ -616,7 +737,11 @@ mod tests {
         )
         .await;
         let (sink, _stream) = ws.split();
-        let writer = WebSocketWriter { sink, direct: None };
+        let writer = WebSocketWriter {
+            sink,
+            direct: None,
+            sink_dirty: false,
+        };
         assert!(writer.into_direct().is_err());
     }
 
