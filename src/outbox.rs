@@ -569,17 +569,18 @@ mod tests {
         }
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tether-outbox-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh folder, removed with everything in it when dropped.
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("tether-outbox-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn rows_keep_their_order_and_ids_grow_across_reopens() {
         let dir = temp_dir("order");
-        let path = dir.join("o.db");
+        let path = dir.path().join("o.db");
         let q = queue();
         let (outbox, rows) = Outbox::open(&options(&path)).unwrap();
         assert!(rows.is_empty());
@@ -607,7 +608,7 @@ mod tests {
     #[test]
     fn a_closed_outbox_frees_its_file_at_once() {
         let dir = temp_dir("close");
-        let path = dir.join("o.db");
+        let path = dir.path().join("o.db");
         let q = queue();
         let (first, _) = Outbox::open(&options(&path)).unwrap();
         first.push(Message::text("kept"), false, &q).unwrap();
@@ -629,7 +630,7 @@ mod tests {
     #[test]
     fn a_full_outbox_refuses_and_takes_nothing() {
         let dir = temp_dir("full");
-        let mut o = options(&dir.join("o.db"));
+        let mut o = options(&dir.path().join("o.db"));
         o.max_messages = 2;
         o.max_bytes = 10;
         let q = queue();
@@ -652,7 +653,7 @@ mod tests {
     #[test]
     fn a_second_owner_is_refused_with_a_reason() {
         let dir = temp_dir("owner");
-        let path = dir.join("o.db");
+        let path = dir.path().join("o.db");
         let (first, _) = Outbox::open(&options(&path)).unwrap();
         first.push(Message::text("mine"), false, &queue()).unwrap();
         let err = Outbox::open(&options(&path)).unwrap_err();
@@ -665,7 +666,7 @@ mod tests {
     #[test]
     fn files_that_are_not_an_outbox_are_refused_and_left_untouched() {
         let dir = temp_dir("foreign");
-        let garbage = dir.join("garbage.db");
+        let garbage = dir.path().join("garbage.db");
         std::fs::write(
             &garbage,
             b"this is not a database at all, not even close....",
@@ -676,7 +677,7 @@ mod tests {
         assert!(err.to_string().contains("not"), "{err}");
         assert_eq!(std::fs::read(&garbage).unwrap(), before);
 
-        let foreign = dir.join("foreign.db");
+        let foreign = dir.path().join("foreign.db");
         {
             let conn = rusqlite::Connection::open(&foreign).unwrap();
             conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');")
@@ -687,7 +688,7 @@ mod tests {
         assert!(err.to_string().contains("another application"), "{err}");
         assert_eq!(std::fs::read(&foreign).unwrap(), before);
 
-        let newer = dir.join("newer.db");
+        let newer = dir.path().join("newer.db");
         drop(Outbox::open(&options(&newer)).unwrap());
         {
             let conn = rusqlite::Connection::open(&newer).unwrap();
@@ -700,17 +701,17 @@ mod tests {
     #[test]
     fn a_path_that_cannot_be_written_is_a_clear_error() {
         let dir = temp_dir("badpath");
-        let err = Outbox::open(&options(&dir.join("no/such/folder/o.db"))).unwrap_err();
+        let err = Outbox::open(&options(&dir.path().join("no/such/folder/o.db"))).unwrap_err();
         assert!(err.to_string().contains("cannot open"), "{err}");
         // A folder is no file.
-        let err = Outbox::open(&options(&dir)).unwrap_err();
+        let err = Outbox::open(&options(dir.path())).unwrap_err();
         assert!(err.to_string().starts_with("outbox"), "{err}");
     }
 
     #[test]
     fn concurrent_senders_all_get_their_own_ids_in_a_shared_commit() {
         let dir = temp_dir("concurrent");
-        let mut o = options(&dir.join("o.db"));
+        let mut o = options(&dir.path().join("o.db"));
         o.fsync = Fsync::Always;
         let (outbox, _) = Outbox::open(&o).unwrap();
         let outbox = Arc::new(outbox);

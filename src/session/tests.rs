@@ -878,12 +878,13 @@ async fn an_answer_naming_an_extension_not_offered_fails_without_retry() {
     assert_eq!(h.attempts().len(), 1, "not retried");
 }
 
-/// A fresh folder for an outbox file, unique to this test.
-fn outbox_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tether-session-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh folder for an outbox file, unique to this test, removed with
+/// everything in it when dropped.
+fn outbox_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tether-session-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn outbox_json(dir: &std::path::Path, extra: &str) -> String {
@@ -923,7 +924,7 @@ async fn texts_in(rx: &mut mpsc::UnboundedReceiver<String>, n: usize) -> Vec<Str
 #[tokio::test(start_paused = true)]
 async fn outbox_messages_leave_only_once_the_server_has_provably_read_them() {
     let dir = outbox_dir("receipts");
-    let mut h = Harness::start(&outbox_json(&dir, ""));
+    let mut h = Harness::start(&outbox_json(dir.path(), ""));
     let ws = h.accept().await;
     h.events_until(is_open).await;
     for i in 0..3 {
@@ -941,7 +942,7 @@ async fn outbox_messages_leave_only_once_the_server_has_provably_read_them() {
 #[tokio::test(start_paused = true)]
 async fn unconfirmed_outbox_messages_go_out_again_in_order_after_a_lost_connection() {
     let dir = outbox_dir("lost");
-    let mut h = Harness::start(&outbox_json(&dir, ""));
+    let mut h = Harness::start(&outbox_json(dir.path(), ""));
     let ws = h.accept().await;
     h.events_until(is_open).await;
     for i in 0..3 {
@@ -966,7 +967,7 @@ async fn unconfirmed_outbox_messages_go_out_again_in_order_after_a_lost_connecti
 #[tokio::test(start_paused = true)]
 async fn tracked_messages_stay_until_acked_and_every_resend_is_reported() {
     let dir = outbox_dir("tracked");
-    let mut h = Harness::start(&outbox_json(&dir, ""));
+    let mut h = Harness::start(&outbox_json(dir.path(), ""));
     let ws = h.accept().await;
     h.events_until(is_open).await;
     let first = h.store("t1", true);
@@ -1001,7 +1002,7 @@ async fn tracked_messages_stay_until_acked_and_every_resend_is_reported() {
 #[tokio::test(start_paused = true)]
 async fn a_reopened_outbox_sends_what_was_left_first_and_after_the_apps_flush() {
     let dir = outbox_dir("reopen");
-    let json = outbox_json(&dir, r#", "queue": {"flush": "manual"}"#);
+    let json = outbox_json(dir.path(), r#", "queue": {"flush": "manual"}"#);
     let ids: Vec<u64> = {
         let h = Harness::start(&json);
         h.set_up(false);
