@@ -130,6 +130,7 @@ impl Wire for WebSocketWire {
                 sink,
                 direct,
                 sink_dirty: false,
+                kept_frame: false,
             },
             protocol,
             heartbeat: self.heartbeat,
@@ -200,16 +201,19 @@ pub(crate) struct WebSocketWriter {
     /// tungstenite may hold frames we gave it since its last flush: a frame
     /// masked at send must not go to the socket ahead of them.
     sink_dirty: bool,
+    /// A frame masked at send went to `direct` and may not be written yet.
+    kept_frame: bool,
 }
 
 impl WireWriter for WebSocketWriter {
     async fn ready(&mut self) -> Result<(), Ending> {
         // A frame masked at send is written whole before the next one is
         // taken, as tungstenite waits for a frame that did not fit.
-        if let Some(tcp) = &self.direct {
+        if let Some(tcp) = self.direct.as_ref().filter(|_| self.kept_frame) {
             poll_fn(|cx| tcp.poll_flush(cx))
                 .await
                 .map_err(|e| write_error_ending(WsError::Io(e)))?;
+            self.kept_frame = false;
         }
         poll_fn(|cx| self.sink.poll_ready_unpin(cx))
             .await
@@ -224,6 +228,7 @@ impl WireWriter for WebSocketWriter {
                 }
                 if let Some(tcp) = self.direct.as_ref().filter(|_| !self.sink_dirty) {
                     if tcp.try_keep(masked.frame().clone()) {
+                        self.kept_frame = true;
                         return Ok(());
                     }
                 }
@@ -712,6 +717,7 @@ mod tests {
             sink,
             direct: None,
             sink_dirty: false,
+            kept_frame: false,
         };
         let message = masked(1, Data::Text, 100_000);
         let expected = message.clone().unmasked();
@@ -741,6 +747,7 @@ mod tests {
             sink,
             direct: None,
             sink_dirty: false,
+            kept_frame: false,
         };
         assert!(writer.into_direct().is_err());
     }
