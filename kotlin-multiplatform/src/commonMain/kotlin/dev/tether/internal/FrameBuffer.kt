@@ -33,7 +33,7 @@ internal class FrameBuffer(private val capacity: Int) {
 
     /** A drain waits in [awaitRoom]: the app's take that reaches [lowWater] signals [room]. */
     private val drainWaiting = AtomicBoolean(false)
-    private val room = Channel<Unit>(Channel.CONFLATED)
+    private val room = Wakeup()
 
     /** The drain goes on once this many frames (or fewer) wait. */
     private val lowWater = capacity / 2
@@ -64,23 +64,23 @@ internal class FrameBuffer(private val capacity: Int) {
             return
         }
         if (timeout == null) {
-            room.receive()
+            room.await()
         } else {
             // A signal lost to the timeout is harmless: the caller checks again.
-            withTimeoutOrNull(timeout) { room.receive() }
+            withTimeoutOrNull(timeout) { room.await() }
         }
         drainWaiting.store(false)
     }
 
     /** Makes a waiting [awaitRoom] return (a close was asked: it goes on in slices). */
     fun wakeDrain() {
-        room.trySend(Unit)
+        room.signal()
     }
 
     /** The app took a frame. */
     private fun taken() {
         if (queued.decrementAndFetch() <= lowWater && drainWaiting.load() && drainWaiting.compareAndSet(true, false)) {
-            room.trySend(Unit)
+            room.signal()
         }
     }
 
