@@ -14,7 +14,6 @@ import kotlinx.coroutines.channels.ChannelIterator
 import kotlinx.coroutines.channels.ChannelResult
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.flow
-import kotlinx.coroutines.withTimeoutOrNull
 
 /**
  * A session's received frames between its drain and the app: a channel of [capacity]
@@ -66,8 +65,8 @@ internal class FrameBuffer(private val capacity: Int) {
         if (timeout == null) {
             room.await()
         } else {
-            // A signal lost to the timeout is harmless: the caller checks again.
-            withTimeoutOrNull(timeout) { room.await() }
+            // A timer's signal left over is harmless: the caller checks again.
+            room.awaitWithin(timeout)
         }
         drainWaiting.store(false)
     }

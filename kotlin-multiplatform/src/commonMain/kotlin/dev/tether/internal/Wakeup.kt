@@ -4,10 +4,14 @@ package dev.tether.internal
 
 import kotlin.concurrent.atomics.AtomicReference
 import kotlin.concurrent.atomics.ExperimentalAtomicApi
+import kotlin.coroutines.Continuation
 import kotlin.coroutines.resume
 import kotlin.coroutines.resumeWithException
-import kotlinx.coroutines.CancellableContinuation
-import kotlinx.coroutines.suspendCancellableCoroutine
+import kotlin.coroutines.suspendCoroutine
+import kotlin.time.Duration
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
 
 /**
  * How a drain coroutine is woken (its session has events; the app made room): [await]
@@ -18,6 +22,9 @@ import kotlinx.coroutines.suspendCancellableCoroutine
  * channel of the process, and with the drain resumed in it (drains are unconfined) the JIT
  * compiled the drain's code into it again and again, costing more CPU in the throughput
  * benchmark than the frames themselves. Here the resume is one small call.
+ *
+ * [await] is not cancellable (a drain is never cancelled: it ends with its session), so a
+ * wait costs no cancellation handle on the drain's job; [awaitWithin] bounds a wait.
  */
 internal class Wakeup {
     /** [IDLE], [SIGNALLED], a [Closed], or the waiting continuation. */
@@ -28,19 +35,27 @@ internal class Wakeup {
         val now = state.load()
         if (now === SIGNALLED && state.compareAndSet(SIGNALLED, IDLE)) return
         if (now is Closed) throw now.cause
-        suspendCancellableCoroutine { waiter -> park(waiter) }
+        suspendCoroutine { waiter -> park(waiter) }
     }
 
-    private fun park(waiter: CancellableContinuation<Unit>) {
+    /** As [await], returning after [timeout] at the latest (then maybe with a signal left for the next wait). */
+    suspend fun awaitWithin(timeout: Duration): Unit = coroutineScope {
+        val timer = launch {
+            delay(timeout)
+            signal()
+        }
+        try {
+            await()
+        } finally {
+            timer.cancel()
+        }
+    }
+
+    private fun park(waiter: Continuation<Unit>) {
         while (true) {
             val now = state.load()
             when {
-                now === IDLE -> if (state.compareAndSet(IDLE, waiter)) {
-                    // A cancelled wait (a timeout) leaves no waiter behind; a signal that
-                    // raced it is lost, which callers allow for (they check again).
-                    waiter.invokeOnCancellation { state.compareAndSet(waiter, IDLE) }
-                    return
-                }
+                now === IDLE -> if (state.compareAndSet(IDLE, waiter)) return
                 now === SIGNALLED -> if (state.compareAndSet(SIGNALLED, IDLE)) {
                     waiter.resume(Unit)
                     return
@@ -63,7 +78,7 @@ internal class Wakeup {
                 now === IDLE -> if (state.compareAndSet(IDLE, SIGNALLED)) return
                 else -> if (state.compareAndSet(now, IDLE)) {
                     @Suppress("UNCHECKED_CAST")
-                    (now as CancellableContinuation<Unit>).resume(Unit)
+                    (now as Continuation<Unit>).resume(Unit)
                     return
                 }
             }
@@ -73,7 +88,7 @@ internal class Wakeup {
     /** Every [await] from now on throws [cause], the one waiting now too. */
     fun close(cause: Throwable) {
         val before = state.exchange(Closed(cause))
-        if (before is CancellableContinuation<*>) before.resumeWithException(cause)
+        if (before is Continuation<*>) before.resumeWithException(cause)
     }
 
     private class Closed(val cause: Throwable)
