@@ -122,7 +122,7 @@ public class TetherSession internal constructor(
     /** As [receiveDeserialized], with an explicit [serializer]. */
     public suspend fun <T> receiveDeserialized(serializer: KSerializer<T>): T {
         val converter = core.converter()
-        val frame = core.frames.receiveCatching().getOrNull()
+        val frame = core.frames.receiveOrNull(rethrow = false)
             ?: throw TetherError.Closed("the session has ended: no more frames")
         keepAlive(this)
         return when (val decoded = IncomingFrames.decode(converter, serializer, frame)) {
