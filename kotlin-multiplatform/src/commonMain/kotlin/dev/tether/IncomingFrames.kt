@@ -37,7 +37,7 @@ public class IncomingFrames internal constructor(
 
     /** The next frame, as a channel's `receive`; throws [TetherError.Closed] once the session has ended. */
     public suspend fun receive(): Frame {
-        val frame = core.frames.receiveCatching().getOrNull()
+        val frame = core.frames.receiveOrNull(rethrow = false)
         keepAlive(owner)
         return frame ?: throw TetherError.Closed("the session has ended: no more frames")
     }

@@ -79,11 +79,15 @@ public class TetherSession internal constructor(
      * Throws [TetherError.Closed] after [close].
      */
     public suspend fun send(text: String) {
+        // The common case first, in a method small enough for the JIT's first tier (C1
+        // gives up on the waiting loop's bytecode, so it ran interpreted until C2 came).
+        if (core.client.sendText(text)) return
         sendWaiting { core.client.sendText(text) }
     }
 
     /** Queues a binary message (copied), waiting while the outgoing queue is full. */
     public suspend fun send(data: ByteArray) {
+        if (core.client.sendBinary(data)) return
         sendWaiting { core.client.sendBinary(data) }
     }
 
@@ -118,7 +122,7 @@ public class TetherSession internal constructor(
     /** As [receiveDeserialized], with an explicit [serializer]. */
     public suspend fun <T> receiveDeserialized(serializer: KSerializer<T>): T {
         val converter = core.converter()
-        val frame = core.frames.receiveCatching().getOrNull()
+        val frame = core.frames.receiveOrNull(rethrow = false)
             ?: throw TetherError.Closed("the session has ended: no more frames")
         keepAlive(this)
         return when (val decoded = IncomingFrames.decode(converter, serializer, frame)) {
@@ -218,7 +222,8 @@ public class TetherSession internal constructor(
 
     override fun toString(): String = "TetherSession($url, ${state.value})"
 
-    private suspend inline fun sendWaiting(attempt: () -> Boolean) {
+    /** Sends with [attempt] once it is taken, the first try having found no room. Not inline: see [send]. */
+    private suspend fun sendWaiting(attempt: () -> Boolean) {
         if (attempt()) return
         if (core.hasOutbox) {
             // The outbox has room once the server has read or acked messages, which the

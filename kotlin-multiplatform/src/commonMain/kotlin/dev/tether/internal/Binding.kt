@@ -82,8 +82,8 @@ internal interface RawClient {
 
     /**
      * Appends the events pending now (up to about [max]) to [into], decoded, without
-     * waiting; none when nothing is pending. Throws [dev.tether.TetherError.Closed] once
-     * TERMINATED was returned.
+     * waiting; none when nothing is pending. TERMINATED, once it comes, is the last one
+     * appended. Throws [dev.tether.TetherError.Closed] once TERMINATED was returned.
      */
     fun drain(into: MutableList<NativeEvent>, max: Int)
 

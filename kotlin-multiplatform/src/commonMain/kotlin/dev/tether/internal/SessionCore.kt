@@ -195,13 +195,16 @@ internal class SessionCore(
      * end and be freed.
      */
     private suspend fun offer(frame: Frame) {
-        for (slice in 0 until Int.MAX_VALUE) {
+        while (true) {
             // Taken, or dropped because nobody takes frames any more.
             if (abandoned || frames.trySend(frame)) return
             val asked = closeAskedAt
             if (asked != null && asked.elapsedNow() > CLOSE_DRAIN) return
             // Until the app takes frames; in slices once a close was asked (close wakes it).
-            frames.awaitRoom(if (asked != null) SLICE else null)
+            // A local, not an argument expression: a value of two branches on the stack at a
+            // suspension made C1 give up on the method ("block join failed").
+            val timeout = if (asked != null) SLICE else null
+            frames.awaitRoom(timeout)
         }
     }
 

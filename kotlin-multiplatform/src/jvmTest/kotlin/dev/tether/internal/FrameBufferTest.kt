@@ -1,0 +1,95 @@
+package dev.tether.internal
+
+import dev.tether.Frame
+import java.util.concurrent.ConcurrentHashMap
+import kotlin.concurrent.thread
+import kotlin.coroutines.cancellation.CancellationException
+import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.async
+import kotlinx.coroutines.awaitAll
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.test.runTest
+import kotlinx.coroutines.withTimeout
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNull
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.assertThrows
+
+/** The queue between a session's drain (one producer) and the app's readers. */
+class FrameBufferTest {
+    @Test
+    fun `it holds at most its capacity, in order, and reads what is left after a close`() = runTest {
+        val frames = FrameBuffer(3)
+        for (i in 1..3) assertTrue(frames.trySend(Frame.Text("$i")))
+        assertFalse(frames.trySend(Frame.Text("4")), "a full buffer took a frame")
+        assertEquals(Frame.Text("1"), frames.receive())
+        assertTrue(frames.trySend(Frame.Text("4")))
+        frames.close()
+        assertTrue(frames.trySend(Frame.Text("late")), "after the end a frame is dropped, not refused")
+        assertEquals(listOf("2", "3", "4"), frames.asFlow().toList().map { (it as Frame.Text).text })
+        assertNull(frames.receiveOrNull())
+        assertTrue(frames.isClosedForReceive)
+    }
+
+    @Test
+    fun `a cancel drops what is buffered and ends every reader`() = runTest {
+        val frames = FrameBuffer(4)
+        frames.trySend(Frame.Text("dropped"))
+        frames.cancel()
+        assertNull(frames.receiveOrNull(rethrow = false))
+        assertThrows<CancellationException> { frames.receive() }
+    }
+
+    @Test
+    fun `a reader cancelled while it waits takes no frame with it`() = runBlocking {
+        val frames = FrameBuffer(4)
+        val waiting = launch(Dispatchers.Default) { frames.receive() }
+        delay(100) // most likely waiting by now; if not, the frame must still not be lost
+        waiting.cancel()
+        waiting.join()
+        frames.trySend(Frame.Text("kept"))
+        assertEquals(Frame.Text("kept"), withTimeout(10.seconds) { frames.receive() })
+    }
+
+    @Test
+    fun `readers on several threads share every frame once, each in order`() = runBlocking {
+        val total = 200_000
+        val frames = FrameBuffer(64)
+        val seen = ConcurrentHashMap.newKeySet<Int>()
+        val readers = (1..4).map {
+            async(Dispatchers.Default) {
+                var last = -1
+                var count = 0
+                while (true) {
+                    val frame = frames.receiveOrNull() ?: break
+                    val n = (frame as Frame.Text).text.toInt()
+                    assertTrue(n > last, "a reader saw $n after $last")
+                    assertTrue(seen.add(n), "$n was read twice")
+                    last = n
+                    count++
+                }
+                count
+            }
+        }
+        // The drain: one producer, waiting for room as SessionCore.offer does.
+        val producer = thread(name = "producer") {
+            runBlocking {
+                for (i in 0 until total) {
+                    val frame = Frame.Text("$i")
+                    while (!frames.trySend(frame)) frames.awaitRoom(null)
+                }
+                frames.close()
+            }
+        }
+        val counts = withTimeout(60.seconds) { readers.awaitAll() }
+        producer.join()
+        assertEquals(total, counts.sum())
+        assertEquals(total, seen.size)
+    }
+}
