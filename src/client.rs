@@ -619,13 +619,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sends_on_an_idle_plain_connection_are_written_at_once_and_stay_in_order() {
+    /// A ws:// client (pings off), open, to `pinging_echo_server`; and the
+    /// server's thread.
+    fn open_to_pinging_echo_server() -> (Client, std::thread::JoinHandle<()>) {
         let (url, server) = pinging_echo_server();
         let options =
             Options::from_json(Some(r#"{"allow_insecure": true, "ping_interval_ms": 0}"#)).unwrap();
         let client = Client::connect(&url, options).unwrap();
         while !matches!(next_event(&client), Event::Open { .. }) {}
+        (client, server)
+    }
+
+    #[test]
+    fn sends_on_an_idle_plain_connection_are_written_at_once_and_stay_in_order() {
+        let (client, server) = open_to_pinging_echo_server();
         let parked = |client: &Client| {
             (0..5_000).any(|_| {
                 std::thread::sleep(Duration::from_millis(1));
@@ -675,12 +682,8 @@ mod tests {
 
     #[test]
     fn large_sends_framed_by_the_sender_arrive_whole_and_in_order() {
-        let (url, server) = pinging_echo_server();
-        let options =
-            Options::from_json(Some(r#"{"allow_insecure": true, "ping_interval_ms": 0}"#)).unwrap();
-        let client = Client::connect(&url, options).unwrap();
+        let (client, server) = open_to_pinging_echo_server();
         assert!(client.masks_large_sends, "plain ws:// without the outbox");
-        while !matches!(next_event(&client), Event::Open { .. }) {}
         let body = |i: usize, len: usize| -> Vec<u8> {
             (0..len).map(|j| b'a' + ((i * 7 + j) % 26) as u8).collect()
         };
