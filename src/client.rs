@@ -171,43 +171,39 @@ impl Client {
 
     /// Queues a text message.
     pub fn send_text(&self, text: &str) -> Result<(), Error> {
-        if self.masks(text.len()) {
-            return self.send_queued(queue::Message::Masked(MaskedFrame::new(
-                Data::Text,
-                text.as_bytes(),
-            )));
+        match self.masked(Data::Text, text.as_bytes()) {
+            Some(masked) => self.send_queued(masked),
+            None => self.send(Message::Text(Utf8Bytes::from(text))),
         }
-        self.send(Message::Text(Utf8Bytes::from(text)))
     }
 
     /// Queues a binary message.
     pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
-        if self.masks(data.len()) {
-            return self.send_queued(queue::Message::Masked(MaskedFrame::new(Data::Binary, data)));
+        match self.masked(Data::Binary, data) {
+            Some(masked) => self.send_queued(masked),
+            None => self.send(Message::Binary(Bytes::copy_from_slice(data))),
         }
-        self.send(Message::Binary(Bytes::copy_from_slice(data)))
     }
 
-    /// Whether a message of `len` bytes is framed on the sender's thread:
-    /// one copy of its payload, straight into the frame, where the queue's
-    /// copy and tungstenite's on the runtime thread would be two.
-    fn masks(&self, len: usize) -> bool {
-        self.masks_large_sends && len > queue::DIRECT_MAX_BYTES
+    /// `payload` framed on the sender's thread, if it is large and this
+    /// client's wire takes such frames: one copy of it, straight into the
+    /// frame, where the queue's copy and tungstenite's on the runtime
+    /// thread would be two.
+    fn masked(&self, kind: Data, payload: &[u8]) -> Option<queue::Message> {
+        (self.masks_large_sends && payload.len() > queue::DIRECT_MAX_BYTES)
+            .then(|| queue::Message::Masked(MaskedFrame::new(kind, payload)))
     }
 
     /// Queues a message; it goes out in order, now if open, else after the
     /// next open. Fails with [`Error::QueueFull`] taking nothing.
     pub fn send(&self, message: Message) -> Result<(), Error> {
-        let message = match outgoing(message)? {
-            queue::Message::Text(text) if self.masks(text.len()) => {
-                queue::Message::Masked(MaskedFrame::new(Data::Text, text.as_bytes()))
-            }
-            queue::Message::Binary(data) if self.masks(data.len()) => {
-                queue::Message::Masked(MaskedFrame::new(Data::Binary, &data))
-            }
-            message => message,
+        let message = outgoing(message)?;
+        let masked = match &message {
+            queue::Message::Text(text) => self.masked(Data::Text, text.as_bytes()),
+            queue::Message::Binary(data) => self.masked(Data::Binary, data),
+            queue::Message::Masked(_) => None,
         };
-        self.send_queued(message)
+        self.send_queued(masked.unwrap_or(message))
     }
 
     fn send_queued(&self, message: queue::Message) -> Result<(), Error> {

@@ -233,7 +233,7 @@ impl WireWriter for WebSocketWriter {
                     }
                 }
                 // Behind frames tungstenite could not write yet: in turn.
-                Self::as_frame(Message::Masked(masked).unmasked())
+                Self::as_frame(Message::Masked(masked))
             }
             Outbound::Message(message) => Self::as_frame(message),
             Outbound::Ping(payload) => WsMessage::Ping(payload),
@@ -276,7 +276,7 @@ impl WebSocketWriter {
         match message {
             Message::Text(text) => WsMessage::Text(text),
             Message::Binary(data) => WsMessage::Binary(data),
-            Message::Masked(masked) => Self::as_frame(Message::Masked(masked).unmasked()),
+            masked @ Message::Masked(_) => Self::as_frame(masked.unmasked()),
         }
     }
 }
