@@ -25,19 +25,21 @@ use crate::http::parse_retry_after;
 use crate::options::Options;
 use crate::queue::{DirectWrite, Message, WriteNow};
 use crate::state::End;
-use crate::transport::{
-    ConnectError, Dialer, DirectOutcome, Endpoint, ReadAhead, SharedTcp, Transport,
-};
+use crate::transport::{ConnectError, Dialer, DirectOutcome, Endpoint, SharedTcp, Transport};
 
 mod handshake;
+mod read_ahead;
+
+use read_ahead::{Lifted, ReadAhead};
 
 type Ws = WebSocketStream<ReadAhead<Transport>>;
 
 /// tungstenite's read buffer of a connection, kept for the connection's
 /// life: small, so idle connections stay cheap (DESIGN: 12 KiB each at
-/// 10,000). tungstenite grows it to the size of each incoming frame, and
-/// reads at most this much per call: `ReadAhead` under it makes those calls
-/// copies from a 64 KiB read instead of system calls.
+/// 10,000). tungstenite grows it to the size of each incoming frame it
+/// reads, and reads at most this much per call: `ReadAhead` under it makes
+/// those calls copies from a 64 KiB read instead of system calls, and takes
+/// large binary frames past it.
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// Opens WebSocket connections to one endpoint.
@@ -79,10 +81,7 @@ impl WebSocketWire {
     }
 
     /// TCP, TLS and the HTTP upgrade. Errors never include header values.
-    async fn handshake(
-        &self,
-        headers: &BTreeMap<String, String>,
-    ) -> Result<(Ws, Option<String>, Option<Arc<SharedTcp>>), Ending> {
+    async fn handshake(&self, headers: &BTreeMap<String, String>) -> Result<Handshaken, Ending> {
         let mut transport = self
             .dialer
             .dial(&self.endpoint)
@@ -91,24 +90,32 @@ impl WebSocketWire {
         let upgraded =
             handshake::upgrade(&mut transport, &self.endpoint, &self.subprotocols, headers).await?;
         let direct = transport.shared_tcp();
-        let transport = ReadAhead::new(transport);
-        // Only a non-empty leftover goes through `from_partially_read`: its
-        // read buffer starts at the leftover's capacity, and an empty one
-        // would make every later frame allocate a buffer of its own size
-        // (one read, one allocation per frame while the app holds the last).
-        let ws = if upgraded.leftover.is_empty() {
-            WebSocketStream::from_raw_socket(transport, Role::Client, Some(self.config)).await
-        } else {
-            WebSocketStream::from_partially_read(
-                transport,
-                upgraded.leftover,
-                Role::Client,
-                Some(self.config),
-            )
-            .await
-        };
-        Ok((ws, upgraded.protocol, direct))
+        // tungstenite fails a frame above either limit: such a frame is not lifted.
+        let lift_max = [self.config.max_frame_size, self.config.max_message_size]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(usize::MAX);
+        // The leftover goes through ReadAhead, which sees every frame header.
+        let transport = ReadAhead::new(transport, upgraded.leftover, lift_max);
+        let lifted = transport.lifted();
+        let ws = WebSocketStream::from_raw_socket(transport, Role::Client, Some(self.config)).await;
+        Ok(Handshaken {
+            ws,
+            protocol: upgraded.protocol,
+            direct,
+            lifted,
+        })
     }
+}
+
+/// An open WebSocket connection, before the split.
+struct Handshaken {
+    ws: Ws,
+    protocol: Option<String>,
+    /// The plain TCP connection under `ws` (none over TLS).
+    direct: Option<Arc<SharedTcp>>,
+    lifted: Arc<Lifted>,
 }
 
 impl Wire for WebSocketWire {
@@ -119,11 +126,17 @@ impl Wire for WebSocketWire {
         &mut self,
         headers: &BTreeMap<String, String>,
     ) -> Result<Opened<WebSocketReader, WebSocketWriter>, Ending> {
-        let (ws, protocol, direct) = self.handshake(headers).await?;
+        let Handshaken {
+            ws,
+            protocol,
+            direct,
+            lifted,
+        } = self.handshake(headers).await?;
         let (sink, stream) = ws.split();
         Ok(Opened {
             reader: WebSocketReader {
                 stream,
+                lifted,
                 peer_close: None,
             },
             writer: WebSocketWriter {
@@ -149,13 +162,29 @@ impl Wire for WebSocketWire {
 
 pub(crate) struct WebSocketReader {
     stream: SplitStream<Ws>,
+    /// Large binary frames that went past tungstenite, in their turn.
+    lifted: Arc<Lifted>,
     /// The peer's Close frame, once it came.
     peer_close: Option<(u16, String)>,
 }
 
 impl WireReader for WebSocketReader {
     async fn next(&mut self) -> Incoming {
-        match self.stream.next().await {
+        let (stream, lifted) = (&mut self.stream, &self.lifted);
+        // A lifted frame completes inside a read tungstenite then finds
+        // pending: it is the next message.
+        let next = poll_fn(|cx| {
+            let lifted_frame = || lifted.take().map(|data| Some(Ok(WsMessage::Binary(data))));
+            if let Some(frame) = lifted_frame() {
+                return Poll::Ready(frame);
+            }
+            match stream.poll_next_unpin(cx) {
+                Poll::Pending => lifted_frame().map_or(Poll::Pending, Poll::Ready),
+                ready => ready,
+            }
+        })
+        .await;
+        match next {
             Some(Ok(WsMessage::Text(text))) => Incoming::Text(text),
             Some(Ok(WsMessage::Binary(data))) => Incoming::Binary(data),
             Some(Ok(WsMessage::Pong(payload))) => Incoming::Pong(payload),
@@ -706,7 +735,11 @@ mod tests {
     async fn a_masked_frame_goes_through_tungstenite_where_it_cannot_go_as_it_is() {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let ws = WebSocketStream::from_raw_socket(
-            ReadAhead::new(Transport::Injected(Box::new(client))),
+            ReadAhead::new(
+                Transport::Injected(Box::new(client)),
+                Vec::new(),
+                usize::MAX,
+            ),
             Role::Client,
             None,
         )
@@ -733,11 +766,199 @@ mod tests {
         }
     }
 
+    /// What a reader got, comparable.
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Text(String),
+        Binary(Vec<u8>),
+        Control,
+        Close(u16),
+        End(String),
+    }
+
+    fn got(incoming: Incoming) -> Got {
+        match incoming {
+            Incoming::Text(t) => Got::Text(t.to_string()),
+            Incoming::Binary(b) => Got::Binary(b.to_vec()),
+            Incoming::Control => Got::Control,
+            Incoming::Close { code, .. } => Got::Close(code),
+            Incoming::End(ending) => Got::End(format!("{:?}", ending.error)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Reads, as the wire's reader over an injected stream, the frames a
+    /// hostile server writes by hand: `leftover` bytes of them as the
+    /// handshake's leftover, the rest in writes of `pieces` bytes in turn.
+    /// Returns what came (up to a Close or the end) and how many frames were
+    /// lifted past tungstenite.
+    async fn read_by_hand(frames: &[u8], leftover: usize, pieces: &[usize]) -> (Vec<Got>, usize) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let ahead = ReadAhead::new(
+            Transport::Injected(Box::new(client)),
+            frames[..leftover].to_vec(),
+            2 << 20,
+        );
+        let lifted = ahead.lifted();
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+        let ws = WebSocketStream::from_raw_socket(ahead, Role::Client, Some(config)).await;
+        let (_sink, stream) = ws.split();
+        let mut reader = WebSocketReader {
+            stream,
+            lifted: lifted.clone(),
+            peer_close: None,
+        };
+        let (mut from_client, mut to_client) = tokio::io::split(server);
+        // The client's pongs.
+        let draining = tokio::spawn(async move {
+            let mut sink = Vec::new();
+            let _ = from_client.read_to_end(&mut sink).await;
+        });
+        let writing = async move {
+            let mut rest = &frames[leftover..];
+            for piece in pieces.iter().cycle().take(rest.len()) {
+                let (now, later) = rest.split_at((*piece).min(rest.len()));
+                to_client.write_all(now).await.unwrap();
+                tokio::task::yield_now().await;
+                rest = later;
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            to_client.shutdown().await.unwrap();
+            to_client
+        };
+        let reading = async {
+            let mut all = Vec::new();
+            for _ in 0..100 {
+                let next = got(reader.next().await);
+                let last = matches!(next, Got::Close(_) | Got::End(_));
+                all.push(next);
+                if last {
+                    break;
+                }
+            }
+            all
+        };
+        let (to_client, all) = tokio::join!(writing, reading);
+        drop((reader, _sink, to_client));
+        draining.await.unwrap();
+        (all, lifted.count())
+    }
+
+    /// `len` bytes that tell message `i` from the others.
+    fn pattern(i: usize, len: usize) -> Vec<u8> {
+        (0..len).map(|j| ((i * 31 + j) % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn received_frames_arrive_whole_and_in_order_whether_lifted_past_tungstenite_or_not() {
+        use tether_testkit::wire::{self as hand, FIN, OP_BINARY, OP_CONTINUATION};
+        let big =
+            |i: usize, len: usize| (hand::binary(&pattern(i, len)), Got::Binary(pattern(i, len)));
+        let mut long_form = vec![FIN | OP_BINARY, 127];
+        long_form.extend_from_slice(&(20_000u64).to_be_bytes());
+        long_form.extend(pattern(8, 20_000));
+        let sent = [
+            (hand::text("hello"), Got::Text("hello".into())),
+            big(1, 20_000),
+            (hand::ping(b"p"), Got::Control),
+            big(2, 16 * 1024 - 1),
+            big(3, 300_000),
+            (
+                hand::fragmented(OP_BINARY, &pattern(4, 60_000), 3),
+                Got::Binary(pattern(4, 60_000)),
+            ),
+            (
+                [
+                    hand::frame(OP_BINARY, &pattern(5, 20_000)),
+                    hand::ping(b"q"),
+                    hand::frame(FIN | OP_CONTINUATION, &pattern(6, 20_000)),
+                ]
+                .concat(),
+                Got::Control,
+            ),
+            big(7, 70_000),
+            (long_form, Got::Binary(pattern(8, 20_000))),
+            big(9, 0),
+            big(10, 1 << 20),
+            (
+                hand::text(&"t".repeat(30_000)),
+                Got::Text("t".repeat(30_000)),
+            ),
+            big(11, 16 * 1024),
+            (hand::close(1000, b"bye"), Got::Close(1000)),
+        ];
+        let frames: Vec<u8> = sent.iter().flat_map(|(f, _)| f.clone()).collect();
+        let mut expected: Vec<Got> = Vec::new();
+        for (i, (_, want)) in sent.iter().enumerate() {
+            if i == 6 {
+                // The ping inside the fragmented message comes first.
+                expected.push(Got::Control);
+                expected.push(Got::Binary(
+                    [pattern(5, 20_000), pattern(6, 20_000)].concat(),
+                ));
+            } else {
+                expected.push(match want {
+                    Got::Text(t) => Got::Text(t.clone()),
+                    Got::Binary(b) => Got::Binary(b.clone()),
+                    Got::Control => Got::Control,
+                    Got::Close(c) => Got::Close(*c),
+                    Got::End(e) => Got::End(e.clone()),
+                });
+            }
+        }
+        // 20,000, 300,000, 70,000, the long form, 1 MiB and 16 KiB.
+        let lifts = 6;
+        for (leftover, pieces) in [
+            (0, vec![usize::MAX]),
+            (3, vec![1, 2, 3, 4093]),
+            (9, vec![3, 1000]),
+            (111, vec![7, 65_536, 2]),
+            (0, vec![2048, 13]),
+            (frames.len() - 2, vec![1]),
+        ] {
+            let (all, lifted) = read_by_hand(&frames, leftover, &pieces).await;
+            assert_eq!(
+                all.len(),
+                expected.len(),
+                "{leftover}/{pieces:?}: {:?}",
+                all.last()
+            );
+            for (i, (got, want)) in all.iter().zip(&expected).enumerate() {
+                assert!(got == want, "{leftover}/{pieces:?}: message {i} differs");
+            }
+            assert_eq!(lifted, lifts, "{leftover}/{pieces:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_inside_a_lifted_frame_is_a_lost_connection() {
+        use tether_testkit::wire as hand;
+        let mut frames = hand::binary(&pattern(1, 20_000));
+        frames.extend(hand::header(hand::FIN | hand::OP_BINARY, 100_000, None));
+        frames.extend(pattern(2, 50_000));
+        let (all, lifted) = read_by_hand(&frames, 0, &[4096]).await;
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all[0] == Got::Binary(pattern(1, 20_000)));
+        assert!(
+            matches!(&all[1], Got::End(e) if e.contains("without a close handshake")),
+            "{:?}",
+            all[1]
+        );
+        assert_eq!(lifted, 1);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_stream_other_than_plain_tcp_takes_no_direct_sends() {
         let (client, _server) = tokio::io::duplex(1024);
         let ws = WebSocketStream::from_raw_socket(
-            ReadAhead::new(Transport::Injected(Box::new(client))),
+            ReadAhead::new(
+                Transport::Injected(Box::new(client)),
+                Vec::new(),
+                usize::MAX,
+            ),
             Role::Client,
             None,
         )
