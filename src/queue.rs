@@ -398,23 +398,37 @@ impl OutgoingQueue {
     }
 
     /// Takes everything queued and not held back, oldest first.
+    #[cfg(test)]
     pub fn take_all(&self) -> VecDeque<Entry> {
-        let taken = {
+        let mut taken = VecDeque::new();
+        self.take_all_into(&mut taken);
+        taken
+    }
+
+    /// Moves everything queued and not held back, oldest first, to the end
+    /// of `into`. An empty `into` trades places with the queue's own deque:
+    /// both keep their capacity, so a stream of sends does not regrow (and
+    /// page in) a fresh deque after every batch the connection task takes.
+    pub fn take_all_into(&self, into: &mut VecDeque<Entry>) {
+        let before = into.len();
+        {
             let mut inner = self.inner.lock();
             if inner.held == 0 {
                 inner.bytes = 0;
-                std::mem::take(&mut inner.messages)
+                if into.is_empty() {
+                    std::mem::swap(&mut inner.messages, into);
+                } else {
+                    into.extend(inner.messages.drain(..));
+                }
             } else {
                 let held = inner.held;
-                let taken = inner.messages.split_off(held);
-                inner.bytes -= taken.iter().map(Entry::len).sum::<usize>();
-                taken
+                into.extend(inner.messages.drain(held..));
+                inner.bytes -= into.range(before..).map(Entry::len).sum::<usize>();
             }
-        };
-        if !taken.is_empty() {
+        }
+        if into.len() > before {
             self.room_made();
         }
-        taken
     }
 
     /// Puts back messages that were taken but not written, ahead of
@@ -596,6 +610,40 @@ mod tests {
             Pushed::Written
         );
         assert_eq!(calls.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn batches_are_taken_in_order_and_the_two_deques_keep_their_capacity() {
+        let q = queue(1_000, 100_000, Overflow::Reject);
+        let mut batch = VecDeque::with_capacity(512);
+        for round in 0..3 {
+            for i in 0..300 {
+                q.push(text(&format!("{round}-{i}"))).unwrap();
+            }
+            // Something left from before stays first.
+            if round == 2 {
+                batch.push_back(Entry::from(text("left")));
+            }
+            q.take_all_into(&mut batch);
+            let got = messages(std::mem::take(&mut batch).into_iter().collect());
+            assert_eq!(got.len(), if round == 2 { 301 } else { 300 });
+            if round == 2 {
+                assert_eq!(got[0], text("left"));
+            }
+            assert_eq!(got.last(), Some(&text(&format!("{round}-299"))));
+            batch = VecDeque::with_capacity(512);
+            assert!(q.inner.lock().messages.capacity() >= 300, "round {round}");
+            assert_eq!(q.inner.lock().bytes, 0);
+        }
+        // Held back: only what follows the held backlog is taken.
+        for i in 0..3 {
+            q.push(text(&format!("old-{i}"))).unwrap();
+        }
+        q.hold_backlog();
+        q.push(text("new")).unwrap();
+        q.take_all_into(&mut batch);
+        assert_eq!(messages(batch), vec![text("new")]);
+        assert_eq!(q.inner.lock().bytes, 3 * "old-0".len());
     }
 
     #[test]

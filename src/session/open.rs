@@ -137,7 +137,7 @@ impl Pending {
     }
 
     fn take_queue(&mut self, shared: &Shared) {
-        self.messages.extend(shared.queue.take_all());
+        shared.queue.take_all_into(&mut self.messages);
     }
 
     /// Puts the messages back in front of the queue (Pings and Close
