@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::error::{error_code, Error};
 use crate::event::{self, Event, EventReceiver, EventSender, RecvError};
+use crate::frame::FrameBuffers;
 use crate::http::HttpClient;
 use crate::options::{Options, Resolved};
 use crate::outbox::Outbox;
@@ -59,6 +60,8 @@ pub struct Client {
     /// A plain ws:// client without the outbox: large messages are framed
     /// and masked by the sender (`MaskedFrame`), off the runtime thread.
     masks_large_sends: bool,
+    /// Where those frames are built, reused.
+    frame_buffers: FrameBuffers,
 }
 
 impl Client {
@@ -112,6 +115,7 @@ impl Client {
             close_requested: AtomicBool::new(false),
             terminated: AtomicBool::new(false),
             masks_large_sends: false,
+            frame_buffers: Default::default(),
         })
     }
 
@@ -190,8 +194,9 @@ impl Client {
     /// frame, where the queue's copy and tungstenite's on the runtime
     /// thread would be two.
     fn masked(&self, kind: Data, payload: &[u8]) -> Option<queue::Message> {
-        (self.masks_large_sends && payload.len() > queue::DIRECT_MAX_BYTES)
-            .then(|| queue::Message::Masked(MaskedFrame::new(kind, payload)))
+        (self.masks_large_sends && payload.len() > queue::DIRECT_MAX_BYTES).then(|| {
+            queue::Message::Masked(MaskedFrame::in_buffers(kind, payload, &self.frame_buffers))
+        })
     }
 
     /// Queues a message; it goes out in order, now if open, else after the
