@@ -121,6 +121,13 @@ internal class FrameBuffer(private val capacity: Int) {
     }
 
     /**
+     * The first waiting frame, taken, without waiting; null when none waits. Readers try it
+     * before [receiveOrNull]: a suspending call costs a continuation object per frame even
+     * when it returns at once.
+     */
+    fun tryReceive(): Frame? = poll()
+
+    /**
      * The next frame, waiting for one; null once the buffer ended and is empty. A buffer
      * ended by [cancel] throws the cancellation (as a cancelled channel's iterator and flow
      * do) when [rethrow], else gives null (as `receiveCatching().getOrNull()` did).
@@ -172,6 +179,12 @@ internal class FrameBuffer(private val capacity: Int) {
     fun iterator(): ChannelIterator<Frame> = object : ChannelIterator<Frame> {
         private var next: Frame? = null
         override suspend fun hasNext(): Boolean {
+            val ready = tryReceive() ?: return hasNextWaiting()
+            next = ready
+            return true
+        }
+
+        private suspend fun hasNextWaiting(): Boolean {
             next = receiveOrNull()
             return next != null
         }
@@ -180,7 +193,7 @@ internal class FrameBuffer(private val capacity: Int) {
 
     /** The frames as a flow (several collectors share them, as with `receiveAsFlow`). */
     fun asFlow(): Flow<Frame> = flow {
-        while (true) emit(receiveOrNull() ?: break)
+        while (true) emit(tryReceive() ?: receiveOrNull() ?: break)
     }
 
     /** The session ended: the app reads what is left, then the end. */

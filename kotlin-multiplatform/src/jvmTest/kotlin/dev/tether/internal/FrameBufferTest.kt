@@ -38,6 +38,27 @@ class FrameBufferTest {
     }
 
     @Test
+    fun `tryReceive takes what waits, in order, without waiting, and makes room for a waiting drain`() = runBlocking {
+        val frames = FrameBuffer(4)
+        assertNull(frames.tryReceive(), "an empty buffer gave a frame")
+        for (i in 1..4) assertTrue(frames.trySend(Frame.Text("$i")))
+        val drain = launch(Dispatchers.Default) {
+            while (!frames.trySend(Frame.Text("5"))) frames.awaitRoom(null)
+        }
+        delay(50) // most likely waiting for room by now; if not, it finds room at once
+        assertEquals(Frame.Text("1"), frames.tryReceive())
+        assertEquals(Frame.Text("2"), frames.tryReceive())
+        withTimeout(10.seconds) { drain.join() } // half the capacity taken: the drain went on
+        val rest = listOf(frames.tryReceive(), frames.tryReceive(), frames.tryReceive())
+        assertEquals(listOf("3", "4", "5"), rest.map { (it as Frame.Text).text })
+        assertNull(frames.tryReceive())
+        frames.trySend(Frame.Text("last"))
+        frames.close()
+        assertEquals(Frame.Text("last"), frames.tryReceive(), "a frame put before the close was lost")
+        assertNull(frames.tryReceive())
+    }
+
+    @Test
     fun `a cancel drops what is buffered and ends every reader`() = runTest {
         val frames = FrameBuffer(4)
         frames.trySend(Frame.Text("dropped"))
