@@ -5,6 +5,7 @@ import java.util.concurrent.ConcurrentHashMap
 import kotlin.concurrent.thread
 import kotlin.coroutines.cancellation.CancellationException
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
@@ -14,6 +15,7 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.yield
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNull
@@ -56,6 +58,27 @@ class FrameBufferTest {
         frames.close()
         assertEquals(Frame.Text("last"), frames.tryReceive(), "a frame put before the close was lost")
         assertNull(frames.tryReceive())
+    }
+
+    @Test
+    fun `the take that makes room hands the drain's wakeup to signalRoom and does not resume the drain`() = runBlocking {
+        val handed = mutableListOf<Wakeup>()
+        val frames = FrameBuffer(2) { handed.add(it) }
+        assertTrue(frames.trySend(Frame.Text("1")))
+        assertTrue(frames.trySend(Frame.Text("2")))
+        var resumed = false
+        // Undispatched: it registers and suspends (the buffer is full) before launch returns.
+        val drain = launch(start = CoroutineStart.UNDISPATCHED) {
+            frames.awaitRoom(null)
+            resumed = true
+        }
+        assertEquals(Frame.Text("1"), frames.tryReceive())
+        assertEquals(1, handed.size, "the take that reached half the capacity handed no wakeup over")
+        yield()
+        assertFalse(resumed, "the take resumed the drain itself")
+        handed.single().signal()
+        withTimeout(10.seconds) { drain.join() }
+        assertTrue(resumed)
     }
 
     @Test
