@@ -175,18 +175,20 @@ impl Client {
 
     /// Queues a text message.
     pub fn send_text(&self, text: &str) -> Result<(), Error> {
-        match self.masked(Data::Text, text.as_bytes()) {
-            Some(masked) => self.send_queued(masked),
-            None => self.send(Message::Text(Utf8Bytes::from(text))),
-        }
+        // Straight to the queue's own message: `send` would take it apart
+        // and ask `masked` again (in the JNI send's profile, per message).
+        let message = self
+            .masked(Data::Text, text.as_bytes())
+            .unwrap_or_else(|| queue::Message::Text(Utf8Bytes::from(text)));
+        self.send_queued(message)
     }
 
     /// Queues a binary message.
     pub fn send_binary(&self, data: &[u8]) -> Result<(), Error> {
-        match self.masked(Data::Binary, data) {
-            Some(masked) => self.send_queued(masked),
-            None => self.send(Message::Binary(Bytes::copy_from_slice(data))),
-        }
+        let message = self
+            .masked(Data::Binary, data)
+            .unwrap_or_else(|| queue::Message::Binary(Bytes::copy_from_slice(data)));
+        self.send_queued(message)
     }
 
     /// `payload` framed on the sender's thread, if it is large and this

@@ -37,6 +37,14 @@ public class IncomingFrames internal constructor(
 
     /** The next frame, as a channel's `receive`; throws [TetherError.Closed] once the session has ended. */
     public suspend fun receive(): Frame {
+        // A frame that waits already is taken without a suspending call, whose continuation
+        // object (one per frame, with the one of the call it makes) the fast path never needs.
+        val frame = core.frames.tryReceive() ?: return receiveWaiting()
+        keepAlive(owner)
+        return frame
+    }
+
+    private suspend fun receiveWaiting(): Frame {
         val frame = core.frames.receiveOrNull(rethrow = false)
         keepAlive(owner)
         return frame ?: throw TetherError.Closed("the session has ended: no more frames")

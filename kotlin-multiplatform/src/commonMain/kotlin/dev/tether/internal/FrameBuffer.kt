@@ -32,8 +32,16 @@ import kotlinx.coroutines.suspendCancellableCoroutine
  * receive, each a few atomic updates, were a good part of the façade's CPU per frame, and
  * their JIT compilation a good part of the throughput benchmark's. Readers that find it
  * empty wait for a wakeup, not for a frame, so a reader cancelled while waiting loses none.
+ *
+ * The take that makes room does not wake the drain itself: it hands [room] to
+ * [signalRoom] (a session's passes it to the poller thread, [Poller.signalOnPollerThread]),
+ * so that resuming the drain, with all of the coroutine machinery that takes, is not
+ * compiled into every method of the app's receive path.
  */
-internal class FrameBuffer(private val capacity: Int) {
+internal class FrameBuffer(
+    private val capacity: Int,
+    private val signalRoom: (Wakeup) -> Unit = { it.signal() },
+) {
     /** A frame in the queue; [seq] counts the frames put before it, itself included. */
     private class Node(var frame: Frame?, val seq: Long) {
         @Volatile
@@ -113,12 +121,19 @@ internal class FrameBuffer(private val capacity: Int) {
                 val frame = next.frame
                 next.frame = null // the node stays as the new start: let the frame go
                 if (tail.seq - next.seq <= lowWater && drainWaiting.load() && drainWaiting.compareAndSet(true, false)) {
-                    room.signal()
+                    signalRoom(room)
                 }
                 return frame
             }
         }
     }
+
+    /**
+     * The first waiting frame, taken, without waiting; null when none waits. Readers try it
+     * before [receiveOrNull]: a suspending call costs a continuation object per frame even
+     * when it returns at once.
+     */
+    fun tryReceive(): Frame? = poll()
 
     /**
      * The next frame, waiting for one; null once the buffer ended and is empty. A buffer
@@ -172,6 +187,12 @@ internal class FrameBuffer(private val capacity: Int) {
     fun iterator(): ChannelIterator<Frame> = object : ChannelIterator<Frame> {
         private var next: Frame? = null
         override suspend fun hasNext(): Boolean {
+            val ready = tryReceive() ?: return hasNextWaiting()
+            next = ready
+            return true
+        }
+
+        private suspend fun hasNextWaiting(): Boolean {
             next = receiveOrNull()
             return next != null
         }
@@ -180,7 +201,7 @@ internal class FrameBuffer(private val capacity: Int) {
 
     /** The frames as a flow (several collectors share them, as with `receiveAsFlow`). */
     fun asFlow(): Flow<Frame> = flow {
-        while (true) emit(receiveOrNull() ?: break)
+        while (true) emit(tryReceive() ?: receiveOrNull() ?: break)
     }
 
     /** The session ended: the app reads what is left, then the end. */

@@ -8,6 +8,7 @@ import kotlin.concurrent.atomics.AtomicBoolean
 import kotlin.concurrent.atomics.AtomicLong
 import kotlin.concurrent.atomics.ExperimentalAtomicApi
 import kotlin.concurrent.atomics.decrementAndFetch
+import kotlin.concurrent.atomics.incrementAndFetch
 
 /**
  * A native client that is never freed under a running call, and freed exactly once: the
@@ -15,8 +16,14 @@ import kotlin.concurrent.atomics.decrementAndFetch
  *
  * [calls] starts at 1 (the handle's own reference, which the drain coroutine gives up after
  * the last event). Every call increments it for its duration; whoever brings it to 0 frees
- * the client, so a call in flight (a send from another thread) delays the free until it
- * returns, and no call can start after it. [onFreed] runs right after the free.
+ * the client (and parks the count at [RELEASED]), so a call in flight (a send from another
+ * thread) delays the free until it returns, and no call reaches the client after it.
+ * [onFreed] runs right after the free.
+ *
+ * A call takes and gives its count with one atomic add each, not a compare-and-set loop:
+ * a sender and the poller's drain count at once, and the JIT, which had compiled the
+ * loop's retry as a branch never taken, threw the send path (and the drain's) out and
+ * compiled it again each time a compare-and-set lost that race in the middle of a stream.
  */
 internal class GuardedClient(
     @PublishedApi internal val raw: RawClient,
@@ -42,18 +49,19 @@ internal class GuardedClient(
 
     @PublishedApi
     internal fun acquire() {
-        // Retries only when another thread changed the count in between.
-        for (attempt in 0 until Int.MAX_VALUE) {
-            val c = calls.load()
-            if (c == 0L) throw TetherError.Closed("the session has ended and its native client was released")
-            if (calls.compareAndSet(c, c + 1)) return
+        // At most 1 before the add: the handle's reference was given up and no call holds
+        // the client (at 0, or freed at RELEASED): undo, which frees it if it reached 0.
+        if (calls.incrementAndFetch() <= 1L) {
+            release()
+            throw TetherError.Closed("the session has ended and its native client was released")
         }
-        error("the in-flight counter never settled")
     }
 
     @PublishedApi
     internal fun release() {
-        if (calls.decrementAndFetch() == 0L) {
+        // Of the threads that bring the count to 0 (a refused call's undo may too), the one
+        // that parks it at RELEASED frees: once, as nothing brings it back to 0.
+        if (calls.decrementAndFetch() == 0L && calls.compareAndSet(0L, RELEASED)) {
             raw.free()
             onFreed()
         }
@@ -73,4 +81,9 @@ internal class GuardedClient(
     override fun flush() = use { it.flush() }
     override fun setHeader(name: String, value: String?) = use { it.setHeader(name, value) }
     override fun stats(): TetherStats = use { it.stats() }
+
+    private companion object {
+        /** The count once freed: far below 0, so that refused calls' adds never bring it back up. */
+        const val RELEASED = Long.MIN_VALUE / 2
+    }
 }

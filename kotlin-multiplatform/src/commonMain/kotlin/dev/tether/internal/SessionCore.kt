@@ -41,7 +41,7 @@ internal class SessionCore(
      * may take its outbox file); cancelled with the session's scope.
      */
     val job: CompletableJob = Job(parent)
-    val frames = FrameBuffer(config.incomingBuffer.coerceAtLeast(1))
+    val frames = FrameBuffer(config.incomingBuffer.coerceAtLeast(1), Poller::signalOnPollerThread)
     private val contentConverter = config.contentConverter
     val events = Channel<TetherEvent>(EVENT_BUFFER, BufferOverflow.DROP_OLDEST)
     val state = MutableStateFlow<ConnectionState>(ConnectionState.Connecting)

@@ -5,6 +5,7 @@ import java.util.concurrent.ConcurrentHashMap
 import kotlin.concurrent.thread
 import kotlin.coroutines.cancellation.CancellationException
 import kotlin.time.Duration.Companion.seconds
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
@@ -14,6 +15,7 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.test.runTest
 import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.yield
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
 import org.junit.jupiter.api.Assertions.assertNull
@@ -35,6 +37,48 @@ class FrameBufferTest {
         assertEquals(listOf("2", "3", "4"), frames.asFlow().toList().map { (it as Frame.Text).text })
         assertNull(frames.receiveOrNull())
         assertTrue(frames.isClosedForReceive)
+    }
+
+    @Test
+    fun `tryReceive takes what waits, in order, without waiting, and makes room for a waiting drain`() = runBlocking {
+        val frames = FrameBuffer(4)
+        assertNull(frames.tryReceive(), "an empty buffer gave a frame")
+        for (i in 1..4) assertTrue(frames.trySend(Frame.Text("$i")))
+        val drain = launch(Dispatchers.Default) {
+            while (!frames.trySend(Frame.Text("5"))) frames.awaitRoom(null)
+        }
+        delay(50) // most likely waiting for room by now; if not, it finds room at once
+        assertEquals(Frame.Text("1"), frames.tryReceive())
+        assertEquals(Frame.Text("2"), frames.tryReceive())
+        withTimeout(10.seconds) { drain.join() } // half the capacity taken: the drain went on
+        val rest = listOf(frames.tryReceive(), frames.tryReceive(), frames.tryReceive())
+        assertEquals(listOf("3", "4", "5"), rest.map { (it as Frame.Text).text })
+        assertNull(frames.tryReceive())
+        frames.trySend(Frame.Text("last"))
+        frames.close()
+        assertEquals(Frame.Text("last"), frames.tryReceive(), "a frame put before the close was lost")
+        assertNull(frames.tryReceive())
+    }
+
+    @Test
+    fun `the take that makes room hands the drain's wakeup to signalRoom and does not resume the drain`() = runBlocking {
+        val handed = mutableListOf<Wakeup>()
+        val frames = FrameBuffer(2) { handed.add(it) }
+        assertTrue(frames.trySend(Frame.Text("1")))
+        assertTrue(frames.trySend(Frame.Text("2")))
+        var resumed = false
+        // Undispatched: it registers and suspends (the buffer is full) before launch returns.
+        val drain = launch(start = CoroutineStart.UNDISPATCHED) {
+            frames.awaitRoom(null)
+            resumed = true
+        }
+        assertEquals(Frame.Text("1"), frames.tryReceive())
+        assertEquals(1, handed.size, "the take that reached half the capacity handed no wakeup over")
+        yield()
+        assertFalse(resumed, "the take resumed the drain itself")
+        handed.single().signal()
+        withTimeout(10.seconds) { drain.join() }
+        assertTrue(resumed)
     }
 
     @Test
