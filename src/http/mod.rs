@@ -237,6 +237,24 @@ pub(crate) fn connect_error(error: ConnectError, endpoint: &Endpoint) -> HttpErr
         ConnectError::Proxy(message, _) => {
             HttpError::new(End::ConnectFailed, error_code::PROXY, message)
         }
+        // The server accepted, then reset before the connect was seen to
+        // complete (a reset to the SYN itself is a refusal): the same loss
+        // as a reset a moment later, in the handshake.
+        ConnectError::Tcp(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            HttpError::new(
+                End::Lost,
+                error_code::CONNECTION_LOST,
+                format!(
+                    "connection lost: {}:{} reset it as it opened: {e}",
+                    endpoint.host, endpoint.port
+                ),
+            )
+        }
         ConnectError::Tcp(e) => HttpError::new(
             End::ConnectFailed,
             error_code::CONNECT,

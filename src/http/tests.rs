@@ -327,3 +327,26 @@ async fn bad_header_names_and_values_are_refused_without_echoing_values() {
         .unwrap_err();
     assert!(!error.message.contains("s3cret"), "{}", error.message);
 }
+
+#[test]
+fn a_reset_as_the_connection_opens_is_a_lost_connection_and_a_refusal_a_failed_connect() {
+    let endpoint = Endpoint::parse("ws://127.0.0.1:9/").unwrap();
+    let tcp = |kind| ConnectError::Tcp(std::io::Error::from(kind));
+    for kind in [
+        std::io::ErrorKind::ConnectionReset,
+        std::io::ErrorKind::ConnectionAborted,
+    ] {
+        let error = connect_error(tcp(kind), &endpoint);
+        assert_eq!(
+            (error.end, error.code),
+            (End::Lost, error_code::CONNECTION_LOST),
+            "{kind:?}"
+        );
+    }
+    let refused = connect_error(tcp(std::io::ErrorKind::ConnectionRefused), &endpoint);
+    assert_eq!(
+        (refused.end, refused.code),
+        (End::ConnectFailed, error_code::CONNECT)
+    );
+    assert!(refused.message.contains("cannot connect to 127.0.0.1:9"));
+}
