@@ -980,7 +980,8 @@ mod tests {
         assert_eq!(auth.end, End::Configuration);
         let down = connect_ending(ConnectError::Proxy("down".into(), None), &endpoint);
         assert_eq!(down.end, End::ConnectFailed);
-        let tcp = connect_ending(ConnectError::Tcp(io_error()), &endpoint);
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let tcp = connect_ending(ConnectError::Tcp(refused), &endpoint);
         assert_eq!(tcp.end, End::ConnectFailed);
         assert_eq!(tcp.error.unwrap().0, error_code::CONNECT);
     }
