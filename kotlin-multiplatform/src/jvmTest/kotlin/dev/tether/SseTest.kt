@@ -163,6 +163,8 @@ class SseTest {
             reconnect {
                 initialDelay = 1.hours
                 maxDelay = 1.hours
+                // Else the first retry's delay is anywhere in [0, 1 h]: 8 % of runs waited < 10 min.
+                jitter = 0.0
             }
         }
         try {
