@@ -25,10 +25,9 @@ pub(crate) struct MaskedFrame {
 impl MaskedFrame {
     /// `payload` framed as one final frame of `kind`, with a fresh random mask.
     pub fn new(kind: Data, payload: &[u8]) -> MaskedFrame {
-        let mut frame = Vec::with_capacity(MAX_HEADER_BYTES + payload.len());
-        let payload_at = put_masked_frame(&mut frame, kind, payload, rand::random());
+        let frame = masked_frame(kind, payload, rand::random());
         MaskedFrame {
-            payload_at,
+            payload_at: frame.len() - payload.len(),
             frame: Bytes::from(frame),
             kind,
         }
@@ -127,8 +126,8 @@ impl FrameBuffers {
     }
 }
 
-/// A client frame header: 2 bytes, a 64-bit length at most, the mask.
-const MAX_HEADER_BYTES: usize = 14;
+/// The longest frame header: 2 bytes, a 64-bit length, a mask.
+pub(crate) const MAX_HEADER_BYTES: usize = 14;
 
 /// One final client frame of `payload`, masked with `mask` (RFC 6455 5.3).
 pub(crate) fn masked_frame(kind: Data, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {

@@ -31,6 +31,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_util::io::poll_read_buf;
 
+use crate::frame::MAX_HEADER_BYTES;
+
 /// Bytes read from the socket per system call while data keeps coming.
 const READ_AHEAD_BYTES: usize = 64 * 1024;
 
@@ -41,9 +43,6 @@ const WIDE_READ_MIN: usize = 1024;
 /// Binary frames from this size on are lifted: below it a frame is a copy
 /// of a few KiB in tungstenite, less than the lift's own turn costs.
 pub(crate) const LIFT_MIN_BYTES: u64 = 16 * 1024;
-
-/// The longest frame header: 2 bytes, a 64-bit length, a mask.
-const MAX_HEADER_BYTES: usize = 14;
 
 /// A lifted frame's payload on its way to the reader (the connection's
 /// `WebSocketReader`), which takes it when tungstenite's read is pending.
