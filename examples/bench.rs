@@ -45,7 +45,10 @@ const LARGE: usize = 1 << 20;
 /// Full sizes (BENCH_SCALE=1).
 const RTT_COUNT: usize = 20_000;
 const PIPE_COUNT: usize = 200_000;
-const LARGE_COUNT: usize = 200;
+/// 1 GiB: 200 × 1 MiB took 0.1 s at loopback speed, too short to measure
+/// (the best of 5 such runs of tokio-tungstenite alone ranged from 2,025 to
+/// 2,796 MB/s between two runs of the whole bench on a quiet machine).
+const LARGE_COUNT: usize = 1_000;
 /// Messages in flight at most, the same for every client. 8 × 1 MiB stays
 /// under OkHttp's fixed 16 MiB send queue.
 const PIPE_WINDOW: usize = 10_000;
