@@ -2073,7 +2073,7 @@ impl Report<'_> {
             p.scale,
             fmt_count(Some(p.rtt as f64)),
             fmt_count(Some(p.pipe as f64)),
-            p.large,
+            fmt_count(Some(p.large as f64)),
             if p.rounds > 1 { format!("the best of {} rounds (each round runs every client in turn) is shown", p.rounds) } else { "one round".into() }
         );
         let _ = writeln!(m, "![ratios](results.svg)\n");

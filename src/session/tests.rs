@@ -808,7 +808,9 @@ async fn dropping_the_client_closes_with_1001_and_terminates() {
 
 #[tokio::test(start_paused = true)]
 async fn a_flood_of_empty_messages_stops_the_reader_and_loses_nothing() {
-    const FLOOD: usize = 50_000;
+    // 2 bytes a frame: far more than the pipe (64 KiB), the read-ahead
+    // buffer (64 KiB) and what the limit lets the reader take hold.
+    const FLOOD: usize = 200_000;
     let mut h = Harness::start(r#"{"max_unpolled_bytes": 65536, "ping_interval_ms": 0}"#);
     let mut ws = h.accept().await;
     h.events_until(is_open).await;

@@ -2,7 +2,7 @@
 //! ahead while data keeps coming, and it lifts large binary frames past
 //! tungstenite.
 //!
-//! tungstenite reads at most its `read_buffer_size` per call (kept at 2 KiB,
+//! tungstenite reads at most its `read_buffer_size` per call (kept at 1 KiB,
 //! since it stays allocated for the connection's life), zero-fills what it
 //! reads into, and copies out of its own buffer nothing: a frame's payload
 //! is the part of that buffer it was read into. Two things here make a
