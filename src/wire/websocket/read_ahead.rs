@@ -20,7 +20,7 @@
 //!   messages keep their order. Every other frame goes to tungstenite byte
 //!   for byte: the protocol's checks and its answers stay there.
 
-use std::io;
+use std::io::{self, Cursor};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
@@ -28,6 +28,8 @@ use std::task::{Context, Poll};
 use bytes::{BufMut, BytesMut};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::FrameHeader;
 use tokio_tungstenite::tungstenite::Bytes;
 use tokio_util::io::poll_read_buf;
 
@@ -120,27 +122,17 @@ struct FrameScan {
     done: bool,
 }
 
-/// A header's length from its second byte.
-fn header_len(second: u8) -> usize {
-    let length_bytes = match second & 0x7F {
-        126 => 2,
-        127 => 8,
-        _ => 0,
-    };
-    let mask_bytes = if second & 0x80 != 0 { 4 } else { 0 };
-    2 + length_bytes + mask_bytes
-}
-
-/// The payload length a whole header gives.
-fn payload_len(header: &[u8]) -> u64 {
-    match header[1] & 0x7F {
-        126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
-        127 => {
-            let mut length = [0; 8];
-            length.copy_from_slice(&header[2..10]);
-            u64::from_be_bytes(length)
+/// The frame header at the front of `bytes`, parsed by tungstenite: its
+/// length in bytes, the header, and its payload's length. None while it is
+/// not whole; Err for an opcode tungstenite fails the connection for.
+fn parse_header(bytes: &[u8]) -> Result<Option<(usize, FrameHeader, u64)>, ()> {
+    let mut cursor = Cursor::new(bytes);
+    match FrameHeader::parse(&mut cursor) {
+        Ok(Some((header, payload_len))) => {
+            Ok(Some((cursor.position() as usize, header, payload_len)))
         }
-        short => u64::from(short),
+        Ok(None) => Ok(None),
+        Err(_) => Err(()),
     }
 }
 
@@ -148,27 +140,25 @@ fn payload_len(header: &[u8]) -> u64 {
 /// extension bits, unmasked, `LIFT_MIN_BYTES..=max` long)?
 fn peek(bytes: &[u8], max: usize) -> Peek {
     const FINAL_BINARY: u8 = 0x82;
-    let (Some(&first), Some(&second)) = (bytes.first(), bytes.get(1)) else {
-        return match bytes.first() {
-            None | Some(&FINAL_BINARY) => Peek::Incomplete,
-            Some(_) => Peek::No,
-        };
-    };
-    // A masked frame (second byte ≥ 0x80) or a short one (< 126) is not.
-    if first != FINAL_BINARY || !(126..=127).contains(&second) {
-        return Peek::No;
+    // Only the first two bytes decide whether to wait for the rest: an
+    // unmasked frame with a 16- or 64-bit length (a masked or short one is
+    // never lifted, so tungstenite gets it as it comes).
+    match (bytes.first(), bytes.get(1)) {
+        (None, _) | (Some(&FINAL_BINARY), None) => return Peek::Incomplete,
+        (Some(&FINAL_BINARY), Some(126..=127)) => {}
+        _ => return Peek::No,
     }
-    let header_len = header_len(second);
-    if bytes.len() < header_len {
-        return Peek::Incomplete;
-    }
-    let length = payload_len(&bytes[..header_len]);
-    if length < LIFT_MIN_BYTES || length > max as u64 {
-        return Peek::No;
-    }
-    Peek::Lift {
-        header_len,
-        payload_len: length as usize,
+    match parse_header(bytes) {
+        Ok(None) => Peek::Incomplete,
+        Ok(Some((header_len, _, payload_len)))
+            if (LIFT_MIN_BYTES..=max as u64).contains(&payload_len) =>
+        {
+            Peek::Lift {
+                header_len,
+                payload_len: payload_len as usize,
+            }
+        }
+        _ => Peek::No,
     }
 }
 
@@ -208,37 +198,45 @@ impl FrameScan {
     /// Counts the front of `bytes` (not empty) as given: the rest of a
     /// payload, or header bytes. Returns how many.
     fn give(&mut self, bytes: &[u8]) -> usize {
+        if self.done {
+            // Nothing more is lifted: the frames no longer matter.
+            return bytes.len();
+        }
         if self.payload_left > 0 {
             let n = self.payload_left.min(bytes.len() as u64);
             self.payload_left -= n;
             return n as usize;
         }
-        let whole = if self.header_len < 2 {
-            2
-        } else {
-            header_len(self.header[1])
-        };
-        let n = (whole - self.header_len).min(bytes.len());
-        self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+        // Header bytes, as many as fit; those past its end are not given.
+        let had = self.header_len;
+        let n = (MAX_HEADER_BYTES - had).min(bytes.len());
+        self.header[had..had + n].copy_from_slice(&bytes[..n]);
         self.header_len += n;
-        if self.header_len >= 2 && self.header_len == header_len(self.header[1]) {
-            self.header_done();
+        match parse_header(&self.header[..self.header_len]) {
+            // Still short of a whole header: all of it was header.
+            Ok(None) => n,
+            Ok(Some((header_len, header, payload_len))) => {
+                self.header_done(&header, payload_len);
+                header_len - had
+            }
+            // tungstenite fails the connection at this frame.
+            Err(()) => {
+                self.done = true;
+                n
+            }
         }
-        n
     }
 
-    fn header_done(&mut self) {
-        let header = &self.header[..self.header_len];
-        let is_final = header[0] & 0x80 != 0;
-        match header[0] & 0x0F {
+    fn header_done(&mut self, header: &FrameHeader, payload_len: u64) {
+        match header.opcode {
             // A continuation: a final one ends the fragmented message.
-            0x0 => self.fragmented &= !is_final,
-            0x1 | 0x2 => self.fragmented = !is_final,
-            0x8 => self.done = true,
-            // Ping, Pong, or what tungstenite fails the connection for.
-            _ => {}
+            OpCode::Data(Data::Continue) => self.fragmented &= !header.is_final,
+            OpCode::Data(_) => self.fragmented = !header.is_final,
+            OpCode::Control(Control::Close) => self.done = true,
+            // Ping, Pong.
+            OpCode::Control(_) => {}
         }
-        self.payload_left = payload_len(header);
+        self.payload_left = payload_len;
         self.header_len = 0;
     }
 
@@ -652,6 +650,18 @@ mod tests {
         assert_eq!(peek(&stream[..5], MAX), Peek::Incomplete);
         assert_eq!(peek(&[FIN | OP_BINARY], MAX), Peek::Incomplete);
         assert_eq!(peek(&[FIN | OP_TEXT], MAX), Peek::No);
+    }
+
+    #[test]
+    fn after_a_frame_tungstenite_fails_for_nothing_is_lifted() {
+        // Opcode 3 is reserved: tungstenite fails the connection there.
+        let mut stream = frame(FIN | 0x3, b"x");
+        stream.extend(binary(&[5; 20 * 1024]));
+        for step in [1, usize::MAX] {
+            let (given, lifted) = scan(&stream, step, usize::MAX);
+            assert!(lifted.is_empty(), "step {step}: {lifted:?}");
+            assert!(given == stream, "step {step}: tungstenite got other bytes");
+        }
     }
 
     /// Reads `total` bytes through a ReadAhead in reads of at most `chunk`,
