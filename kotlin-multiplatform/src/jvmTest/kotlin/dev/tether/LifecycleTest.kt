@@ -53,9 +53,12 @@ class LifecycleTest {
         server = EchoServer.start(handshakeDelayMs = 200)
         val session = client.connect(server.url)
         val seen = CopyOnWriteArrayList<ConnectionState>()
-        // Unconfined: the collector runs as each state is set, so none is conflated away.
-        // It ends itself once it has recorded Closed: joined, not cancelled, since its last
-        // resumption may still be on its way from the poller thread when awaitClosed returns.
+        // A StateFlow conflates: a collector sees a state only if it is still the value when the
+        // collector runs, and even an Unconfined one does not always run at once (a CI run saw
+        // Closing, set ~0.1 ms before Closed, vanish). So each state here lasts: the handshake
+        // 200 ms, the backoff 50 ms, the server's answer to the close 300 ms.
+        // The recorder ends itself once it has recorded Closed: joined, not cancelled, since its
+        // last resumption may still be on its way from the poller thread when awaitClosed returns.
         val recorder = launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) {
             session.state.transformWhile { emit(it); it != ConnectionState.Closed }.collect { seen += it }
         }
@@ -63,7 +66,7 @@ class LifecycleTest {
         val port = server.port
         server.kill()
         session.state.await { it is ConnectionState.Reconnecting && it.attempt >= 1 }
-        server = EchoServer.start(port)
+        server = EchoServer.start(port, closeAnswerDelayMs = 300)
         session.state.await { it == ConnectionState.Open }
         session.send("close-me-politely")
         session.incoming.await { it == Frame.Text("close-me-politely") }

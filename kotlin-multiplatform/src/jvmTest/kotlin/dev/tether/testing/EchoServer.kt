@@ -31,6 +31,8 @@ class EchoServer private constructor(
     private val refuseWith: Int?,
     /** Delay before the server answers an upgrade (to observe Connecting). */
     private val handshakeDelayMs: Long,
+    /** Delay before the server answers a close the client started (to observe Closing). */
+    private val closeAnswerDelayMs: Long,
 ) : AutoCloseable {
     val port: Int = server.localPort
     val url: String get() = "ws://127.0.0.1:$port/echo"
@@ -121,7 +123,10 @@ class EchoServer private constructor(
                     val code = if (payload.size >= 2) ((payload[0].toInt() and 0xFF) shl 8) or (payload[1].toInt() and 0xFF) else 1005
                     closeCodes += code
                     // Answer a close the client started; ours was answered already.
-                    if (!closeSent[0]) writeFrame(output, 0x8, payload.copyOfRange(0, minOf(2, payload.size)))
+                    if (!closeSent[0]) {
+                        if (closeAnswerDelayMs > 0) Thread.sleep(closeAnswerDelayMs)
+                        writeFrame(output, 0x8, payload.copyOfRange(0, minOf(2, payload.size)))
+                    }
                     return
                 }
                 else -> {
@@ -226,14 +231,19 @@ class EchoServer private constructor(
         private const val GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
         /** Starts on [port] (0: any free port), retrying a port that is still being released. */
-        fun start(port: Int = 0, refuseWith: Int? = null, handshakeDelayMs: Long = 0): EchoServer {
+        fun start(
+            port: Int = 0,
+            refuseWith: Int? = null,
+            handshakeDelayMs: Long = 0,
+            closeAnswerDelayMs: Long = 0,
+        ): EchoServer {
             var last: IOException? = null
             repeat(100) {
                 val s = ServerSocket()
                 s.reuseAddress = true
                 try {
                     s.bind(InetSocketAddress("127.0.0.1", port), 128)
-                    return EchoServer(s, refuseWith, handshakeDelayMs)
+                    return EchoServer(s, refuseWith, handshakeDelayMs, closeAnswerDelayMs)
                 } catch (e: IOException) {
                     s.close()
                     last = e
