@@ -36,7 +36,8 @@ type Ws = WebSocketStream<ReadAhead<Transport>>;
 
 /// tungstenite's read buffer of a connection, kept (and zero-filled, so
 /// resident) for the connection's life: small, so idle connections stay
-/// cheap (DESIGN: 12 KiB each at 10,000; 2 KiB here measured 0.7 KiB more). tungstenite grows it to the size of each incoming frame it
+/// cheap (DESIGN: 12 KiB each at 10,000; 2 KiB here measured 0.7 KiB
+/// more). tungstenite grows it to the size of each incoming frame it
 /// reads, and reads at most this much per call: `ReadAhead` under it makes
 /// those calls copies from a 64 KiB read instead of system calls, and takes
 /// large binary frames past it.
